@@ -1,0 +1,37 @@
+"""Logging filter that keeps API keys out of every log line (SECURITY 12)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+
+
+def configured_secrets() -> list[str]:
+    secrets = []
+    for config in getattr(settings, "PROVIDERS", {}).values():
+        key = config.get("OPTIONS", {}).get("api_key")
+        if key:
+            secrets.append(key)
+    return secrets
+
+
+class RedactSecretsFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = configured_secrets()
+        if not secrets:
+            return True
+        message = record.getMessage()
+        redacted = message
+        for secret in secrets:
+            redacted = redacted.replace(secret, "[redacted]")
+        if record.exc_info and record.exc_info[1] is not None:
+            # Render the traceback now, redacted, so the handler prints no raw key.
+            text = logging.Formatter().formatException(record.exc_info)
+            for secret in secrets:
+                text = text.replace(secret, "[redacted]")
+            record.exc_text = text
+            record.exc_info = None
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True

@@ -1,0 +1,292 @@
+"""The only settings module.
+
+Every environment variable is read in the block below, through `_env()`, which records the
+name: `tests/test_settings_env.py` fails when a variable read here is missing from the README's
+table. Nothing below the block reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+ENV_VARS_READ: dict[str, str] = {}
+
+
+def _env(name: str, default: str = "") -> str:
+    value = os.environ.get(name, default)
+    ENV_VARS_READ[name] = default
+    return value
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name, "true" if default else "false").strip().lower()
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
+def _env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in _env(name, default).split(",") if item.strip()]
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment (the README's table lists every variable read here)
+# ---------------------------------------------------------------------------------------------
+VAR_DIR = Path(_env("CHAT_VAR_DIR", str(BASE_DIR / "var")))
+SECRET_KEY_ENV = _env("DJANGO_SECRET_KEY")
+DEBUG = _env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+HTTPS = _env_bool("DJANGO_HTTPS", False)
+ALLOW_SIGNUP = _env_bool("DJANGO_ALLOW_SIGNUP", True)
+DATABASE_URL = _env("DATABASE_URL")
+REDIS_URL = _env("REDIS_URL")
+MEDIA_ROOT = Path(_env("MEDIA_ROOT", str(VAR_DIR / "media")))
+STATIC_ROOT = Path(_env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+LOG_LEVEL = _env("LOG_LEVEL", "INFO").upper()
+AIMLAPI_API_KEY = _env("AIMLAPI_API_KEY")
+AIMLAPI_BASE_URL = _env("AIMLAPI_BASE_URL", "https://api.aimlapi.com/v1")
+UPSTREAM_CONNECT_TIMEOUT = _env_number("UPSTREAM_CONNECT_TIMEOUT", 10)
+UPSTREAM_READ_TIMEOUT = _env_number("UPSTREAM_READ_TIMEOUT", 120)
+CHAT_MAX_MESSAGE_CHARS = int(_env_number("CHAT_MAX_MESSAGE_CHARS", 100_000))
+CHAT_SENDS_PER_MINUTE = int(_env_number("CHAT_SENDS_PER_MINUTE", 30))
+CHAT_MAX_ACTIVE_TURNS_PER_USER = int(_env_number("CHAT_MAX_ACTIVE_TURNS_PER_USER", 4))
+CHAT_WORKER_HEARTBEAT_SECONDS = _env_number("CHAT_WORKER_HEARTBEAT_SECONDS", 10)
+# ---------------------------------------------------------------------------------------------
+
+TESTING = "pytest" in sys.modules
+
+
+def _local_secret_key() -> str:
+    """Development convenience: one random key, generated once, kept in an ignored file."""
+    path = VAR_DIR / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(50)
+        # O_EXCL: two processes starting at once agree on the first key written.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key
+
+
+SECRET_KEY = SECRET_KEY_ENV or _local_secret_key()
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "channels",
+    "chatapp",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "chatapp.middleware.ContentSecurityPolicyMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "chatapp.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "chatapp.urls"
+ASGI_APPLICATION = "chatapp.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    }
+]
+
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "db.sqlite3",
+            "OPTIONS": {
+                # WAL lets readers proceed during a write; IMMEDIATE takes the write lock at
+                # BEGIN so two writers queue on busy_timeout instead of failing mid-transaction.
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": (
+                    "PRAGMA journal_mode=WAL;"
+                    "PRAGMA synchronous=NORMAL;"
+                    "PRAGMA busy_timeout=20000;"
+                    "PRAGMA foreign_keys=ON;"
+                ),
+            },
+            # A file, not :memory:, so that the browser tests' server thread shares it.
+            "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
+        }
+    }
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
+    }
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+if TESTING:
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "chat-home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Uploads are served only by the owner-checking view, never from a public URL (SECURITY 8).
+MEDIA_URL = None
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# Security headers. HTTPS-only settings switch on with DJANGO_HTTPS=true (behind TLS).
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 31_536_000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact_secrets": {"()": "chatapp.logging.RedactSecretsFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_secrets"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+}
+
+# ---------------------------------------------------------------------------------------------
+# Providers, shaped like STORAGES: alias -> BACKEND + OPTIONS. A route exists only when its key
+# is set; with no key at all the offline demo is the only route, so the first run works.
+# ---------------------------------------------------------------------------------------------
+UPSTREAM_TIMEOUTS = {
+    "connect": UPSTREAM_CONNECT_TIMEOUT,
+    "read": UPSTREAM_READ_TIMEOUT,
+    "write": 30.0,
+    "pool": 10.0,
+}
+PROVIDERS: dict[str, dict] = {}
+if AIMLAPI_API_KEY:
+    PROVIDERS["aimlapi"] = {
+        "BACKEND": "chatapp.providers.openai_compat.OpenAICompatProvider",
+        "OPTIONS": {"api_key": AIMLAPI_API_KEY, "base_url": AIMLAPI_BASE_URL},
+    }
+if not PROVIDERS:
+    PROVIDERS["demo"] = {"BACKEND": "chatapp.providers.demo.DemoProvider", "OPTIONS": {}}
+
+# Limits, each named in the error a person sees when they hit it (SECURITY 14).
+CHAT_LIMITS = {
+    "message_chars": CHAT_MAX_MESSAGE_CHARS,
+    "sends_per_minute": CHAT_SENDS_PER_MINUTE,
+    "active_turns_per_user": CHAT_MAX_ACTIVE_TURNS_PER_USER,
+    "system_prompt_chars": 20_000,
+}
+
+# The generation run (DESIGN.md, steps 2-5).
+CHAT_RUN = {
+    # Frames published per stream are coalesced to at most one per interval (~20 per second).
+    "frame_interval": 0.05,
+    # Partial text is checkpointed to the database at most once per interval.
+    "checkpoint_interval": 1.0,
+    # Retries before the first token for 429 / 5xx / connection errors.
+    "retry_attempts": 3,
+    "retry_backoff": 0.5,
+    "retry_max_wait": 8.0,
+    # Liveness of the worker processes that own runs; a run whose worker has not been seen
+    # for `worker_stale_after` seconds is marked interrupted by any other worker.
+    "heartbeat_interval": CHAT_WORKER_HEARTBEAT_SECONDS,
+    "worker_stale_after": CHAT_WORKER_HEARTBEAT_SECONDS * 3,
+}
+
+# SSE: a comment at least this often keeps proxies from closing an idle stream.
+SSE_HEARTBEAT_SECONDS = 10.0
