@@ -1,0 +1,144 @@
+"""Provider-neutral values: what a turn asks for and what an upstream streams back.
+
+These are frozen dataclasses, separate from the ORM rows (`chatapp.models`), so that adapters
+never import models and a request can be built, logged and tested without a database.
+Adapters translate them to and from their wire format; nothing else knows a wire format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """A validated, normalised image (see `chatapp.images`).
+
+    `data` holds the raw bytes of the stored file; each adapter encodes them in the form its
+    route expects (a `data:` URI for the OpenAI format, raw base64 `inlineData` for Gemini).
+    """
+
+    mime_type: str
+    data: bytes
+    width: int = 0
+    height: int = 0
+
+
+Part = TextPart | ImagePart
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One earlier turn of the conversation, as the model will see it.
+
+    `extras` carries what a provider asked us to echo back on later turns, opaque and
+    unmodified - e.g. `{"google": {"thought_signature": "..."}}` on assistant turns.
+    """
+
+    role: Role
+    parts: tuple[Part, ...]
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return "".join(part.text for part in self.parts if isinstance(part, TextPart))
+
+    @classmethod
+    def of_text(cls, role: Role, text: str, **extras: Any) -> ChatMessage:
+        return cls(role=role, parts=(TextPart(text),), extras=extras)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """Everything an adapter needs for one generation.
+
+    `options` holds only the parameters the person set, under neutral names, already validated
+    against the model's ranges by `catalog.validate_options`: temperature, top_p,
+    max_tokens, max_completion_tokens, frequency_penalty, presence_penalty, stop (a list of
+    strings) and seed. Adapters map these names to their wire names and send nothing else.
+    `request_id` is our id for the turn (the assistant message's UUID), sent upstream where the
+    protocol has a place for it so both sides can be reconciled.
+    """
+
+    model: str
+    messages: tuple[ChatMessage, ...]
+    system: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    request_id: str = ""
+
+
+# --- Events an adapter yields, in order ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseInfo:
+    """Identifiers of the upstream response, yielded as soon as they are known.
+
+    `request_id` is the upstream's billing/trace reference (AI/ML API's `x-inference-id`);
+    `response_id` the id in the body; `model` the model name the upstream reports, which may
+    be spelled differently from the one requested.
+    """
+
+    request_id: str | None = None
+    response_id: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token and cost figures exactly as the upstream sent them: none is derived from another,
+    because upstreams disagree on whether `total` includes reasoning tokens."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    total_tokens: int | None = None
+    credits_used: float | None = None
+    usd_spent: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """Why the upstream stopped. `reason` is neutral (stop, length, content_filter, tool_calls,
+    safety, recitation, other); `raw` is the upstream's own spelling, kept for display."""
+
+    reason: str
+    raw: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderExtras:
+    """Provider data to keep on the message and, where the protocol requires, echo back on the
+    next turn (e.g. Gemini thought signatures). Merged into `Message.provider_extras`."""
+
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A short human-readable progress note (e.g. "waiting for Segmind"), shown while no text
+    has arrived. Not part of the answer."""
+
+    text: str
+
+
+Event = ResponseInfo | TextDelta | ReasoningDelta | Usage | Finish | ProviderExtras | Status
