@@ -1,0 +1,473 @@
+"""Writes. Views call one service; the generation run calls the message_* services.
+
+Every function takes keyword-only arguments and raises a `ServiceError` subclass whose message
+a person can read (it names the limit it enforces).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from . import rendering
+from .models import Conversation, Message, Worker
+from .providers import catalog
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class TurnConflict(ServiceError):
+    status = 409
+
+
+class LimitExceeded(ServiceError):
+    status = 429
+
+
+class InvalidSettings(ServiceError):
+    def __init__(self, message: str, errors: dict[str, str]) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+# --- Accounts ---------------------------------------------------------------------------------
+
+
+def user_signup(*, username: str, password: str) -> AbstractBaseUser:
+    """Create an account; the first account on a server becomes its superuser."""
+    User = get_user_model()
+    with transaction.atomic():
+        first = not User.objects.exists()
+        if first:
+            return User.objects.create_superuser(username=username, password=password)
+        return User.objects.create_user(username=username, password=password)
+
+
+# --- Conversations ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSettings:
+    """Validated settings for a conversation: the model and the parameters the person set."""
+
+    spec: catalog.ModelSpec
+    system_prompt: str
+    options: dict[str, Any]
+
+
+def chat_settings_validate(
+    *, model_key: str, system_prompt: str, raw_options: dict[str, Any]
+) -> ChatSettings:
+    spec = catalog.get_model_by_key(model_key)
+    if spec is None:
+        raise InvalidSettings(
+            "Choose a model from the list.",
+            {"model": f"The model {model_key!r} is not available on this server."},
+        )
+    limit = settings.CHAT_LIMITS["system_prompt_chars"]
+    errors: dict[str, str] = {}
+    if len(system_prompt) > limit:
+        errors["system_prompt"] = (
+            f"The system prompt is {len(system_prompt):,} characters; the limit is {limit:,}."
+        )
+    options, option_errors = catalog.validate_options(spec, raw_options)
+    errors.update(option_errors)
+    if errors:
+        raise InvalidSettings("Some settings are out of range for this model.", errors)
+    return ChatSettings(spec=spec, system_prompt=system_prompt, options=options)
+
+
+def conversation_settings_update(
+    *, conversation: Conversation, chat_settings: ChatSettings
+) -> Conversation:
+    conversation.route = chat_settings.spec.route
+    conversation.model = chat_settings.spec.id
+    conversation.system_prompt = chat_settings.system_prompt
+    conversation.settings = chat_settings.options
+    conversation.save(update_fields=["route", "model", "system_prompt", "settings"])
+    return conversation
+
+
+def conversation_pin(*, conversation: Conversation, pinned: bool) -> Conversation:
+    conversation.pinned = pinned
+    conversation.save(update_fields=["pinned"])
+    return conversation
+
+
+def conversation_delete(*, conversation: Conversation) -> None:
+    if conversation.messages.filter(status__in=Message.ACTIVE_STATUSES).exists():
+        raise TurnConflict("An answer is still being written here. Press Stop first, then delete.")
+    conversation.delete()
+
+
+# --- Turns ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    conversation: Conversation
+    user_message: Message
+    assistant_message: Message
+    created: bool  # False when an idempotency key matched an earlier submit
+
+
+def turn_start(
+    *,
+    owner: AbstractBaseUser,
+    conversation_id: uuid.UUID,
+    text: str,
+    idempotency_key: uuid.UUID,
+    chat_settings: ChatSettings,
+    worker_id: uuid.UUID,
+) -> Turn:
+    """Save the user's message and a pending assistant message in one transaction.
+
+    Creates the conversation when `conversation_id` is new (the id comes from the new-chat
+    form, so a double submit of a first message lands in the same conversation). The settings
+    are saved on the conversation and the exact options to send are frozen on the assistant
+    message. Raises TurnConflict (one active turn per conversation) or LimitExceeded.
+    """
+    earlier = _turn_for_key(owner=owner, idempotency_key=idempotency_key)
+    if earlier is not None:
+        return earlier
+    _check_text(text)
+    _check_rate(owner)
+    try:
+        with transaction.atomic():
+            conversation = _conversation_for_turn(owner, conversation_id, chat_settings)
+            if conversation.messages.filter(status__in=Message.ACTIVE_STATUSES).exists():
+                raise TurnConflict(
+                    "An answer is still being written in this conversation. "
+                    "Wait for it to finish or press Stop."
+                )
+            parent = (
+                conversation.messages.filter(superseded=False)
+                .order_by("-created_at", "-id")
+                .first()
+            )
+            now = timezone.now()
+            user_message = Message.objects.create(
+                conversation=conversation,
+                parent=parent,
+                role=Message.Role.USER,
+                content=text,
+                idempotency_key=idempotency_key,
+                created_at=now,
+            )
+            assistant_message = _assistant_message_create(
+                conversation=conversation,
+                parent=user_message,
+                spec=chat_settings.spec,
+                options=chat_settings.options,
+                worker_id=worker_id,
+                created_at=now + timedelta(microseconds=1),
+            )
+            fields = ["updated_at"]
+            conversation.updated_at = now
+            if not conversation.title:
+                conversation.title = title_from_text(text)
+                fields.append("title")
+            conversation.save(update_fields=fields)
+    except IntegrityError:
+        # Lost a race: either the same submit twice (idempotency key) or two turns at once.
+        earlier = _turn_for_key(owner=owner, idempotency_key=idempotency_key)
+        if earlier is not None:
+            return earlier
+        raise TurnConflict(
+            "An answer is still being written in this conversation. "
+            "Wait for it to finish or press Stop."
+        ) from None
+    return Turn(conversation, user_message, assistant_message, created=True)
+
+
+def turn_retry(*, message: Message, chat_settings: ChatSettings, worker_id: uuid.UUID) -> Message:
+    """Answer the same user message again with the conversation's current settings.
+
+    The old answer is kept but superseded (it leaves the visible thread). Pressing Retry twice
+    returns the replacement created by the first press.
+    """
+    if message.role != Message.Role.ASSISTANT or message.is_active:
+        raise TurnConflict("Only a finished answer can be retried.")
+    _check_rate(message.conversation.owner)
+    try:
+        with transaction.atomic():
+            locked = Message.objects.select_for_update().get(pk=message.pk)
+            if locked.superseded:
+                replacement = (
+                    Message.objects.filter(parent_id=locked.parent_id, superseded=False)
+                    .order_by("-created_at")
+                    .first()
+                )
+                if replacement is not None:
+                    return replacement
+            conversation = locked.conversation
+            if conversation.messages.filter(status__in=Message.ACTIVE_STATUSES).exists():
+                raise TurnConflict(
+                    "An answer is still being written in this conversation. "
+                    "Wait for it to finish or press Stop."
+                )
+            locked.superseded = True
+            locked.save(update_fields=["superseded"])
+            now = timezone.now()
+            replacement = _assistant_message_create(
+                conversation=conversation,
+                parent=locked.parent,
+                spec=chat_settings.spec,
+                options=chat_settings.options,
+                worker_id=worker_id,
+                created_at=now,
+            )
+            conversation.updated_at = now
+            conversation.save(update_fields=["updated_at"])
+    except IntegrityError:
+        raise TurnConflict(
+            "An answer is still being written in this conversation. "
+            "Wait for it to finish or press Stop."
+        ) from None
+    return replacement
+
+
+def title_from_text(text: str, limit: int = 80) -> str:
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "New chat")
+    if len(line) <= limit:
+        return line
+    cut = line[:limit].rsplit(" ", 1)[0] or line[:limit]
+    return cut.rstrip(",.;:") + "…"
+
+
+def _assistant_message_create(
+    *,
+    conversation: Conversation,
+    parent: Message | None,
+    spec: catalog.ModelSpec,
+    options: dict[str, Any],
+    worker_id: uuid.UUID,
+    created_at,
+) -> Message:
+    return Message.objects.create(
+        conversation=conversation,
+        parent=parent,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.PENDING,
+        route=spec.route,
+        model=spec.id,
+        request_options=catalog.options_to_send(spec, options),
+        worker_id=worker_id,
+        created_at=created_at,
+    )
+
+
+def _conversation_for_turn(
+    owner: AbstractBaseUser, conversation_id: uuid.UUID, chat_settings: ChatSettings
+) -> Conversation:
+    conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
+    if conversation is None:
+        return Conversation.objects.create(
+            id=conversation_id,
+            owner=owner,
+            route=chat_settings.spec.route,
+            model=chat_settings.spec.id,
+            system_prompt=chat_settings.system_prompt,
+            settings=chat_settings.options,
+        )
+    if conversation.owner_id != owner.pk:
+        # Someone else's id: behave exactly as if it did not exist (SECURITY 9).
+        raise Conversation.DoesNotExist
+    return conversation_settings_update(conversation=conversation, chat_settings=chat_settings)
+
+
+def _turn_for_key(*, owner: AbstractBaseUser, idempotency_key: uuid.UUID) -> Turn | None:
+    user_message = (
+        Message.objects.select_related("conversation")
+        .filter(conversation__owner=owner, idempotency_key=idempotency_key)
+        .first()
+    )
+    if user_message is None:
+        return None
+    assistant_message = (
+        Message.objects.filter(parent=user_message, role=Message.Role.ASSISTANT)
+        .order_by("superseded", "-created_at")
+        .first()
+    )
+    if assistant_message is None:
+        return None
+    return Turn(user_message.conversation, user_message, assistant_message, created=False)
+
+
+def _check_text(text: str) -> None:
+    limit = settings.CHAT_LIMITS["message_chars"]
+    if not text.strip():
+        raise ServiceError("Type a message first.")
+    if len(text) > limit:
+        raise ServiceError(
+            f"Your message is {len(text):,} characters long; the limit is {limit:,} characters."
+        )
+
+
+def _check_rate(owner: AbstractBaseUser) -> None:
+    per_minute = settings.CHAT_LIMITS["sends_per_minute"]
+    since = timezone.now() - timedelta(minutes=1)
+    sent = Message.objects.filter(
+        conversation__owner=owner, role=Message.Role.ASSISTANT, created_at__gte=since
+    ).count()
+    if sent >= per_minute:
+        raise LimitExceeded(
+            f"You have sent {sent} messages in the last minute; the limit is {per_minute} per "
+            "minute. Wait a moment and send again."
+        )
+    active_limit = settings.CHAT_LIMITS["active_turns_per_user"]
+    active = Message.objects.filter(
+        conversation__owner=owner, status__in=Message.ACTIVE_STATUSES
+    ).count()
+    if active >= active_limit:
+        raise LimitExceeded(
+            f"{active} answers are being written for you right now; the limit is {active_limit} "
+            "at a time. Wait for one to finish or press Stop."
+        )
+
+
+# --- The generation run's writes ---------------------------------------------------------------
+
+
+def message_checkpoint(*, message_id: uuid.UUID, content: str, reasoning: str) -> None:
+    """Save the partial text of a streaming message (at most once per second per message)."""
+    Message.objects.filter(pk=message_id, status__in=Message.ACTIVE_STATUSES).update(
+        content=content, reasoning=reasoning, status=Message.Status.STREAMING
+    )
+
+
+@dataclass(slots=True)
+class Outcome:
+    """Everything the run knows when it ends; saved in one UPDATE."""
+
+    status: str
+    content: str
+    reasoning: str = ""
+    error_code: str = ""
+    error_message: str = ""
+    finish_reason: str = ""
+    model_reported: str = ""
+    upstream_request_id: str = ""
+    upstream_response_id: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    total_tokens: int | None = None
+    credits_used: float | None = None
+    usd_spent: float | None = None
+    ttft_ms: int | None = None
+    duration_ms: int | None = None
+    provider_extras: dict | None = None
+
+
+def message_finish(*, message_id: uuid.UUID, outcome: Outcome) -> bool:
+    """Save the final state of a run. Returns False if the message was already terminal
+    (e.g. marked interrupted by another worker while this one was partitioned away)."""
+    fields: dict[str, Any] = {
+        "status": outcome.status,
+        "content": outcome.content,
+        "content_html": rendering.render_markdown(outcome.content) if outcome.content else "",
+        "html_version": rendering.RENDERER_VERSION,
+        "reasoning": outcome.reasoning,
+        "error_code": outcome.error_code,
+        "error_message": outcome.error_message,
+        "finish_reason": outcome.finish_reason[:32],
+        "model_reported": outcome.model_reported[:200],
+        "upstream_request_id": outcome.upstream_request_id[:200],
+        "upstream_response_id": outcome.upstream_response_id[:200],
+        "prompt_tokens": _count(outcome.prompt_tokens),
+        "completion_tokens": _count(outcome.completion_tokens),
+        "reasoning_tokens": _count(outcome.reasoning_tokens),
+        "total_tokens": _count(outcome.total_tokens),
+        "credits_used": _decimal(outcome.credits_used),
+        "usd_spent": _decimal(outcome.usd_spent),
+        "ttft_ms": outcome.ttft_ms,
+        "duration_ms": outcome.duration_ms,
+        "finished_at": timezone.now(),
+    }
+    if outcome.provider_extras is not None:
+        fields["provider_extras"] = outcome.provider_extras
+    updated = Message.objects.filter(pk=message_id, status__in=Message.ACTIVE_STATUSES).update(
+        **fields
+    )
+    return bool(updated)
+
+
+def _count(value: int | None) -> int | None:
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+def _decimal(value: float | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return Decimal(str(value)).quantize(Decimal("0.00000001"))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+# --- Workers and interrupted runs --------------------------------------------------------------
+
+INTERRUPTED_MESSAGE = (
+    "The server stopped while this answer was being written. The text up to that moment is "
+    "kept; press Retry to ask again or Continue to pick up where it stopped."
+)
+
+
+def worker_heartbeat(*, worker_id: uuid.UUID, hostname: str, pid: int) -> None:
+    now = timezone.now()
+    updated = Worker.objects.filter(pk=worker_id).update(seen_at=now)
+    if not updated:
+        Worker.objects.update_or_create(
+            pk=worker_id, defaults={"hostname": hostname, "pid": pid, "seen_at": now}
+        )
+
+
+def runs_reap(
+    *, live_worker_id: uuid.UUID, stale_after: float, all_others: bool
+) -> list[uuid.UUID]:
+    """Mark as interrupted the active messages whose worker is gone, keeping their text.
+
+    `all_others=True` (single-process deployments, no shared channel layer) treats every other
+    worker as gone; otherwise a worker is gone when it has not been seen for `stale_after`
+    seconds. Returns the ids marked, so the caller can tell their listeners.
+    """
+    active = Message.objects.filter(status__in=Message.ACTIVE_STATUSES)
+    if all_others:
+        orphans = active.exclude(worker_id=live_worker_id)
+    else:
+        fresh = Worker.objects.filter(
+            seen_at__gte=timezone.now() - timedelta(seconds=stale_after)
+        ).values("pk")
+        orphans = active.filter(Q(worker_id__isnull=True) | ~Q(worker_id__in=fresh))
+    ids = list(orphans.values_list("pk", flat=True))
+    if not ids:
+        return []
+    Message.objects.filter(pk__in=ids, status__in=Message.ACTIVE_STATUSES).update(
+        status=Message.Status.INTERRUPTED,
+        error_code="interrupted",
+        error_message=INTERRUPTED_MESSAGE,
+        finished_at=timezone.now(),
+    )
+    Worker.objects.filter(seen_at__lt=timezone.now() - timedelta(days=1)).delete()
+    log.warning("marked %d orphaned run(s) interrupted", len(ids))
+    return ids
