@@ -1,0 +1,277 @@
+"""The SSE endpoint `/stream/<message uuid>/`: attach a browser to one message's stream.
+
+Protocol (what the browser receives):
+- `retry:` and a comment at once, so proxies and the browser see the stream open; a second
+  comment (`: live`) once attached to a running generation.
+- `event: delta`, `id: <end offset>`, `data: {"o": <start offset>, "t": "<text>"}` for each
+  piece of the answer, in order. Offsets count characters of the answer; the browser appends
+  `t` from its own offset, so a piece it already has is never shown twice.
+- `event: status` with a short escaped note (retrying, waiting), while no text has arrived.
+- exactly one terminal event: `event: done` (complete, stopped or interrupted) or
+  `event: error` (failed), whose data is the message's final HTML fragment; then the
+  response ends.
+- comments (`: hb`) at most `SSE_HEARTBEAT_SECONDS` apart while nothing else is sent.
+Resume: the browser's `Last-Event-ID` header (automatic reconnect) or `?after=<offset>` (a
+page rendered with some text already) says what it has; everything after it is sent first.
+
+The consumer never loops inside `handle()`: it sets up and returns, then relays group events
+as they come, so it sees `http.disconnect` as soon as the browser leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
+from channels.generic.http import AsyncHttpConsumer
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+from django.utils.html import escape
+
+from . import generation, selectors
+from .generation import render_message_fragment, stream_group, terminal_event_name
+
+log = logging.getLogger(__name__)
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+    (b"x-content-type-options", b"nosniff"),
+]
+# How long to wait for a snapshot from the run before asking again.
+SNAPSHOT_TIMEOUT = 5.0
+
+
+def sse_event(event: str, data: str, event_id: int | str | None = None) -> bytes:
+    """One SSE event. Multi-line data becomes several `data:` lines (the browser rejoins them
+    with newlines); a bare CR would end a line in SSE, so line endings are normalised."""
+    lines = [] if event_id is None else [f"id: {event_id}"]
+    lines.append(f"event: {event}")
+    text = data.replace("\r\n", "\n").replace("\r", "\n")
+    lines.extend(f"data: {line}" for line in text.split("\n"))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def session_group(session_key: str) -> str:
+    """Streams of one login session; logging out ends them (SECURITY 11)."""
+    return "session." + hashlib.sha256(session_key.encode()).hexdigest()[:40]
+
+
+class MessageStreamConsumer(AsyncHttpConsumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.finished = False
+        self.groups_joined: list[str] = []
+        self.delivered = 0
+        self.awaiting_snapshot = False
+        self.snapshot_requested_at = 0.0
+        self.buffer: list[dict[str, Any]] = []
+        self.ticker: asyncio.Task | None = None
+        self.last_sent = 0.0
+
+    # Channels' AsyncHttpConsumer ends the consumer as soon as handle() returns; an SSE
+    # response must outlive it, so the request entry point is replaced.
+    async def http_request(self, message: dict[str, Any]) -> None:
+        if message.get("more_body"):
+            return
+        await self.handle(b"")
+        if self.finished:
+            await self._cleanup()
+            raise StopConsumer()
+
+    async def http_disconnect(self, message: dict[str, Any]) -> None:
+        await self._cleanup()
+        raise StopConsumer()
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # The base class closes stale DB connections (a thread hop) before every message;
+        # frames arrive ~20 times a second per stream and never touch the database.
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+        if self.finished and message["type"] != "http.request":
+            await self._cleanup()
+            raise StopConsumer()
+
+    # -- setup --
+
+    async def handle(self, body: bytes) -> None:
+        if not self._host_allowed():
+            await self._respond(400, b"Bad host")
+            return
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self._respond(403, b"Log in to watch this answer.")
+            return
+        self.message_id = self.scope["url_route"]["kwargs"]["message_id"]
+        message = await database_sync_to_async(selectors.stream_state)(
+            owner=user, message_id=self.message_id
+        )
+        if message is None:
+            await self._respond(404, b"Not found")
+            return
+        self.delivered = self._resume_offset()
+        await self.send_headers(status=200, headers=SSE_HEADERS)
+        await self._send(b"retry: 2000\n: stream open\n\n")
+        if message.is_terminal:
+            await self._finish_from_db(message)
+            return
+        # Join before re-reading: a run that ends between the two reads has saved its final
+        # state first (we then read it) or publishes its end after we joined (we receive it).
+        await self._join(stream_group(self.message_id))
+        session = self.scope.get("session")
+        if session is not None and session.session_key:
+            await self._join(session_group(session.session_key))
+        message = await database_sync_to_async(selectors.stream_state)(
+            owner=user, message_id=self.message_id
+        )
+        if message is None or message.is_terminal:
+            await self._finish_from_db(message)
+            return
+        await self._request_snapshot()
+        await self._send(b": live\n\n")
+        self.ticker = asyncio.create_task(self._tick())
+
+    # -- group events --
+
+    async def stream_delta(self, event: dict[str, Any]) -> None:
+        if self.awaiting_snapshot:
+            self.buffer.append(event)
+            return
+        await self._deliver(event["o"], event["t"])
+
+    async def stream_snapshot(self, event: dict[str, Any]) -> None:
+        if not self.awaiting_snapshot:
+            return
+        self.awaiting_snapshot = False
+        if event.get("status"):
+            await self.stream_status({"text": event["status"]})
+        await self._deliver(event["o"], event["t"])
+        buffered, self.buffer = self.buffer, []
+        for frame in buffered:
+            await self._deliver(frame["o"], frame["t"])
+
+    async def stream_status(self, event: dict[str, Any]) -> None:
+        await self._send(sse_event("status", escape(event["text"]), self.delivered))
+
+    async def stream_end(self, event: dict[str, Any]) -> None:
+        await self._send(sse_event(event["event"], event["html"], event["end"]))
+        await self._close()
+
+    async def session_ended(self, event: dict[str, Any]) -> None:
+        # Logged out: end the stream at this event boundary; the page will ask to log in.
+        await self._close()
+
+    # -- internals --
+
+    async def _deliver(self, start: int, text: str) -> None:
+        end = start + len(text)
+        if end <= self.delivered:
+            return  # already sent (overlap between a snapshot and frames)
+        if start > self.delivered:
+            # A frame was lost (e.g. a full channel): get the missing text from the run.
+            await self._request_snapshot()
+            self.buffer.append({"o": start, "t": text})
+            return
+        if start < self.delivered:
+            text = text[self.delivered - start :]
+            start = self.delivered
+        self.delivered = end
+        await self._send(sse_event("delta", json.dumps({"o": start, "t": text}), end))
+
+    async def _request_snapshot(self) -> None:
+        self.awaiting_snapshot = True
+        self.snapshot_requested_at = asyncio.get_running_loop().time()
+        await generation.manager().request_snapshot(
+            self.message_id, after=self.delivered, reply_to=self.channel_name
+        )
+
+    async def _tick(self) -> None:
+        """Heartbeats, and a second look when a snapshot does not come (the run's worker may
+        have died: then the database says so, or the reaper will soon announce the end)."""
+        loop = asyncio.get_running_loop()
+        heartbeat = settings.SSE_HEARTBEAT_SECONDS
+        while not self.finished:
+            await asyncio.sleep(1.0)
+            now = loop.time()
+            if self.awaiting_snapshot and now - self.snapshot_requested_at > SNAPSHOT_TIMEOUT:
+                message = await database_sync_to_async(selectors.stream_state)(
+                    owner=self.scope["user"], message_id=self.message_id
+                )
+                if message is None or message.is_terminal:
+                    await self._finish_from_db(message)
+                    await self._cleanup()
+                    return
+                await self._request_snapshot()
+            if now - self.last_sent >= heartbeat:
+                await self._send(b": hb\n\n")
+
+    async def _finish_from_db(self, message: Any) -> None:
+        if message is None:
+            await self._close()
+            return
+        html = await database_sync_to_async(render_message_fragment)(message)
+        await self._send(sse_event(terminal_event_name(message.status), html, len(message.content)))
+        await self._close()
+
+    async def _send(self, data: bytes) -> None:
+        if self.finished:
+            return
+        self.last_sent = asyncio.get_running_loop().time()
+        await self.send_body(data, more_body=True)
+
+    async def _close(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        await self.send_body(b"", more_body=False)
+
+    async def _respond(self, status: int, body: bytes) -> None:
+        await self.send_response(
+            status, body, headers=[(b"content-type", b"text/plain; charset=utf-8")]
+        )
+        self.finished = True
+
+    async def _join(self, group: str) -> None:
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups_joined.append(group)
+
+    async def _cleanup(self) -> None:
+        self.finished = True
+        if self.ticker is not None and self.ticker is not asyncio.current_task():
+            self.ticker.cancel()
+        for group in self.groups_joined:
+            with contextlib.suppress(Exception):
+                await self.channel_layer.group_discard(group, self.channel_name)
+        self.groups_joined = []
+
+    def _resume_offset(self) -> int:
+        """The offset the browser already has: Last-Event-ID on an automatic reconnect, else
+        `?after=` from the page that rendered the partial text."""
+        headers = dict(self.scope.get("headers", []))
+        raw = headers.get(b"last-event-id", b"").decode("latin-1").strip()
+        if not raw:
+            query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+            raw = (query.get("after") or [""])[0]
+        try:
+            return max(0, int(raw))
+        except ValueError:
+            return 0
+
+    def _host_allowed(self) -> bool:
+        headers = dict(self.scope.get("headers", []))
+        host = headers.get(b"host", b"").decode("latin-1")
+        domain, _port = split_domain_port(host)
+        allowed = settings.ALLOWED_HOSTS
+        if settings.DEBUG and not allowed:
+            allowed = [".localhost", "127.0.0.1", "[::1]"]
+        return bool(domain) and validate_host(domain, allowed)
