@@ -1,0 +1,328 @@
+"""Views: permission, form, one service call, render. Upstream calls never happen here."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.db import connection
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from . import generation, selectors, services
+from .forms import ComposerForm, SettingsForm, SignupForm
+from .models import Conversation, Message
+from .providers import catalog
+
+# --- Health and accounts ------------------------------------------------------------------
+
+
+@login_not_required
+@require_GET
+@never_cache
+def healthz(request: HttpRequest) -> HttpResponse:
+    connection.ensure_connection()
+    return HttpResponse("ok", content_type="text/plain")
+
+
+class LoginView(auth_views.LoginView):
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_context_data(**kwargs), "allow_signup": settings.ALLOW_SIGNUP}
+
+
+@login_not_required
+@never_cache
+def signup(request: HttpRequest) -> HttpResponse:
+    if not settings.ALLOW_SIGNUP:
+        return render(request, "registration/signup_closed.html", status=403)
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = services.user_signup(
+            username=form.cleaned_data["username"], password=form.cleaned_data["password1"]
+        )
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("chat-home")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+# --- Pages --------------------------------------------------------------------------------
+
+
+@require_GET
+def chat_home(request: HttpRequest) -> HttpResponse:
+    """A new chat: nothing is saved until the first message is sent."""
+    spec, system_prompt, options = selectors.chat_settings_initial(owner=request.user)
+    context = _page_context(
+        request,
+        conversation=None,
+        send_url=reverse("turn-create", args=[uuid.uuid4()]),
+        settings_form=SettingsForm(initial=SettingsForm.initial_for(spec, system_prompt, options)),
+        spec=spec,
+    )
+    return render(request, "chatapp/chat.html", context)
+
+
+@require_GET
+def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    conversation = selectors.conversation_for_owner(
+        owner=request.user, conversation_id=conversation_id
+    )
+    spec = catalog.get_model(conversation.route, conversation.model)
+    initial_spec = spec or catalog.default_model()
+    form = SettingsForm(
+        initial=SettingsForm.initial_for(
+            initial_spec, conversation.system_prompt, conversation.settings
+        )
+    )
+    page = selectors.thread_page(conversation=conversation)
+    context = _page_context(
+        request,
+        conversation=conversation,
+        send_url=reverse("turn-create", args=[conversation.id]),
+        settings_form=form,
+        spec=initial_spec,
+        page=page,
+    )
+    if spec is None:
+        context["settings_notice"] = (
+            f"The model this conversation used ({conversation.model}) is not available on this "
+            "server any more; choose another one."
+        )
+    return render(request, "chatapp/chat.html", context)
+
+
+@require_GET
+def conversation_older(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    conversation = selectors.conversation_for_owner(
+        owner=request.user, conversation_id=conversation_id
+    )
+    page = selectors.thread_page(conversation=conversation, before=request.GET.get("before"))
+    return render(
+        request, "chatapp/_thread_page.html", {"conversation": conversation, "page": page}
+    )
+
+
+def _page_context(
+    request: HttpRequest,
+    *,
+    conversation: Conversation | None,
+    send_url: str,
+    settings_form: SettingsForm,
+    spec: catalog.ModelSpec,
+    page: selectors.ThreadPage | None = None,
+) -> dict[str, Any]:
+    busy = bool(page and any(m.is_active for m in page.messages))
+    return {
+        "conversation": conversation,
+        "sidebar": selectors.sidebar_conversations(owner=request.user),
+        "page": page,
+        "busy": busy,
+        "send_url": send_url,
+        "composer_key": uuid.uuid4(),
+        "settings_form": settings_form,
+        "model_groups": catalog.grouped_models(),
+        "param_hints": _param_hints(spec),
+        "param_fields": list(catalog.PARAM_LABELS.items()),
+        "demo_only": list(settings.PROVIDERS) == ["demo"],
+    }
+
+
+def _param_hints(spec: catalog.ModelSpec) -> dict[str, str]:
+    hints = {}
+    for name in catalog.PARAM_ORDER:
+        param = spec.params.get(name)
+        hints[name] = param.describe() if param else f"not available for {spec.label}"
+        if param is not None and param.default is not None:
+            hints[name] += f"; {param.default} when empty"
+    return hints
+
+
+# --- Turns --------------------------------------------------------------------------------
+
+
+def _composer_error(message: str, status: int, form: SettingsForm | None = None) -> HttpResponse:
+    """An error shown above the composer; the typed message stays in the textbox."""
+    html = render_to_string(
+        "chatapp/_composer_error.html", {"message": message, "settings_form": form}
+    )
+    response = HttpResponse(html, status=status)
+    response["HX-Retarget"] = "#composer-error"
+    response["HX-Reswap"] = "innerHTML"
+    return response
+
+
+def _turn_start_and_request(**kwargs: Any) -> tuple[services.Turn, Any]:
+    turn = services.turn_start(**kwargs)
+    return turn, selectors.turn_request(message=turn.assistant_message)
+
+
+@require_POST
+async def turn_create(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    user = await request.auser()
+    composer = ComposerForm(request.POST)
+    settings_form = SettingsForm(request.POST)
+    if not composer.is_valid():
+        return _composer_error("The form expired. Reload the page and send again.", 400)
+    if not settings_form.is_valid():
+        return _composer_error("Fix the settings marked below, then send.", 400, settings_form)
+    try:
+        turn, chat_request = await sync_to_async(_turn_start_and_request)(
+            owner=user,
+            conversation_id=conversation_id,
+            text=composer.cleaned_data["text"],
+            idempotency_key=composer.cleaned_data["idempotency_key"],
+            chat_settings=settings_form.chat_settings,
+            worker_id=generation.WORKER_ID,
+        )
+    except Conversation.DoesNotExist:
+        raise Http404("No such conversation.") from None
+    except services.ServiceError as exc:
+        return _composer_error(exc.message, exc.status)
+    await _ensure_running(turn.assistant_message, chat_request)
+    if request.POST.get("page") == "new":
+        # The first message of a new chat: show the conversation's own page (its URL, the
+        # sidebar entry); the answer keeps streaming there.
+        response = HttpResponse(status=200)
+        response["HX-Location"] = json.dumps(
+            {"path": reverse("conversation-detail", args=[turn.conversation.id]), "target": "body"}
+        )
+        return response
+    html = await sync_to_async(render_to_string)(
+        "chatapp/_turn.html",
+        {
+            "messages": [turn.user_message, turn.assistant_message],
+            "composer_key": uuid.uuid4(),
+        },
+    )
+    return HttpResponse(html)
+
+
+async def _ensure_running(message: Message, chat_request: Any) -> None:
+    """Launch the run for a pending message - also when a replayed submit finds one that this
+    process saved but never started (it failed between commit and launch)."""
+    manager = generation.manager()
+    if (
+        message.status == Message.Status.PENDING
+        and message.worker_id == generation.WORKER_ID
+        and message.id not in manager.runs
+    ):
+        await manager.launch(message_id=message.id, route=message.route, request=chat_request)
+
+
+@require_POST
+async def turn_stop(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    user = await request.auser()
+    conversation = await sync_to_async(selectors.conversation_for_owner)(
+        owner=user, conversation_id=conversation_id
+    )
+    message = await sync_to_async(selectors.active_message)(conversation=conversation)
+    if message is not None:
+        await generation.manager().request_stop(message.id)
+    # The stream delivers the stopped answer; nothing to swap here.
+    return HttpResponse(status=204)
+
+
+def _retry(message: Message) -> tuple[Message, Any]:
+    conversation = message.conversation
+    chat_settings = services.chat_settings_validate(
+        model_key=f"{conversation.route}:{conversation.model}",
+        system_prompt=conversation.system_prompt,
+        raw_options=conversation.settings,
+    )
+    replacement = services.turn_retry(
+        message=message, chat_settings=chat_settings, worker_id=generation.WORKER_ID
+    )
+    replacement = Message.objects.select_related("conversation").get(pk=replacement.pk)
+    return replacement, selectors.turn_request(message=replacement)
+
+
+@require_POST
+async def message_retry(
+    request: HttpRequest, conversation_id: uuid.UUID, message_id: uuid.UUID
+) -> HttpResponse:
+    user = await request.auser()
+    message = await sync_to_async(selectors.message_for_owner)(
+        owner=user, conversation_id=conversation_id, message_id=message_id
+    )
+    try:
+        replacement, chat_request = await sync_to_async(_retry)(message)
+    except services.ServiceError as exc:
+        return _composer_error(exc.message, exc.status)
+    await _ensure_running(replacement, chat_request)
+    html = await sync_to_async(render_to_string)(
+        "chatapp/_message.html", {"message": replacement, "is_last": True}
+    )
+    return HttpResponse(html)
+
+
+# --- Conversation settings and housekeeping ----------------------------------------------
+
+
+@require_POST
+def conversation_settings(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    """Autosave of the settings panel: answers with the field errors and hints only, so the
+    panel is not re-rendered under the person's cursor."""
+    conversation = selectors.conversation_for_owner(
+        owner=request.user, conversation_id=conversation_id
+    )
+    form = SettingsForm(request.POST)
+    saved = form.is_valid()
+    if saved:
+        services.conversation_settings_update(
+            conversation=conversation, chat_settings=form.chat_settings
+        )
+    spec = catalog.get_model_by_key(request.POST.get("model", "")) or catalog.default_model()
+    return render(
+        request,
+        "chatapp/_settings_feedback.html",
+        {"settings_form": form, "saved": saved, "param_hints": _param_hints(spec)},
+    )
+
+
+@require_POST
+def settings_check(request: HttpRequest) -> HttpResponse:
+    """Validation feedback for the settings panel of a chat not saved yet (the new-chat page):
+    the settings are saved with its first message."""
+    form = SettingsForm(request.POST)
+    form.is_valid()
+    spec = catalog.get_model_by_key(request.POST.get("model", "")) or catalog.default_model()
+    return render(
+        request,
+        "chatapp/_settings_feedback.html",
+        {"settings_form": form, "checking": True, "param_hints": _param_hints(spec)},
+    )
+
+
+@require_POST
+def conversation_pin(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    conversation = selectors.conversation_for_owner(
+        owner=request.user, conversation_id=conversation_id
+    )
+    services.conversation_pin(conversation=conversation, pinned=not conversation.pinned)
+    response = HttpResponse(status=204)
+    response["HX-Refresh"] = "true"
+    return response
+
+
+@require_POST
+def conversation_delete(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    conversation = selectors.conversation_for_owner(
+        owner=request.user, conversation_id=conversation_id
+    )
+    try:
+        services.conversation_delete(conversation=conversation)
+    except services.ServiceError as exc:
+        return _composer_error(exc.message, exc.status)
+    response = HttpResponse(status=204)
+    response["HX-Redirect"] = reverse("chat-home")
+    return response
