@@ -1,0 +1,759 @@
+"""The OpenAI-compatible chat completions route (AI/ML API, or any compatible base URL).
+
+Wire facts are in PROTOCOLS.md §1. What this adapter adds on top of plain OpenAI:
+- errors are not OpenAI-shaped: every documented body is parsed, and a 500 wrapping an
+  upstream 4xx ("400 Unable to access model ...") is treated as that 4xx;
+- `x-inference-id` is AI/ML API's billing reference: it is reported in `ResponseInfo` and on
+  every error raised after the response head arrived, so an interrupted answer can still be
+  reconciled;
+- cost arrives in `meta.usage` next to the token usage;
+- Gemini's `extra_content` (thought signatures) is collected and echoed back on later turns.
+
+The SSE parser works on bytes: httpx's `aiter_lines` splits on U+2028 and other Unicode line
+separators, which a JSON string may legally contain raw, and would cut a data line in two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.utils
+import json
+import math
+import re
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from . import catalog
+from .base import Provider
+from .errors import (
+    AuthenticationError,
+    BadRequestError,
+    InsufficientCreditsError,
+    MalformedResponseError,
+    ModelUnavailableError,
+    ProviderError,
+    RateLimitError,
+    UpstreamConnectionError,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from .types import (
+    ChatMessage,
+    ChatRequest,
+    Event,
+    Finish,
+    ImagePart,
+    ProviderExtras,
+    ReasoningDelta,
+    ResponseInfo,
+    TextDelta,
+    TextPart,
+    Usage,
+)
+
+# Neutral option name -> wire name. Only these are ever sent, and only when set.
+OPTION_NAMES: Mapping[str, str] = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_tokens": "max_tokens",
+    "max_completion_tokens": "max_completion_tokens",
+    "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+    "stop": "stop",
+    "seed": "seed",
+}
+_INTEGER_OPTIONS = frozenset({"max_tokens", "max_completion_tokens", "seed"})
+
+FINISH_REASONS: Mapping[str, str] = {
+    "stop": "stop",
+    "length": "length",
+    "content_filter": "content_filter",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+}
+
+# AI/ML API echoes X-Client-Request-Id only in this form; anything else is not sent.
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+ERROR_BODY_LIMIT = 64 * 1024
+# A non-streamed answer is one JSON document; this only guards memory against a runaway body.
+JSON_BODY_LIMIT = 32 * 1024 * 1024
+# After [DONE] the zero-length chunk normally follows at once; reading it lets httpx return the
+# connection to the pool. A server that keeps the stream open after [DONE] is not waited for.
+DRAIN_AFTER_DONE = 0.5
+_REASON_MAX = 200
+_DETAIL_MAX = 4000
+
+
+class OpenAICompatProvider(Provider):
+    label = "AI/ML API"
+    wire_format = "openai"
+
+    # --- request --------------------------------------------------------------------------
+
+    def build_body(self, request: ChatRequest) -> dict[str, Any]:
+        messages: list[dict[str, Any]] = []
+        if request.system.strip():
+            messages.append({"role": "system", "content": request.system})
+        messages.extend(_wire_message(message) for message in request.messages)
+        body: dict[str, Any] = {"model": request.model, "messages": messages, "stream": True}
+        spec = catalog.get_model(self.alias, request.model)
+        # PROTOCOLS §1: legacy ids accept `stream` only (they send usage anyway); current
+        # ids and other OpenAI-compatible servers report usage only when asked.
+        if spec is None or not spec.legacy:
+            body["stream_options"] = {"include_usage": True}
+        for name, value in request.options.items():
+            wire = OPTION_NAMES.get(name)
+            if wire is None or value is None:
+                # Options are validated by the catalog before we get here; an unknown name is
+                # not ours to guess a wire name for.
+                continue
+            body[wire] = _wire_option(name, value)
+        return body
+
+    def build_headers(self, request: ChatRequest) -> dict[str, str]:
+        headers = {
+            "Authorization": f"Bearer {self.api_key}",
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+        }
+        if request.request_id and _CLIENT_REQUEST_ID.fullmatch(request.request_id):
+            headers["X-Client-Request-Id"] = request.request_id
+        return headers
+
+    # --- the stream -----------------------------------------------------------------------
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
+        if self.client is None:
+            raise RuntimeError(
+                f"{type(self).__name__} ({self.alias}) has no httpx.AsyncClient: "
+                "pass client=... when constructing it"
+            )
+        if not self.base_url:
+            raise RuntimeError(f"{type(self).__name__} ({self.alias}) has no base_url")
+        content = json.dumps(
+            self.build_body(request), ensure_ascii=False, separators=(",", ":")
+        ).encode()
+        state = _State()
+        try:
+            async with self.client.stream(
+                "POST",
+                f"{self.base_url}/chat/completions",
+                content=content,
+                headers=self.build_headers(request),
+            ) as response:
+                state.started = True
+                inference_id = response.headers.get("x-inference-id")
+                # Redacted once here: it reaches the UI, and an upstream could echo anything.
+                state.inference_id = self.redact(inference_id) if inference_id else None
+                if not response.is_success:
+                    raise await self._status_error(response, state)
+                content_type = response.headers.get("content-type", "").lower()
+                if "json" in content_type and "event-stream" not in content_type:
+                    raw = await _read_limited(response, JSON_BODY_LIMIT)
+                    for event in self._completion_events(raw, state):
+                        yield event
+                else:
+                    parser = _SSEParser()
+                    chunks = response.aiter_bytes()
+                    try:
+                        async for chunk in chunks:
+                            for data in parser.feed(chunk):
+                                for event in self._chunk_events(data, state):
+                                    yield event
+                                if state.done:
+                                    break
+                            if state.done:
+                                break
+                            if parser.fresh:
+                                self._check_stray(parser, state)
+                        else:
+                            for data in parser.close():
+                                for event in self._chunk_events(data, state):
+                                    yield event
+                    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout):
+                        # Once the finish chunk is in, the answer is whole: only the trailer
+                        # (usage, [DONE]) was lost, which is no reason to fail the message.
+                        if state.finish is None:
+                            raise
+                    if not state.done and state.finish is None:
+                        if not state.saw_data and parser.stray:
+                            raise MalformedResponseError(
+                                upstream_request_id=self._rid(state),
+                                detail=self._detail(
+                                    b"\n".join(parser.stray).decode("utf-8", "replace")
+                                ),
+                            )
+                        raise UpstreamConnectionError(
+                            "The provider's stream ended before the answer was complete. "
+                            "Press Retry.",
+                            upstream_request_id=self._rid(state),
+                        )
+                    for event in self._final_events(state):
+                        yield event
+                    if state.done:
+                        await _drain(chunks)
+        except httpx.TimeoutException as exc:
+            raise self._timeout_error(exc, state) from exc
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            message = (
+                "The connection to the provider dropped before the answer was complete. "
+                "Press Retry."
+                if state.started
+                else None
+            )
+            raise UpstreamConnectionError(
+                message, upstream_request_id=self._rid(state), detail=self._detail(str(exc))
+            ) from exc
+        except httpx.DecodingError as exc:
+            raise MalformedResponseError(
+                upstream_request_id=self._rid(state), detail=self._detail(str(exc))
+            ) from exc
+        except httpx.TransportError as exc:
+            # ConnectError, WriteError, proxy and protocol errors before any answer.
+            raise UpstreamConnectionError(
+                upstream_request_id=self._rid(state), detail=self._detail(str(exc))
+            ) from exc
+        except httpx.InvalidURL as exc:
+            raise UpstreamConnectionError(
+                f"The provider's base URL is not usable ({self.redact(str(exc))}). "
+                "Check this route's configuration.",
+            ) from exc
+
+    # --- events ---------------------------------------------------------------------------
+
+    def _chunk_events(self, data: bytes, state: _State) -> list[Event]:
+        """The events of one SSE `data:` payload. This is the per-token hot path."""
+        state.saw_data = True
+        if data[:1] == b"[" and data.strip() == b"[DONE]":
+            state.done = True
+            return []
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            events = self._split_multiline(data, state)
+            if events is None:
+                raise self._malformed(data, state) from None
+            return events
+        return self._object_events(chunk, data, state)
+
+    def _malformed(self, data: bytes, state: _State) -> MalformedResponseError:
+        return MalformedResponseError(
+            upstream_request_id=self._rid(state),
+            detail=self._detail(data.decode("utf-8", "replace")),
+        )
+
+    def _object_events(self, chunk: Any, data: bytes, state: _State) -> list[Event]:
+        """Events of one `chat.completion.chunk`, or of a whole `chat.completion` body."""
+        if type(chunk) is not dict:
+            raise self._malformed(data, state)
+        if chunk.get("error"):
+            raise self._body_error(None, chunk, data.decode("utf-8", "replace"), None, state)
+        events: list[Event] = []
+        if not state.info_sent and chunk.get("id"):
+            state.info_sent = True
+            events.append(
+                ResponseInfo(
+                    request_id=state.inference_id,
+                    response_id=str(chunk["id"]),
+                    model=_str_or_none(chunk.get("model")),
+                )
+            )
+        choices = chunk.get("choices")
+        if choices:
+            for choice in choices:
+                if type(choice) is not dict or choice.get("index", 0) != 0:
+                    # n > 1: other choices are separate answers; never mix them into ours.
+                    continue
+                delta = choice.get("delta") or choice.get("message")
+                if type(delta) is dict:
+                    self._delta_events(delta, state, events)
+                extra = choice.get("extra_content")
+                if extra:
+                    self._extras(extra, state, events)
+                reason = choice.get("finish_reason")
+                if reason:
+                    state.finish = str(reason)
+        if chunk.get("usage") or chunk.get("meta"):
+            self._usage(chunk, state, events)
+        return events
+
+    def _delta_events(self, delta: dict[str, Any], state: _State, events: list[Event]) -> None:
+        reasoning = delta.get("reasoning_content")
+        if reasoning and type(reasoning) is str:
+            events.append(ReasoningDelta(reasoning))
+        content = delta.get("content")
+        if content:
+            if type(content) is str:
+                events.append(TextDelta(content))
+            elif type(content) is list:
+                # Some compatible servers answer with content parts; keep their text.
+                text = "".join(
+                    str(p.get("text", "")) for p in content if type(p) is dict and "text" in p
+                )
+                if text:
+                    events.append(TextDelta(text))
+        extra = delta.get("extra_content")
+        if extra:
+            self._extras(extra, state, events)
+
+    def _extras(self, extra: Any, state: _State, events: list[Event]) -> None:
+        if not isinstance(extra, dict):
+            return
+        _deep_merge(state.extras, extra)
+        # Cumulative, so that whoever merges it (shallowly or not) ends with every field seen.
+        events.append(ProviderExtras(_copy(state.extras)))
+
+    def _usage(self, chunk: dict[str, Any], state: _State, events: list[Event]) -> None:
+        usage = chunk.get("usage")
+        figures = state.usage
+        if isinstance(usage, dict):
+            for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
+                value = _number(usage.get(name))
+                if value is not None:
+                    figures[name] = value
+            details = usage.get("completion_tokens_details")
+            reasoning = (
+                _number(details.get("reasoning_tokens")) if isinstance(details, dict) else None
+            )
+            if reasoning is None:
+                reasoning = _number(usage.get("reasoning_tokens"))
+            if reasoning is not None:
+                figures["reasoning_tokens"] = reasoning
+        meta = chunk.get("meta")
+        cost = meta.get("usage") if isinstance(meta, dict) else None
+        if isinstance(cost, dict):
+            for name in ("credits_used", "usd_spent"):
+                value = _number(cost.get(name))
+                if value is not None:
+                    figures[name] = value
+        snapshot = Usage(**figures)
+        if figures and snapshot != state.last_usage:
+            # Cumulative too: usage and cost may come in separate chunks.
+            state.last_usage = snapshot
+            events.append(snapshot)
+
+    def _final_events(self, state: _State) -> list[Event]:
+        events: list[Event] = []
+        if not state.info_sent and state.inference_id is not None:
+            state.info_sent = True
+            events.append(ResponseInfo(request_id=state.inference_id))
+        # A complete answer without a finish_reason ([DONE] or a whole JSON body) ended
+        # normally as far as the upstream is concerned.
+        raw = state.finish or ""
+        events.append(Finish(reason=FINISH_REASONS.get(raw, "other") if raw else "stop", raw=raw))
+        return events
+
+    def _completion_events(self, raw: bytes, state: _State) -> list[Event]:
+        """Events of a whole `chat.completion` body (servers that ignore `stream`)."""
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise self._malformed(raw, state) from None
+        events = self._object_events(body, raw, state)
+        events.extend(self._final_events(state))
+        return events
+
+    def _split_multiline(self, data: bytes, state: _State) -> list[Event] | None:
+        """Rescue for servers that put several JSON chunks in one event without blank lines
+        between them (the spec would join them into one invalid document)."""
+        if b"\n" not in data:
+            return None
+        events: list[Event] = []
+        for line in data.split(b"\n"):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                json.loads(line)
+            except ValueError:
+                return None
+            events.extend(self._chunk_events(line, state))
+        return events
+
+    def _check_stray(self, parser: _SSEParser, state: _State) -> None:
+        """A line outside the SSE grammar that is a JSON error object (some gateways write one
+        bare, without `data:`) is an error; anything else stays ignored."""
+        lines, parser.fresh = parser.fresh, []
+        for line in lines:
+            try:
+                body = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(body, dict) and body.get("error"):
+                raise self._body_error(None, body, line.decode("utf-8", "replace"), None, state)
+
+    # --- errors ---------------------------------------------------------------------------
+
+    def _rid(self, state: _State) -> str | None:
+        return state.inference_id
+
+    def _detail(self, text: str) -> str:
+        text = self.redact(text)
+        return text if len(text) <= _DETAIL_MAX else text[:_DETAIL_MAX] + "…"
+
+    def _timeout_error(self, exc: httpx.TimeoutException, state: _State) -> ProviderError:
+        if isinstance(exc, httpx.ConnectTimeout):
+            return UpstreamConnectionError(
+                "Could not reach the provider (the connection timed out). Press Retry.",
+                detail=self._detail(str(exc)),
+            )
+        if isinstance(exc, httpx.PoolTimeout):
+            return UpstreamConnectionError(
+                "Too many answers are streaming at once; no connection to the provider was free. "
+                "Press Retry.",
+                detail=self._detail(str(exc)),
+            )
+        seconds = _timeout_seconds(
+            self.client, "write" if isinstance(exc, httpx.WriteTimeout) else "read"
+        )
+        what = "sending the request" if isinstance(exc, httpx.WriteTimeout) else "no data"
+        suffix = f" ({what} for {seconds} s)." if seconds else "."
+        return UpstreamTimeout(
+            UpstreamTimeout.default_message.rstrip(".") + suffix,
+            upstream_request_id=self._rid(state),
+            detail=self._detail(str(exc) or type(exc).__name__),
+        )
+
+    async def _status_error(self, response: httpx.Response, state: _State) -> ProviderError:
+        try:
+            raw = await _read_limited(response, ERROR_BODY_LIMIT)
+        except httpx.HTTPError:
+            raw = b""
+        text = raw.decode("utf-8", "replace")
+        if len(raw) >= ERROR_BODY_LIMIT and self.api_key:
+            # The cut may have split the key, which redact() would then miss.
+            text = text[: -len(self.api_key)]
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        return self._body_error(response.status_code, body, text, response.headers, state)
+
+    def _body_error(
+        self,
+        status: int | None,
+        body: Any,
+        text: str,
+        headers: httpx.Headers | None,
+        state: _State,
+    ) -> ProviderError:
+        reason, code = _error_reason(body)
+        if reason is None and text.strip():
+            reason = _text_reason(text)
+        effective = status if status is not None else code
+        if status == 500:
+            # AI/ML API wraps an upstream 4xx in a 500: "400 Unable to access model ...".
+            wrapped = _leading_status(reason)
+            if wrapped is not None:
+                effective, reason = wrapped
+            elif code is not None and 400 <= code < 500:
+                effective = code
+        cls = _error_class(effective)
+        reason = _shorten(self.redact(reason or ""))
+        if effective is not None and 300 <= effective < 400:
+            message = (
+                f"The provider answered with a redirect (HTTP {effective}), which is not "
+                "followed. Check this route's base URL."
+            )
+        else:
+            message = cls.default_message
+            if reason:
+                message = f"{message} (upstream said: {reason})"
+        return cls(
+            message,
+            status=effective,
+            retry_after=_retry_after(headers.get("retry-after")) if headers is not None else None,
+            upstream_request_id=self._rid(state),
+            detail=self._detail(text),
+        )
+
+
+# --- state and parsing helpers -----------------------------------------------------------------
+
+
+class _State:
+    __slots__ = (
+        "done",
+        "extras",
+        "finish",
+        "inference_id",
+        "info_sent",
+        "last_usage",
+        "saw_data",
+        "started",
+        "usage",
+    )
+
+    def __init__(self) -> None:
+        self.started = False  # the response head arrived
+        self.inference_id: str | None = None
+        self.info_sent = False
+        self.done = False
+        self.saw_data = False
+        self.finish: str | None = None
+        self.extras: dict[str, Any] = {}
+        self.usage: dict[str, Any] = {}
+        self.last_usage: Usage | None = None
+
+
+class _SSEParser:
+    """Incremental `text/event-stream` parser over bytes.
+
+    Lines end with CRLF, LF or CR, possibly split across network reads; comments and the
+    `event:`, `id:` and `retry:` fields are ignored; several `data:` lines of one event are
+    joined with LF. `feed` returns the data of every event completed by the new bytes.
+    """
+
+    __slots__ = ("buffer", "data", "fresh", "skip_lf", "stray")
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.data: list[bytes] = []
+        self.skip_lf = False
+        # Lines outside the SSE grammar: the first few, kept for diagnosis, and the ones that
+        # look like JSON and have not been looked at yet.
+        self.stray: list[bytes] = []
+        self.fresh: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        if self.skip_lf:
+            self.skip_lf = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        if self.buffer:
+            chunk = self.buffer + chunk
+        if b"\r" in chunk:
+            # A CR ending this read may be the first half of a CRLF: skip a LF that starts the
+            # next read rather than reading an empty line (which would end the event).
+            self.skip_lf = chunk.endswith(b"\r")
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = chunk.split(b"\n")
+        self.buffer = lines.pop()
+        return self._lines(lines)
+
+    def close(self) -> list[bytes]:
+        """At EOF: an unterminated last line or event still counts (lenient on purpose)."""
+        lines = [self.buffer] if self.buffer else []
+        self.buffer = b""
+        lines.append(b"")
+        return self._lines(lines)
+
+    def _lines(self, lines: list[bytes]) -> list[bytes]:
+        events: list[bytes] = []
+        for line in lines:
+            if not line:
+                if self.data:
+                    events.append(self.data[0] if len(self.data) == 1 else b"\n".join(self.data))
+                    self.data = []
+            elif line.startswith(b"data:"):
+                value = line[5:]
+                self.data.append(value[1:] if value[:1] == b" " else value)
+            elif line == b"data":
+                self.data.append(b"")
+            elif line[:1] != b":" and not line.startswith((b"event", b"id", b"retry")):
+                if len(self.stray) < 8:
+                    self.stray.append(line)
+                if line[:1] == b"{":
+                    self.fresh.append(line)
+        return events
+
+
+async def _read_limited(response: httpx.Response, limit: int) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    async for part in response.aiter_bytes():
+        parts.append(part)
+        size += len(part)
+        if size >= limit:
+            break
+    return b"".join(parts)[:limit]
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    # Bounded: a timeout here only costs the connection its place in the pool.
+    try:
+        async with asyncio.timeout(DRAIN_AFTER_DONE):
+            async for _ in chunks:
+                pass
+    except (TimeoutError, httpx.HTTPError):
+        pass
+
+
+def _wire_message(message: ChatMessage) -> dict[str, Any]:
+    if message.role == "assistant":
+        wire: dict[str, Any] = {"role": "assistant", "content": message.text}
+        google = message.extras.get("google") if message.extras else None
+        if google:
+            # Echoed exactly as the provider sent it (thought signatures are opaque).
+            wire["extra_content"] = {"google": _copy(google)}
+        return wire
+    if all(isinstance(part, TextPart) for part in message.parts):
+        return {"role": "user", "content": message.text}
+    content: list[dict[str, Any]] = []
+    for part in message.parts:
+        if isinstance(part, ImagePart):
+            encoded = base64.b64encode(part.data).decode("ascii")
+            content.append(
+                {
+                    "type": "image_url",
+                    "image_url": {"url": f"data:{part.mime_type};base64,{encoded}"},
+                }
+            )
+        elif part.text:
+            content.append({"type": "text", "text": part.text})
+    return {"role": "user", "content": content}
+
+
+def _wire_option(name: str, value: Any) -> Any:
+    if name == "stop":
+        return [value] if isinstance(value, str) else [str(item) for item in value]
+    if name in _INTEGER_OPTIONS and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _copy(value: Any) -> Any:
+    """A plain JSON-able copy (Mapping proxies and tuples become dicts and lists)."""
+    if isinstance(value, Mapping):
+        return {str(k): _copy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _deep_merge(target: dict[str, Any], new: Mapping[str, Any]) -> None:
+    for key, value in new.items():
+        current = target.get(key)
+        if isinstance(value, Mapping) and isinstance(current, dict):
+            _deep_merge(current, value)
+        else:
+            target[key] = _copy(value)
+
+
+def _number(value: Any) -> int | float | None:
+    if type(value) is int or (type(value) is float and math.isfinite(value)):
+        return value
+    return None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _status_code(value: Any) -> int | None:
+    """statusCode / status / code as sent: an int, or a string of digits (AI/ML API sends
+    "429"); Google's textual statuses ("RESOURCE_EXHAUSTED") are not codes."""
+    if type(value) is int:
+        return value if 100 <= value <= 599 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        code = int(value.strip())
+        return code if 100 <= code <= 599 else None
+    return None
+
+
+def _message_text(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, list):
+        # NestJS validation errors: a list of messages.
+        items = [str(item).strip() for item in value if str(item).strip()]
+        return "; ".join(items) or None
+    return None
+
+
+def _error_reason(body: Any) -> tuple[str | None, int | None]:
+    """(reason, status code) from any documented error body shape."""
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        body = body[0]  # Google's OpenAI-compatible endpoint wraps errors in a list
+    if isinstance(body, str):
+        return _message_text(body), None
+    if not isinstance(body, dict):
+        return None, None
+    code = _status_code(body.get("statusCode")) or _status_code(body.get("status"))
+    reason = _message_text(body.get("message"))
+    error = body.get("error")
+    if isinstance(error, dict):
+        reason = reason or _message_text(error.get("message"))
+        code = code or _status_code(error.get("code")) or _status_code(error.get("status"))
+    elif reason is None:
+        reason = _message_text(error)
+    reason = reason or _message_text(body.get("detail")) or _message_text(body.get("title"))
+    return reason, code
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def _text_reason(text: str) -> str:
+    if "<" in text and ">" in text:
+        title = _TITLE.search(text)
+        text = title.group(1) if title else _TAG.sub(" ", text)
+    return " ".join(text.split())
+
+
+def _leading_status(reason: str | None) -> tuple[int, str] | None:
+    """("400", "Unable to access model x") from "400 Unable to access model x"."""
+    if not reason or len(reason) < 4 or not reason[:3].isdigit() or reason[3] not in " :-":
+        return None
+    code = int(reason[:3])
+    if not 400 <= code < 500:
+        return None
+    return code, reason[4:].lstrip(" :-")
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _REASON_MAX else text[: _REASON_MAX - 1] + "…"
+
+
+def _error_class(status: int | None) -> type[ProviderError]:
+    if status in (400, 422):
+        return BadRequestError
+    if status == 401:
+        return AuthenticationError
+    if status in (402, 403):
+        return InsufficientCreditsError
+    if status in (404, 410):
+        return ModelUnavailableError
+    if status == 429:
+        return RateLimitError
+    if status in (408, 504):
+        return UpstreamTimeout
+    if status is not None and 300 <= status < 400:
+        return ProviderError
+    if status is not None and 400 <= status < 500:
+        return BadRequestError
+    return UpstreamError
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _timeout_seconds(client: httpx.AsyncClient | None, which: str) -> str:
+    seconds = getattr(client.timeout, which, None) if client is not None else None
+    if seconds is None:
+        return ""
+    return f"{seconds:g}"
