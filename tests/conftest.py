@@ -1,0 +1,339 @@
+"""Shared fixtures: accounts, routes pointed at the fake upstream, the run manager, SSE clients,
+a statement counter and a live ASGI server for browser tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from asgiref.sync import SyncToAsync, sync_to_async
+from asgiref.testing import ApplicationCommunicator
+from channels.layers import get_channel_layer
+from django.core.management import call_command
+from django.db import connections
+from django.db.backends.signals import connection_created
+from django.test import Client
+
+pytest_plugins = ["tests.fakes.fixtures"]
+
+API_KEY = "sk-test-3f9c2a71d4e8b6a0c5d1e7f2"
+
+
+# --- Static files, as in production -----------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _collected_static() -> None:
+    """Templates resolve `{% static %}` through the manifest storage, as in production."""
+    call_command("collectstatic", interactive=False, verbosity=0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_db_pool_before_teardown(django_db_setup: Any) -> Iterator[None]:
+    """PostgreSQL's connection pool is shared by all threads; it must let go of the test
+    database before pytest-django drops it."""
+    yield
+    # Connections are per thread: the one asgiref's thread for sync_to_async calls holds
+    # stays checked out until closed in that thread.
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+    for conn in connections.all():
+        if getattr(conn, "pool", None) is not None:
+            conn.close_pool()
+
+
+# --- Accounts ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def user(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user(username="alice", password="pw-alice-123!")
+
+
+@pytest.fixture
+def other_user(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user(username="mallory", password="pw-mallory-123!")
+
+
+@pytest.fixture
+def user_client(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+# --- Routes -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def aimlapi(settings: Any, fake_upstream: Any) -> Any:
+    """The AI/ML API route, pointed at the fake upstream, as the only route."""
+    settings.PROVIDERS = {
+        "aimlapi": {
+            "BACKEND": "chatapp.providers.openai_compat.OpenAICompatProvider",
+            "OPTIONS": {"api_key": API_KEY, "base_url": fake_upstream.openai_base_url},
+        }
+    }
+    return fake_upstream
+
+
+@pytest.fixture
+def fast_runs(settings: Any) -> dict[str, Any]:
+    """Short retry waits so fault tests finish quickly (the logic is unchanged)."""
+    settings.CHAT_RUN = {**settings.CHAT_RUN, "retry_backoff": 0.01, "retry_max_wait": 0.05}
+    return settings.CHAT_RUN
+
+
+# --- Async plumbing ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def run_manager() -> Any:
+    """The run manager of this test's event loop, shut down (runs saved) afterwards."""
+    from chatapp import generation
+
+    layer = get_channel_layer()
+    await layer.flush()
+    manager = generation.manager()
+    await manager.start()
+    yield manager
+    await manager.shutdown(timeout=5)
+    await layer.flush()
+
+
+# --- SSE client over the real ASGI application -----------------------------------------------
+
+
+@dataclass
+class SSEEvent:
+    event: str
+    data: str
+    id: str | None
+
+
+@dataclass
+class SSEStream:
+    """An SSE response read event by event from `chatapp.asgi.application`."""
+
+    communicator: ApplicationCommunicator
+    status: int = 0
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+    comments: list[str] = field(default_factory=list)
+    body: bytes = b""
+    _buffer: bytes = b""
+    ended: bool = False
+
+    async def start(self, timeout: float = 5) -> None:
+        await self.communicator.send_input(
+            {"type": "http.request", "body": b"", "more_body": False}
+        )
+        start = await self.communicator.receive_output(timeout)
+        assert start["type"] == "http.response.start"
+        self.status = start["status"]
+        self.headers = dict(start["headers"])
+
+    async def attached(self, timeout: float = 5) -> None:
+        """Wait until the consumer is attached to the running generation (`: live`)."""
+        while "live" not in self.comments:
+            if b"\n\n" not in self._buffer:
+                await self._read(timeout)
+                continue
+            raw, self._buffer = self._buffer.split(b"\n\n", 1)
+            event = self._parse(raw.decode())
+            assert event is None, f"an event before the stream was live: {event}"
+
+    async def _read(self, timeout: float) -> None:
+        assert not self.ended, "the stream ended"
+        message = await self.communicator.receive_output(timeout)
+        assert message["type"] == "http.response.body", message
+        self.body += message.get("body", b"")
+        self._buffer += message.get("body", b"")
+        if not message.get("more_body", False):
+            self.ended = True
+
+    async def next_event(self, timeout: float = 5) -> SSEEvent | None:
+        """The next event, or None when the response ended."""
+        while True:
+            if b"\n\n" in self._buffer:
+                raw, self._buffer = self._buffer.split(b"\n\n", 1)
+                event = self._parse(raw.decode())
+                if event is not None:
+                    return event
+                continue
+            if self.ended:
+                return None
+            await self._read(timeout)
+
+    def _parse(self, raw: str) -> SSEEvent | None:
+        event, data, event_id = "message", [], None
+        for line in raw.split("\n"):
+            if line.startswith(":"):
+                self.comments.append(line[1:].strip())
+            elif line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                data.append(line[6:])
+            elif line.startswith("id: "):
+                event_id = line[4:]
+        if not data:
+            return None
+        return SSEEvent(event, "\n".join(data), event_id)
+
+    async def read_until_terminal(self, timeout: float = 10) -> tuple[str, SSEEvent]:
+        """All delta text up to the terminal event, and that event."""
+        text = []
+        while True:
+            event = await self.next_event(timeout)
+            assert event is not None, "the stream ended without a terminal event"
+            if event.event == "delta":
+                text.append(json.loads(event.data)["t"])
+            elif event.event in ("done", "error"):
+                return "".join(text), event
+
+    async def disconnect(self) -> None:
+        await self.communicator.send_input({"type": "http.disconnect"})
+        await self.communicator.wait(timeout=5)
+
+
+def session_cookie(client: Client) -> bytes:
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+def open_stream(
+    message_id: uuid.UUID,
+    *,
+    cookie: bytes | None = None,
+    after: int | None = None,
+    last_event_id: str | None = None,
+) -> SSEStream:
+    from chatapp.asgi import application
+
+    headers = [(b"host", b"testserver")]
+    if cookie:
+        headers.append((b"cookie", cookie))
+    if last_event_id is not None:
+        headers.append((b"last-event-id", last_event_id.encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": f"/stream/{message_id}/",
+        "raw_path": f"/stream/{message_id}/".encode(),
+        "query_string": b"" if after is None else f"after={after}".encode(),
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    return SSEStream(ApplicationCommunicator(application, scope))
+
+
+@pytest.fixture
+def cookie(user_client: Client) -> bytes:
+    return session_cookie(user_client)
+
+
+# --- Counting SQL statements ------------------------------------------------------------------
+
+
+class StatementLog:
+    """Every SQL statement run on any connection, in any thread, while installed."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        with self._lock:
+            self.statements.append(sql)
+        return execute(sql, params, many, context)
+
+    def writes(self, table: str = "") -> list[str]:
+        verbs = ("INSERT", "UPDATE", "DELETE")
+        return [s for s in self.statements if s.lstrip().upper().startswith(verbs) and table in s]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.statements.clear()
+
+
+@pytest.fixture
+def statement_log() -> Iterator[StatementLog]:
+    log = StatementLog()
+
+    def install(sender: Any, connection: Any, **kwargs: Any) -> None:
+        if log not in connection.execute_wrappers:
+            connection.execute_wrappers.append(log)
+
+    connection_created.connect(install)
+    for conn in connections.all(initialized_only=True):
+        install(None, conn)
+    try:
+        yield log
+    finally:
+        connection_created.disconnect(install)
+        for conn in connections.all(initialized_only=True):
+            if log in conn.execute_wrappers:
+                conn.execute_wrappers.remove(log)
+
+
+# --- Turns ------------------------------------------------------------------------------------
+
+
+async def start_turn(
+    owner: Any,
+    text: str,
+    *,
+    model_key: str = "aimlapi:google/gemini-2.5-flash",
+    options: dict[str, Any] | None = None,
+    system_prompt: str = "",
+    conversation_id: uuid.UUID | None = None,
+    launch: bool = True,
+) -> Any:
+    """Save a turn through the service and launch its run on this loop, as the view does."""
+    from chatapp import generation, selectors, services
+
+    def _start() -> Any:
+        chat_settings = services.chat_settings_validate(
+            model_key=model_key, system_prompt=system_prompt, raw_options=options or {}
+        )
+        turn = services.turn_start(
+            owner=owner,
+            conversation_id=conversation_id or uuid.uuid4(),
+            text=text,
+            idempotency_key=uuid.uuid4(),
+            chat_settings=chat_settings,
+            worker_id=generation.WORKER_ID,
+        )
+        return turn, selectors.turn_request(message=turn.assistant_message)
+
+    turn, request = await sync_to_async(_start)()
+    if launch:
+        await generation.manager().launch(
+            message_id=turn.assistant_message.id,
+            route=turn.assistant_message.route,
+            request=request,
+        )
+    return turn
+
+
+async def wait_for_run(message_id: uuid.UUID, timeout: float = 10) -> None:
+    """Wait until the run of a message has finished and saved its final state."""
+    from chatapp import generation
+
+    run = generation.manager().runs.get(message_id)
+    if run is not None and run.task is not None:
+        await asyncio.wait_for(asyncio.shield(run.task), timeout)
+
+
+async def reload_message(message_id: uuid.UUID) -> Any:
+    from chatapp.models import Message
+
+    return await Message.objects.aget(pk=message_id)
