@@ -101,13 +101,17 @@ class RunManager:
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.layer = get_channel_layer()
-        self.config = settings.CHAT_RUN
         self.runs: dict[uuid.UUID, Run] = {}
         self.control_channel = ""
         self._client: httpx.AsyncClient | None = None
         self._background: set[asyncio.Task] = set()
+        self._control_task: asyncio.Task | None = None
         self._started = False
         self._start_lock = asyncio.Lock()
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return settings.CHAT_RUN
 
     # -- lifecycle --
 
@@ -119,8 +123,11 @@ class RunManager:
         async with self._start_lock:
             if self._started:
                 return
-            self.control_channel = await self.layer.new_channel("runs.")
-            self._spawn(self._control_loop())
+            # The default prefix matters: channels-redis receives every local channel of a
+            # process through one blocking pop on one key, and a channel under another prefix
+            # would hold that pop (5 s) while SSE consumers' messages wait.
+            self.control_channel = await self.layer.new_channel()
+            self._control_task = self._spawn(self._control_loop())
             await db(
                 services.worker_heartbeat, worker_id=WORKER_ID, hostname=HOSTNAME, pid=os.getpid()
             )
@@ -136,8 +143,16 @@ class RunManager:
         tasks = [run.task for run in runs if run.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
-        for task in list(self._background):
+        if self._control_task is not None:
+            # Ask the control loop to return rather than cancel its blocking receive:
+            # channels-redis may then sit out its 5 s pop before the task ends.
+            with contextlib.suppress(Exception):
+                await self.layer.send(self.control_channel, {"type": "manager.close"})
+                await asyncio.wait_for(asyncio.shield(self._control_task), 1.0)
+        background = list(self._background)
+        for task in background:
             task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -193,7 +208,21 @@ class RunManager:
 
     async def _control_loop(self) -> None:
         while True:
-            message = await self.layer.receive(self.control_channel)
+            try:
+                message = await self.layer.receive(self.control_channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # channels-redis turns a cancelled blocking pop into redis' TimeoutError.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError from None
+                # A channel-layer hiccup (Redis restarting) must not leave runs unstoppable.
+                log.exception("control channel receive failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            if message["type"] == "manager.close":
+                return
             try:
                 run = self.runs.get(uuid.UUID(message["message"]))
                 if run is None:
