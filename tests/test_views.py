@@ -341,3 +341,45 @@ def test_pages_carry_the_content_security_policy(user_client, owned):
     assert '"selfRequestsOnly": true' in html
     assert "<script>" not in html
     assert " onclick=" not in html
+
+
+def test_long_conversations_page_by_keyset(user_client, user, aimlapi):
+    from chatapp.selectors import THREAD_PAGE_SIZE
+
+    conversation = Conversation.objects.create(
+        owner=user, route="aimlapi", model="google/gemini-2.5-flash"
+    )
+    Message.objects.bulk_create(
+        Message(conversation=conversation, role="user", content=f"message number {i:03d}")
+        for i in range(THREAD_PAGE_SIZE * 2 + 5)
+    )
+    html = user_client.get(reverse("conversation-detail", args=[conversation.id])).content.decode()
+    shown = re.findall(r"message number (\d{3})", html)
+    assert len(shown) == THREAD_PAGE_SIZE
+    assert shown[-1] == f"{THREAD_PAGE_SIZE * 2 + 4:03d}"
+    seen = set(shown)
+    while match := re.search(r'hx-get="([^"]+/older/\?before=[^"]+)"', html):
+        html = user_client.get(match.group(1).replace("&amp;", "&")).content.decode()
+        page = re.findall(r"message number (\d{3})", html)
+        assert not seen & set(page)  # no message twice
+        seen |= set(page)
+    assert len(seen) == THREAD_PAGE_SIZE * 2 + 5
+
+
+async def test_logging_out_ends_that_sessions_streams(aimlapi, run_manager, user):
+    """SECURITY 11: a stream open in a session ends when that session logs out."""
+    from tests.conftest import open_stream, session_cookie, start_turn
+
+    client = Client()
+    await sync_to_async(client.force_login)(user)
+    aimlapi.enqueue(Reply([Text("part"), Gate("never")]))
+    turn = await start_turn(user, "Hello")
+    stream = open_stream(turn.assistant_message.id, cookie=session_cookie(client))
+    await stream.start()
+    await stream.attached()
+    await sync_to_async(client.post)("/accounts/logout/")
+    while await stream.next_event() is not None:
+        pass
+    assert stream.ended  # the response finished without a terminal event
+    assert b"event: done" not in stream.body
+    await run_manager.request_stop(turn.assistant_message.id)
