@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -690,3 +691,33 @@ def test_a_stream_left_at_a_gate_is_reported_unless_expected(
         assert held_gate_problem(fake_upstream, test_failed=False, allowed=True, grace=0) is None
         fake_upstream.release("forgotten")
     assert held_gate_problem(fake_upstream, test_failed=False, allowed=False) is None
+
+
+def test_bench_replies_are_paced_and_stamped(fake_upstream):
+    import httpx
+
+    from tests.fakes.upstream import STAMP, At, Text, bench_reply
+
+    reply = bench_reply("please BENCH tokens=10 rate=100 chunk=4 ttft=0.05 thanks")
+    texts = [s for s in reply.steps if isinstance(s, Text)]
+    paces = [s.seconds for s in reply.steps if isinstance(s, At)]
+    assert [t.text.count("tok") for t in texts] == [4, 4, 2]
+    assert paces == [0.05, 0.09, 0.13]
+    assert all(t.stamp for t in texts)
+    assert bench_reply("no directive here") is None
+
+    fake_upstream.enqueue(reply)
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    before = time.monotonic_ns()
+    response = httpx.post(
+        f"{fake_upstream.openai_base_url}/chat/completions",
+        json=body,
+        headers={"Authorization": "Bearer k"},
+    )
+    stamps = [int(s) for s in STAMP.findall(response.text)]
+    assert len(stamps) == 3
+    assert before < stamps[0] < stamps[1] < stamps[2] < time.monotonic_ns()
+    assert (stamps[2] - stamps[0]) / 1e9 >= 0.08 - 0.005  # paced from the head, not drifting
+    log = httpx.get(f"{fake_upstream.base_url}/_fake/requests").json()
+    assert log[-1]["path"] == "/v1/chat/completions"
+    assert log[-1]["closed_at"] is not None

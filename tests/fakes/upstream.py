@@ -89,10 +89,16 @@ _MAX_BODY = 256 * 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Text:
-    """One content delta (one chunk). `index` is the choice index, for n > 1."""
+    """One content delta (one chunk). `index` is the choice index, for n > 1.
+
+    `stamp=True` prefixes the text, when it is sent, with `⟦<time.monotonic_ns()>⟧`: the
+    benchmark reads it back at the far end of the app to measure each chunk's added latency
+    (CLOCK_MONOTONIC is shared by all processes of a machine).
+    """
 
     text: str
     index: int = 0
+    stamp: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +148,14 @@ class Delay:
 
 
 @dataclass(frozen=True, slots=True)
+class At:
+    """Wait until `seconds` after the response head was sent: pacing without the drift that
+    many relative `Delay`s accumulate."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Gate:
     """Pause until the test calls `fake.release(name)`. Release is a latch: every stream that
     reaches the gate afterwards passes straight through, until `reset()`."""
@@ -159,8 +173,33 @@ class Drop:
     """Close the connection abruptly: no further chunks, no terminating zero-length chunk."""
 
 
-Step = Text | Reasoning | ExtraContent | Data | Raw | Comment | Delay | Gate | Stall | Drop
-_CONTROL = (Delay, Gate, Stall, Drop)
+Step = Text | Reasoning | ExtraContent | Data | Raw | Comment | Delay | At | Gate | Stall | Drop
+_CONTROL = (Delay, At, Gate, Stall, Drop)
+
+STAMP = re.compile(r"⟦(\d+)⟧")
+
+
+def stamped(text: str) -> str:
+    return f"⟦{time.monotonic_ns()}⟧{text}"
+
+
+def bench_reply(prompt: str) -> Reply | None:
+    """The benchmark's reply, described in the prompt: `BENCH tokens=1000 rate=50 chunk=1
+    ttft=0.3` streams 1,000 tokens at 50 per second, `chunk` tokens per chunk (Gemini sends
+    several), the first after `ttft` seconds; every chunk carries its send time."""
+    match = re.search(r"BENCH((?:\s+\w+=[\d.]+)+)", prompt)
+    if match is None:
+        return None
+    spec = {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", match.group(1))}
+    tokens, rate = int(spec.get("tokens", 100)), spec.get("rate", 50.0)
+    size, ttft = max(1, int(spec.get("chunk", 1))), spec.get("ttft", 0.3)
+    steps: list[Step] = []
+    for first in range(0, tokens, size):
+        steps.append(At(ttft + first / rate))
+        steps.append(Text(" tok" * min(size, tokens - first), stamp=True))
+    return Reply(
+        steps, usage=Usage(prompt_tokens=10, completion_tokens=tokens, total_tokens=tokens + 10)
+    )
 
 
 def chunks(text: str, size: int = 4) -> list[Text]:
@@ -903,8 +942,11 @@ class FakeUpstream:
         first_token_delay: float = 0.0,
         default_reply: Callable[[RecordedRequest], Reply | ErrorReply] | None = None,
         models: Sequence[Mapping[str, Any]] = DEFAULT_MODELS,
+        bench: bool = False,
     ) -> None:
         self.host = host
+        # Answer prompts that carry a `BENCH ...` directive with `bench_reply`.
+        self.bench = bench
         self._initial = {
             "api_key": api_key,
             "ts": ts,
@@ -1318,6 +1360,8 @@ class FakeUpstream:
         route = _route(split.path)
         if method == "GET" and split.path == "/v1/models":
             reply = self._models_reply(headers)
+        elif method == "GET" and split.path == "/_fake/requests":
+            reply = self._log_reply()
         elif route is None or method != "POST":
             reply = ErrorReply.aimlapi(404, f"Cannot {method} {split.path}", path=split.path)
         elif not route[0].implemented:
@@ -1357,6 +1401,10 @@ class FakeUpstream:
                 return self._queue.popleft()
         if self.default_reply is not None:
             return self.default_reply(rec)
+        if self.bench:
+            reply = bench_reply(renderer.prompt_text())
+            if reply is not None:
+                return reply
         steps: list[Step] = []
         if self.first_token_delay:
             steps.append(Delay(self.first_token_delay))
@@ -1365,6 +1413,23 @@ class FakeUpstream:
             if self.token_delay:
                 steps.append(Delay(self.token_delay))
         return Reply(steps)
+
+    def _log_reply(self) -> ErrorReply:
+        """What the fake saw, for a benchmark in another process (times are time.time())."""
+        with self._lock:
+            log = [
+                {
+                    "index": r.index,
+                    "path": r.path,
+                    "client_request_id": r.headers.get("x-client-request-id"),
+                    "received_at": r.received_at,
+                    "closed_at": r.closed_at,
+                    "client_disconnected": r.client_disconnected,
+                }
+                for r in self._requests
+                if r.path != "/_fake/requests"
+            ]
+        return ErrorReply(200, json.dumps(log).encode(), "application/json")
 
     def _models_reply(self, headers: Headers) -> ErrorReply:
         body = json.dumps({"object": "list", "data": self.models}).encode()
@@ -1393,9 +1458,13 @@ class FakeUpstream:
         lines += [f"{n}: {v.replace(ECHO_KEY, rec.bearer)}" for n, v in headers.values()]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
 
-    async def _control(self, step: Step) -> None:
+    async def _control(self, step: Step, started: float = 0.0) -> None:
         if isinstance(step, Delay):
             await asyncio.sleep(step.seconds)
+        elif isinstance(step, At):
+            delay = started + step.seconds - asyncio.get_running_loop().time()
+            if delay > 0:
+                await asyncio.sleep(delay)
         elif isinstance(step, Gate):
             await self._wait_gate(step.name)
         elif isinstance(step, Stall):
@@ -1468,14 +1537,17 @@ class FakeUpstream:
         if reply.role_chunk:
             first += _frame(renderer.open(turn))
         await conn.send(first)
+        started = asyncio.get_running_loop().time()
         echo = rec.bearer.encode()
         for step in reply.steps:
             if isinstance(step, _CONTROL):
                 if isinstance(step, Drop):
                     rec.dropped = True
                     return False
-                await self._control(step)
+                await self._control(step, started)
                 continue
+            if isinstance(step, Text) and step.stamp:
+                step = Text(stamped(step.text), step.index)
             if isinstance(step, Raw):
                 data = step.data.replace(_ECHO_KEY_BYTES, echo)
             elif isinstance(step, Comment):
@@ -1542,7 +1614,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token-delay", type=float, default=0.02, help="seconds per word")
     parser.add_argument("--first-token-delay", type=float, default=0.3)
     parser.add_argument("--ts", action="store_true", help='add "x_ts" to every chunk')
+    parser.add_argument(
+        "--bench", action="store_true", help="answer `BENCH tokens=.. rate=..` prompts (bench/)"
+    )
     args = parser.parse_args(argv)
+    with contextlib.suppress(ImportError):
+        import uvloop  # the benchmark's fake should cost as little CPU as it can
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     fake = FakeUpstream(
         host=args.host,
         port=args.port,
@@ -1550,6 +1629,7 @@ def main(argv: list[str] | None = None) -> None:
         ts=args.ts,
         token_delay=args.token_delay,
         first_token_delay=args.first_token_delay,
+        bench=args.bench,
     )
     print(f"fake upstream listening on {fake.base_url}", flush=True)
     print(f"  AIMLAPI_BASE_URL={fake.openai_base_url} AIMLAPI_API_KEY=x", flush=True)
