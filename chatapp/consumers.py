@@ -28,7 +28,6 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 from django.conf import settings
@@ -36,6 +35,7 @@ from django.http.request import split_domain_port, validate_host
 from django.utils.html import escape
 
 from . import generation, selectors
+from .db import db
 from .generation import render_message_fragment, stream_group, terminal_event_name
 
 log = logging.getLogger(__name__)
@@ -113,9 +113,7 @@ class MessageStreamConsumer(AsyncHttpConsumer):
             await self._respond(403, b"Log in to watch this answer.")
             return
         self.message_id = self.scope["url_route"]["kwargs"]["message_id"]
-        message = await database_sync_to_async(selectors.stream_state)(
-            owner=user, message_id=self.message_id
-        )
+        message = await db(selectors.stream_state, owner=user, message_id=self.message_id)
         if message is None:
             await self._respond(404, b"Not found")
             return
@@ -131,9 +129,7 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         session = self.scope.get("session")
         if session is not None and session.session_key:
             await self._join(session_group(session.session_key))
-        message = await database_sync_to_async(selectors.stream_state)(
-            owner=user, message_id=self.message_id
-        )
+        message = await db(selectors.stream_state, owner=user, message_id=self.message_id)
         if message is None or message.is_terminal:
             await self._finish_from_db(message)
             return
@@ -204,8 +200,8 @@ class MessageStreamConsumer(AsyncHttpConsumer):
             await asyncio.sleep(1.0)
             now = loop.time()
             if self.awaiting_snapshot and now - self.snapshot_requested_at > SNAPSHOT_TIMEOUT:
-                message = await database_sync_to_async(selectors.stream_state)(
-                    owner=self.scope["user"], message_id=self.message_id
+                message = await db(
+                    selectors.stream_state, owner=self.scope["user"], message_id=self.message_id
                 )
                 if message is None or message.is_terminal:
                     await self._finish_from_db(message)
@@ -219,7 +215,7 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         if message is None:
             await self._close()
             return
-        html = await database_sync_to_async(render_message_fragment)(message)
+        html = await db(render_message_fragment, message)
         await self._send(sse_event(terminal_event_name(message.status), html, len(message.content)))
         await self._close()
 

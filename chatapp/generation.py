@@ -32,17 +32,17 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 import httpx
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import OperationalError
 from django.template.loader import render_to_string
 
 from . import services
+from .db import db
 from .models import Message
 from .providers import new_http_client, provider_for
 from .providers.errors import ProviderError
@@ -72,10 +72,6 @@ def stream_group(message_id: uuid.UUID) -> str:
 def control_group(message_id: uuid.UUID) -> str:
     """The control channel of the process running a message."""
     return f"run.{message_id.hex}"
-
-
-async def db(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    return await database_sync_to_async(fn)(*args, **kwargs)
 
 
 def terminal_event_name(status: str) -> str:
@@ -312,6 +308,7 @@ class Run:
         self.started = time.monotonic()
         self.first_token_at: float | None = None
         self._saved_length = 0
+        self._saved_reasoning = 0
         self._last_checkpoint = self.started
         self._checkpoint_timer: asyncio.TimerHandle | None = None
         self._checkpoint_task: asyncio.Task | None = None
@@ -411,6 +408,9 @@ class Run:
                     delay = self.manager.config["retry_backoff"] * 2 ** (attempt - 1)
                 delay = min(delay, self.manager.config["retry_max_wait"])
                 attempt += 1
+                # Nothing of a failed attempt may stick to the answer of the next one.
+                self.extras, self.usage, self.finish = {}, None, None
+                self._reasoning.clear()
                 self._set_status(f"{exc.message} Trying again (attempt {attempt} of {attempts})…")
                 await asyncio.sleep(delay)
 
@@ -491,22 +491,30 @@ class Run:
         if self._saved_length >= self.length:
             return
         self._last_checkpoint = time.monotonic()
-        self._saved_length = self.length
+        text = "".join(self._parts)
+        reasoning = "".join(self._reasoning)
+        saving = (len(text), len(reasoning))
         self._checkpoint_task = asyncio.ensure_future(
             db(
                 services.message_checkpoint,
                 message_id=self.message_id,
-                content="".join(self._parts),
-                reasoning="".join(self._reasoning),
+                content_tail=text[self._saved_length :],
+                reasoning_tail=reasoning[self._saved_reasoning :],
             )
         )
-        self._checkpoint_task.add_done_callback(self._checkpoint_done)
+        self._checkpoint_task.add_done_callback(lambda task: self._checkpoint_done(task, saving))
 
-    def _checkpoint_done(self, task: asyncio.Task) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            # The final save carries the whole text anyway; try again at the next interval.
+    def _checkpoint_done(self, task: asyncio.Task, saving: tuple[int, int]) -> None:
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            # Nothing advanced: the next checkpoint appends from the last saved offset, and
+            # the final save writes the whole text anyway.
             log.warning("checkpoint of %s failed: %s", self.message_id, task.exception())
-            self._saved_length = 0
+            self._schedule_checkpoint()
+            return
+        self._saved_length, self._saved_reasoning = saving
+        if self._saved_length < self.length:  # text arrived while this one was saving
             self._schedule_checkpoint()
 
     async def _finalise(self, outcome: services.Outcome) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chatapp.providers import catalog
+from chatapp.providers import TRANSPORTS, catalog, new_http_client
 from chatapp.providers.errors import (
     AuthenticationError,
     BadRequestError,
@@ -50,9 +50,17 @@ KEY = "sk-aiml-0123456789abcdef0123456789"
 MODEL = "google/gemini-2.5-flash"
 
 
+@pytest.fixture(params=TRANSPORTS, autouse=True)
+def transport(request: pytest.FixtureRequest) -> str:
+    """Every test runs over both transports the app can use (production: aiohttp)."""
+    return request.param
+
+
 @pytest.fixture
-async def client(fake_upstream: up.FakeUpstream) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False) as client:
+async def client(
+    fake_upstream: up.FakeUpstream, transport: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with new_http_client(timeout=httpx.Timeout(5.0), transport=transport) as client:
         yield client
 
 
@@ -174,7 +182,10 @@ async def test_sends_the_documented_request(
             ChatMessage(
                 role="assistant",
                 parts=(TextPart("First answer"),),
-                extras={"google": {"thought_signature": "c2ln/+==", "traffic_type": "ON_DEMAND"}},
+                extras={
+                    "google": {"thought_signature": "c2ln/+==", "traffic_type": "ON_DEMAND"},
+                    "google_echo": {"route": "aimlapi", "model": MODEL},
+                },
             ),
             ChatMessage(
                 role="user",
@@ -379,11 +390,35 @@ async def test_extra_content_is_merged_and_kept_whole(
         )
     )
     extras = of_type(await collect(provider), ProviderExtras)
-    assert extras[0].data == {"google": {"thought_signature": "Zmlyc3Q="}}
+    signed_by = {"route": "aimlapi", "model": MODEL}
+    assert extras[0].data == {"google": {"thought_signature": "Zmlyc3Q="}, "google_echo": signed_by}
     assert extras[-1].data == {
         "google": {"thought_signature": "Zmlyc3Q=", "traffic_type": "ON_DEMAND"},
         "vendor": {"x": [1, 2]},
+        "google_echo": signed_by,
     }
+
+
+async def test_a_signature_is_echoed_only_to_the_model_that_made_it(
+    provider: OpenAICompatProvider, fake_upstream: up.FakeUpstream
+) -> None:
+    """Gemini refuses a thought signature made by another model (a 400, "Corrupted thought
+    signature"): after a switch of model, the earlier answer goes back as plain text."""
+    answer = ChatMessage(
+        role="assistant",
+        parts=(TextPart("Earlier answer"),),
+        extras={
+            "google": {"thought_signature": "c2ln"},
+            "google_echo": {"route": "aimlapi", "model": "google/gemini-2.5-pro"},
+        },
+    )
+    request = ChatRequest(
+        model=MODEL,
+        messages=(ChatMessage.of_text("user", "Q"), answer, ChatMessage.of_text("user", "Q2")),
+    )
+    await collect(provider, request)
+    sent = fake_upstream.wait_for_requests(1)[0].json["messages"]
+    assert sent[1] == {"role": "assistant", "content": "Earlier answer"}
 
 
 async def test_reasoning_deltas(
@@ -448,7 +483,12 @@ async def test_a_json_answer_instead_of_a_stream(
         ResponseInfo(request_id="inf-json", response_id="chatcmpl-json", model="gemini-1.5-pro"),
         ReasoningDelta("Hmm"),
         TextDelta("Whole answer"),
-        ProviderExtras({"google": {"thought_signature": "sig"}}),
+        ProviderExtras(
+            {
+                "google": {"thought_signature": "sig"},
+                "google_echo": {"route": "aimlapi", "model": MODEL},
+            }
+        ),
         Usage(prompt_tokens=2, completion_tokens=3, total_tokens=5),
         Finish(reason="length", raw="length"),
     ]
@@ -869,12 +909,16 @@ async def test_a_drop_before_the_response(
 
 
 @pytest.mark.parametrize("where", ["mid-stream", "before-headers"])
-async def test_a_stall_becomes_a_read_timeout(fake_upstream: up.FakeUpstream, where: str) -> None:
+async def test_a_stall_becomes_a_read_timeout(
+    fake_upstream: up.FakeUpstream, where: str, transport: str
+) -> None:
     if where == "mid-stream":
         fake_upstream.enqueue(up.Reply([up.Text("Before the stall "), up.Stall()]))
     else:
         fake_upstream.enqueue(up.Reply([up.Text("never")], before_headers=[up.Stall()]))
-    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0, read=0.3)) as impatient:
+    async with new_http_client(
+        timeout=httpx.Timeout(5.0, read=0.3), transport=transport
+    ) as impatient:
         provider = make_provider(impatient, fake_upstream.openai_base_url)
         events, error = await collect_until_error(provider)
 

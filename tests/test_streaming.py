@@ -3,6 +3,7 @@ real socket to the fake upstream, the real run, the real consumer behind chatapp
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -395,6 +396,32 @@ async def test_statements_per_streamed_message_are_bounded(
     # One final UPDATE plus at most one checkpoint per second of streaming.
     assert 1 <= len(updates) <= 1 + int(duration_s) + 1
     assert len(writes) == len(updates)
+
+
+async def test_a_paused_stream_is_checkpointed_within_the_interval(
+    aimlapi, run_manager, user, settings
+):
+    """A crash loses at most the last checkpoint interval: text that arrived and then paused
+    is in the database one interval later, and checkpoints append (the text is not doubled)."""
+    settings.CHAT_RUN = {**settings.CHAT_RUN, "checkpoint_interval": 0.2}
+    aimlapi.enqueue(Reply([Text("first "), Gate("a"), Text("second "), Gate("b"), Text("end")]))
+    turn = await start_turn(user, "Hello")
+    message_id = turn.assistant_message.id
+
+    async def saved(expected: str) -> Message:
+        while (message := await reload_message(message_id)).content != expected:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        return message
+
+    await aimlapi.wait_for_gate_async("a")
+    message = await asyncio.wait_for(saved("first "), 3)
+    assert message.status == Message.Status.STREAMING
+    aimlapi.release("a")
+    await aimlapi.wait_for_gate_async("b")
+    await asyncio.wait_for(saved("first second "), 3)
+    aimlapi.release("b")
+    await wait_for_run(message_id)
+    assert (await reload_message(message_id)).content == "first second end"
 
 
 async def test_frames_are_coalesced(aimlapi, run_manager, user, cookie):

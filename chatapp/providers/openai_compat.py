@@ -99,7 +99,8 @@ class OpenAICompatProvider(Provider):
         messages: list[dict[str, Any]] = []
         if request.system.strip():
             messages.append({"role": "system", "content": request.system})
-        messages.extend(_wire_message(message) for message in request.messages)
+        origin = {"route": self.alias, "model": request.model}
+        messages.extend(_wire_message(message, origin) for message in request.messages)
         body: dict[str, Any] = {"model": request.model, "messages": messages, "stream": True}
         spec = catalog.get_model(self.alias, request.model)
         # PROTOCOLS §1: legacy ids accept `stream` only (they send usage anyway); current
@@ -139,6 +140,7 @@ class OpenAICompatProvider(Provider):
             self.build_body(request), ensure_ascii=False, separators=(",", ":")
         ).encode()
         state = _State()
+        state.origin = {"route": self.alias, "model": request.model}
         try:
             async with self.client.stream(
                 "POST",
@@ -163,16 +165,20 @@ class OpenAICompatProvider(Provider):
                     try:
                         async for chunk in chunks:
                             for data in parser.feed(chunk):
+                                if type(data) is _Stray:
+                                    self._check_stray(data, state)
+                                    continue
                                 for event in self._chunk_events(data, state):
                                     yield event
                                 if state.done:
                                     break
                             if state.done:
                                 break
-                            if parser.fresh:
-                                self._check_stray(parser, state)
                         else:
                             for data in parser.close():
+                                if type(data) is _Stray:
+                                    self._check_stray(data, state)
+                                    continue
                                 for event in self._chunk_events(data, state):
                                     yield event
                     except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout):
@@ -306,7 +312,10 @@ class OpenAICompatProvider(Provider):
             return
         _deep_merge(state.extras, extra)
         # Cumulative, so that whoever merges it (shallowly or not) ends with every field seen.
-        events.append(ProviderExtras(_copy(state.extras)))
+        # `google_echo` records which route and model signed it: Gemini refuses a thought
+        # signature made by another model ("Corrupted thought signature"), so it is echoed
+        # only to the same one.
+        events.append(ProviderExtras({**_copy(state.extras), "google_echo": dict(state.origin)}))
 
     def _usage(self, chunk: dict[str, Any], state: _State, events: list[Event]) -> None:
         usage = chunk.get("usage")
@@ -375,17 +384,16 @@ class OpenAICompatProvider(Provider):
             events.extend(self._chunk_events(line, state))
         return events
 
-    def _check_stray(self, parser: _SSEParser, state: _State) -> None:
+    def _check_stray(self, line: bytes, state: _State) -> None:
         """A line outside the SSE grammar that is a JSON error object (some gateways write one
-        bare, without `data:`) is an error; anything else stays ignored."""
-        lines, parser.fresh = parser.fresh, []
-        for line in lines:
-            try:
-                body = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(body, dict) and body.get("error"):
-                raise self._body_error(None, body, line.decode("utf-8", "replace"), None, state)
+        bare, without `data:`) is an error; anything else stays ignored. Checked where it falls
+        among the events: a read may carry it together with the end of the stream."""
+        try:
+            body = json.loads(line)
+        except ValueError:
+            return
+        if isinstance(body, dict) and body.get("error"):
+            raise self._body_error(None, body, line.decode("utf-8", "replace"), None, state)
 
     # --- errors ---------------------------------------------------------------------------
 
@@ -484,6 +492,7 @@ class _State:
         "inference_id",
         "info_sent",
         "last_usage",
+        "origin",
         "saw_data",
         "started",
         "usage",
@@ -497,6 +506,7 @@ class _State:
         self.saw_data = False
         self.finish: str | None = None
         self.extras: dict[str, Any] = {}
+        self.origin: dict[str, str] = {}
         self.usage: dict[str, Any] = {}
         self.last_usage: Usage | None = None
 
@@ -506,19 +516,18 @@ class _SSEParser:
 
     Lines end with CRLF, LF or CR, possibly split across network reads; comments and the
     `event:`, `id:` and `retry:` fields are ignored; several `data:` lines of one event are
-    joined with LF. `feed` returns the data of every event completed by the new bytes.
+    joined with LF. `feed` returns the data of every event completed by the new bytes, and,
+    in their place among them, lines outside the grammar that look like JSON (as `_Stray`).
     """
 
-    __slots__ = ("buffer", "data", "fresh", "skip_lf", "stray")
+    __slots__ = ("buffer", "data", "skip_lf", "stray")
 
     def __init__(self) -> None:
         self.buffer = b""
         self.data: list[bytes] = []
         self.skip_lf = False
-        # Lines outside the SSE grammar: the first few, kept for diagnosis, and the ones that
-        # look like JSON and have not been looked at yet.
+        # Lines outside the SSE grammar: the first few, kept for diagnosis.
         self.stray: list[bytes] = []
-        self.fresh: list[bytes] = []
 
     def feed(self, chunk: bytes) -> list[bytes]:
         if self.skip_lf:
@@ -559,8 +568,14 @@ class _SSEParser:
                 if len(self.stray) < 8:
                     self.stray.append(line)
                 if line[:1] == b"{":
-                    self.fresh.append(line)
+                    events.append(_Stray(line))
         return events
+
+
+class _Stray(bytes):
+    """A line outside the SSE grammar that looks like JSON (maybe a bare error object)."""
+
+    __slots__ = ()
 
 
 async def _read_limited(response: httpx.Response, limit: int) -> bytes:
@@ -584,11 +599,12 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
         pass
 
 
-def _wire_message(message: ChatMessage) -> dict[str, Any]:
+def _wire_message(message: ChatMessage, origin: dict[str, str]) -> dict[str, Any]:
     if message.role == "assistant":
         wire: dict[str, Any] = {"role": "assistant", "content": message.text}
-        google = message.extras.get("google") if message.extras else None
-        if google:
+        extras = message.extras or {}
+        google = extras.get("google")
+        if google and extras.get("google_echo") == origin:
             # Echoed exactly as the provider sent it (thought signatures are opaque).
             wire["extra_content"] = {"google": _copy(google)}
         return wire
