@@ -16,9 +16,10 @@ Design:
   is synchronous and thread-safe; the `*_async` waiters await the same conditions from any
   event loop without blocking it.
 - A reply is a protocol-neutral script (`Reply` and its steps). A `Renderer`, chosen by the
-  request path, turns the script into one wire format. Only the OpenAI format (AI/ML API) is
-  implemented; the Gemini and Segmind paths are reserved in `ROUTES` and answer 501 until
-  their renderers are written.
+  request path, turns the script into one wire format: the OpenAI format (AI/ML API, under
+  `openai_base_url`), Google's Gemini API (`gemini_base_url`: SSE without `[DONE]`, the
+  finish on the last chunk, cumulative usage, blocked prompts) and Segmind (`segmind_base_url`:
+  one Gemini-native or older OpenAI-style JSON body). The same script plays on all three.
 - One asyncio task per connection, no threads per connection: the benchmark opens 500+
   concurrent streams.
 - Streams use `Transfer-Encoding: chunked`, so `Drop()` (closing the socket without the final
@@ -28,6 +29,8 @@ Run it by hand (serves the default echo reply at a realistic pace):
 
     python -m tests.fakes.upstream --port 9999
     AIMLAPI_BASE_URL=http://127.0.0.1:9999/v1 AIMLAPI_API_KEY=x python manage.py runserver
+    GEMINI_BASE_URL=http://127.0.0.1:9999/v1beta GEMINI_API_KEY=x ...
+    SEGMIND_BASE_URL=http://127.0.0.1:9999/segmind SEGMIND_API_KEY=x ...
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import hashlib
 import json
 import re
@@ -70,7 +74,9 @@ __all__ = [
     "Stall",
     "Text",
     "Usage",
+    "bare_json",
     "chunks",
+    "google_error",
     "words",
 ]
 
@@ -91,23 +97,31 @@ _MAX_BODY = 256 * 1024 * 1024
 class Text:
     """One content delta (one chunk). `index` is the choice index, for n > 1.
 
-    `stamp=True` prefixes the text, when it is sent, with `⟦<time.monotonic_ns()>⟧`: the
-    benchmark reads it back at the far end of the app to measure each chunk's added latency
-    (CLOCK_MONOTONIC is shared by all processes of a machine).
+    `stamp=True` prefixes the text, when it is sent, with `⟦<time.time_ns()>⟧`: the benchmark
+    reads it back at the far end of the app (a Python client, or the browser's page clock) to
+    measure each chunk's added latency. Wall-clock time, because the browser has no other clock
+    in common with us; all parties run on one machine.
+
+    `signature` is a thought signature carried by this piece: Gemini puts `thoughtSignature`
+    on the part (an empty text with a signature is how a stream often ends); the OpenAI format
+    sends it as `extra_content.google.thought_signature` on the same delta.
     """
 
     text: str
     index: int = 0
     stamp: bool = False
+    signature: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Reasoning:
     """One reasoning delta, sent as `delta.reasoning_content` (the form DeepSeek-style
-    OpenAI-compatible servers use; whether AI/ML API sends it for Gemini is unverified)."""
+    OpenAI-compatible servers use; whether AI/ML API sends it for Gemini is unverified), and
+    by Gemini as a `thought: true` part (a thought summary), with `signature` if given."""
 
     text: str
     index: int = 0
+    signature: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +194,7 @@ STAMP = re.compile(r"⟦(\d+)⟧")
 
 
 def stamped(text: str) -> str:
-    return f"⟦{time.monotonic_ns()}⟧{text}"
+    return f"⟦{time.time_ns()}⟧{text}"
 
 
 def bench_reply(prompt: str) -> Reply | None:
@@ -247,6 +261,14 @@ class Reply:
     `before_headers`: control steps (Delay, Gate, Stall, Drop) run before the response head
     is sent, e.g. to hold the client before the first byte.
     `ts`: add `"x_ts": time.time_ns()` to every chunk (None: the server's `ts` setting).
+
+    Gemini-native renderers (Google, Segmind) also read:
+    `finish` in either spelling ("stop" is sent as STOP, "length" as MAX_TOKENS,
+    "content_filter" as SAFETY; "SAFETY", "RECITATION"... as they are). With no Text steps
+    and finish="SAFETY" the candidate has no parts at all, as Google sends it.
+    `blocked`: the prompt was blocked - HTTP 200, no candidates, `promptFeedback.blockReason`.
+    `safety_ratings`: sent on the finishing candidate (or in `promptFeedback` when blocked).
+    `legacy_shape`: Segmind's older OpenAI-style body (`choices[0].message.content`).
     """
 
     steps: Sequence[Step] = ()
@@ -262,6 +284,9 @@ class Reply:
     before_headers: Sequence[Step] = ()
     role_chunk: bool = True
     ts: bool | None = None
+    blocked: str | None = None
+    safety_ratings: Sequence[Mapping[str, Any]] = ()
+    legacy_shape: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(self.steps))
@@ -419,6 +444,82 @@ class ErrorReply:
     def gateway_timeout(cls) -> ErrorReply:
         return cls.aimlapi(504, "Generation timed out")
 
+    # -- Google's and Segmind's shapes (PROTOCOLS.md §2, §3) --
+
+    @classmethod
+    def google(
+        cls,
+        code: int,
+        message: str,
+        status: str,
+        *,
+        retry_delay: str | None = None,
+        details: Sequence[Mapping[str, Any]] = (),
+        as_list: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> ErrorReply:
+        """`{"error": {code, message, status, details}}`, pretty-printed as Google sends it;
+        `retry_delay` adds a RetryInfo detail ("37s"); `as_list` wraps the body in a list (the
+        form of Google's OpenAI-compatible endpoint)."""
+        body = {
+            "error": google_error(code, message, status, retry_delay=retry_delay, details=details)
+        }
+        text = json.dumps([body] if as_list else body, indent=2)
+        return cls(code, text, "application/json; charset=UTF-8", headers=dict(headers or {}))
+
+    @classmethod
+    def google_rate_limited(cls, retry_delay: str = "37s") -> ErrorReply:
+        quota = {
+            "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+            "violations": [
+                {
+                    "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                    "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                    "quotaValue": "10",
+                }
+            ],
+        }
+        return cls.google(
+            429,
+            "You exceeded your current quota, please check your plan and billing details.",
+            "RESOURCE_EXHAUSTED",
+            retry_delay=retry_delay,
+            details=[quota],
+        )
+
+    @classmethod
+    def segmind(
+        cls, status: int, message: str, *, headers: Mapping[str, str] | None = None
+    ) -> ErrorReply:
+        """Segmind's `{"error": "<string>"}`."""
+        return cls(status, {"error": message}, headers=dict(headers or {}))
+
+
+def google_error(
+    code: int,
+    message: str,
+    status: str,
+    *,
+    retry_delay: str | None = None,
+    details: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """The inside of Google's error body."""
+    error: dict[str, Any] = {"code": code, "message": message, "status": status}
+    found = [dict(d) for d in details]
+    if retry_delay is not None:
+        found.append(
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay}
+        )
+    if found:
+        error["details"] = found
+    return error
+
+
+def bare_json(value: Any) -> Raw:
+    """A JSON value written into a stream as it is, pretty-printed, without `data:`: how
+    Google reports an error after the stream has started."""
+    return Raw(json.dumps(value, indent=2).encode() + b"\n")
+
 
 def _control_only(steps: Sequence[Step]) -> tuple[Step, ...]:
     steps = tuple(steps)
@@ -498,6 +599,17 @@ class RecordedRequest:
         return value[7:].strip() if value[:7].lower() == "bearer " else ""
 
     @property
+    def api_key(self) -> str:
+        """The key the client sent, wherever it put it: the Bearer token, Google's
+        `x-goog-api-key`, Segmind's `x-api-key`, or (never acceptable) `?key=`."""
+        return (
+            self.bearer
+            or self.headers.get("x-goog-api-key", "").strip()
+            or self.headers.get("x-api-key", "").strip()
+            or self.query.get("key", "")
+        )
+
+    @property
     def text(self) -> str:
         return self.body.decode("utf-8", "replace")
 
@@ -541,6 +653,9 @@ class _Turn:
         if isinstance(step, Text):
             self.texts.setdefault(step.index, []).append(step.text)
             self.text_steps += 1
+            if step.signature is not None:
+                google = {"google": {"thought_signature": step.signature}}
+                _deep_merge(self.extras.setdefault(step.index, {}), google)
         elif isinstance(step, Reasoning):
             self.reasoning.setdefault(step.index, []).append(step.text)
             self.reasoning_steps += 1
@@ -691,6 +806,8 @@ class OpenAIChatRenderer(Renderer):
     def step(self, step: Step, turn: _Turn) -> bytes:
         if isinstance(step, Text):
             delta: dict[str, Any] = {"content": step.text}
+            if step.signature is not None:
+                delta["extra_content"] = {"google": {"thought_signature": step.signature}}
         elif isinstance(step, Reasoning):
             delta = {"reasoning_content": step.text}
         elif isinstance(step, ExtraContent):
@@ -788,18 +905,335 @@ class OpenAIChatRenderer(Renderer):
         return json.dumps(body, ensure_ascii=False).encode()
 
 
-class GeminiRenderer(Renderer):
-    """Reserved: Google's `:streamGenerateContent?alt=sse` and `:generateContent`."""
+# Neutral finish reasons in Gemini's spelling; anything else is sent as it is.
+_GEMINI_FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
+_CONTENT_STEPS = (Text, Reasoning)
+_ENDS_EARLY = (Drop, Stall, Raw, Data)
 
-    implemented = False
+
+class GeminiRenderer(Renderer):
+    """Google's `:streamGenerateContent?alt=sse` and `:generateContent` (PROTOCOLS.md §3).
+
+    Streams are `data: <GenerateContentResponse>` events with no `[DONE]`: the body ends when
+    the answer does. Each Text step is one chunk (a step may hold several tokens, as Gemini's
+    chunks do); the finishReason and the final usage ride on the last content chunk, unless
+    something (a Drop, a Stall, an error) follows it, in which case a separate closing chunk
+    carries them. `usageMetadata` is cumulative in every chunk. Requests need
+    `x-goog-api-key`; `?key=` in the URL is refused (SECURITY 12).
+    """
+
     name = "gemini"
 
+    def __init__(self, rec: RecordedRequest, match: re.Match[str]) -> None:
+        super().__init__(rec, match)
+        self._content_steps = 0  # content steps rendered so far
+        self._finish_on: int | None = None  # the content step that carries the finish
+        self._planned = False
 
-class SegmindRenderer(Renderer):
-    """Reserved: Segmind's `POST /segmind/{model}` (Gemini-native body, no streaming)."""
+    # -- the request --
 
-    implemented = False
+    def _body(self) -> dict[str, Any] | None:
+        """The Gemini-shaped request body."""
+        body = self.rec.json
+        return body if isinstance(body, dict) else None
+
+    def check(self, expected_key: str | None) -> ErrorReply | None:
+        if "key" in self.rec.query:
+            return ErrorReply.google(
+                400,
+                "The fake refuses ?key= in the URL (it leaks into logs): send x-goog-api-key.",
+                "INVALID_ARGUMENT",
+            )
+        key = self.rec.headers.get("x-goog-api-key", "").strip()
+        if not key:
+            return ErrorReply.google(
+                403,
+                "Method doesn't allow unregistered callers (callers without established "
+                "identity). Please use API Key or other form of API consumer identity to call "
+                "this API.",
+                "PERMISSION_DENIED",
+            )
+        if expected_key is not None and key != expected_key:
+            return ErrorReply.google(
+                400,
+                "API key not valid. Please pass a valid API key.",
+                "INVALID_ARGUMENT",
+                details=[
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "API_KEY_INVALID",
+                        "domain": "googleapis.com",
+                    }
+                ],
+            )
+        return self._check_body()
+
+    def _check_body(self) -> ErrorReply | None:
+        body = self._body()
+        if body is None or not isinstance(body.get("contents"), list) or not body["contents"]:
+            return ErrorReply.google(
+                400,
+                "* GenerateContentRequest.contents: contents is not specified",
+                "INVALID_ARGUMENT",
+            )
+        return None
+
+    def wants_stream(self) -> bool:
+        return (
+            self.match["method"] == "streamGenerateContent" and self.rec.query.get("alt") == "sse"
+        )
+
+    def requested_model(self) -> str:
+        return self.match["model"]
+
+    def _contents(self) -> list[dict[str, Any]]:
+        body = self._body() or {}
+        contents = body.get("contents")
+        return [c for c in contents if isinstance(c, dict)] if isinstance(contents, list) else []
+
+    @staticmethod
+    def _text_of(content: dict[str, Any]) -> tuple[str, int]:
+        texts, images = [], 0
+        parts = content.get("parts")
+        for part in parts if isinstance(parts, list) else ():
+            if not isinstance(part, dict) or part.get("thought"):
+                continue
+            if isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            elif "inlineData" in part:
+                images += 1
+        return "".join(texts), images
+
+    def prompt_text(self) -> str:
+        for content in reversed(self._contents()):
+            if content.get("role", "user") == "user":
+                text, images = self._text_of(content)
+                if images:
+                    text += f" [{images} image{'s' if images > 1 else ''}]"
+                return text
+        return ""
+
+    def prompt_tokens(self) -> int:
+        return sum(len(self._text_of(c)[0].split()) + 1 for c in self._contents())
+
+    # -- pieces of a response --
+
+    @staticmethod
+    def _finish(reply: Reply) -> str | None:
+        return None if reply.finish is None else _GEMINI_FINISH.get(reply.finish, reply.finish)
+
+    @staticmethod
+    def _part(step: Step) -> dict[str, Any] | None:
+        if isinstance(step, Text):
+            part: dict[str, Any] = {"text": step.text}
+        elif isinstance(step, Reasoning):
+            part = {"text": step.text, "thought": True}
+        else:
+            return None  # ExtraContent is the OpenAI format's
+        if step.signature is not None:
+            part["thoughtSignature"] = step.signature
+        return part
+
+    def _usage(self, turn: _Turn, *, final: bool) -> dict[str, Any] | None:
+        usage = turn.reply.usage
+        if usage is None or (usage != "auto" and not final):
+            return None
+        if usage == "auto":
+            prompt = self.prompt_tokens()
+            wire = {
+                "promptTokenCount": prompt,
+                "candidatesTokenCount": turn.text_steps,
+                "totalTokenCount": prompt + turn.text_steps + turn.reasoning_steps,
+            }
+            if turn.reasoning_steps:
+                wire["thoughtsTokenCount"] = turn.reasoning_steps
+            return wire
+        assert isinstance(usage, Usage)
+        names = (
+            ("prompt_tokens", "promptTokenCount"),
+            ("completion_tokens", "candidatesTokenCount"),
+            ("reasoning_tokens", "thoughtsTokenCount"),
+            ("total_tokens", "totalTokenCount"),
+        )
+        wire = {w: getattr(usage, n) for n, w in names if getattr(usage, n) is not None}
+        return wire or None
+
+    def _response(
+        self,
+        turn: _Turn,
+        candidates: list[dict[str, Any]] | None,
+        *,
+        final: bool,
+        feedback: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        response: dict[str, Any] = {}
+        if candidates is not None:
+            response["candidates"] = candidates
+        if feedback is not None:
+            response["promptFeedback"] = feedback
+        usage = self._usage(turn, final=final)
+        if usage is not None:
+            response["usageMetadata"] = usage
+        response["modelVersion"] = turn.model
+        response["responseId"] = turn.response_id
+        return response
+
+    def _ending(self, candidate: dict[str, Any], reply: Reply) -> dict[str, Any]:
+        candidate["finishReason"] = self._finish(reply)
+        if reply.safety_ratings:
+            candidate["safetyRatings"] = [dict(r) for r in reply.safety_ratings]
+        return candidate
+
+    def _blocked(self, turn: _Turn) -> dict[str, Any]:
+        reply = turn.reply
+        feedback: dict[str, Any] = {"blockReason": reply.blocked}
+        if reply.safety_ratings:
+            feedback["safetyRatings"] = [dict(r) for r in reply.safety_ratings]
+        return self._response(turn, None, final=True, feedback=feedback)
+
+    # -- stream --
+
+    def _plan(self, turn: _Turn) -> None:
+        """Which content step carries the finishReason (None: a separate closing chunk)."""
+        self._planned = True
+        reply = turn.reply
+        content = [i for i, s in enumerate(reply.steps) if isinstance(s, _CONTENT_STEPS)]
+        if reply.finish is None or reply.blocked or not content:
+            return
+        if any(reply.steps[i].index != 0 for i in content):
+            return
+        if any(isinstance(s, _ENDS_EARLY) for s in reply.steps[content[-1] + 1 :]):
+            return
+        self._finish_on = len(content)
+
+    def open(self, turn: _Turn) -> bytes:
+        return b""  # Gemini sends no role-only chunk
+
+    def step(self, step: Step, turn: _Turn) -> bytes:
+        if not self._planned:
+            self._plan(turn)
+        part = self._part(step)
+        if part is None or turn.reply.blocked:
+            return b""
+        self._content_steps += 1
+        candidate: dict[str, Any] = {
+            "content": {"parts": [part], "role": "model"},
+            "index": step.index,
+        }
+        last = self._content_steps == self._finish_on
+        if last:
+            self._ending(candidate, turn.reply)
+        return sse_event(self._response(turn, [candidate], final=last))
+
+    def close(self, turn: _Turn) -> bytes:
+        if not self._planned:
+            self._plan(turn)
+        reply = turn.reply
+        if reply.blocked:
+            return sse_event(self._blocked(turn))
+        if self._finish_on is not None or reply.finish is None:
+            return b""
+        candidates = []
+        for index in turn.indexes:
+            candidate: dict[str, Any] = {"index": index}
+            if index in turn.texts or index in turn.reasoning:
+                candidate["content"] = {"parts": [{"text": ""}], "role": "model"}
+            candidates.append(self._ending(candidate, reply))
+        return sse_event(self._response(turn, candidates, final=True))
+
+    # -- one JSON body --
+
+    def _whole_parts(self, reply: Reply, index: int) -> list[dict[str, Any]]:
+        """Parts of one candidate: thought parts first, unsigned text merged, signed parts
+        kept whole."""
+        parts: list[dict[str, Any]] = []
+        for step in reply.steps:
+            part = self._part(step)
+            if part is None or step.index != index:  # type: ignore[union-attr]
+                continue
+            previous = parts[-1] if parts else None
+            mergeable = (
+                previous is not None
+                and "thoughtSignature" not in previous
+                and "thoughtSignature" not in part
+                and previous.get("thought") == part.get("thought")
+            )
+            if mergeable:
+                previous["text"] += part["text"]
+            else:
+                parts.append(part)
+        return parts
+
+    def whole(self, turn: _Turn) -> bytes:
+        reply = turn.reply
+        if reply.blocked:
+            body: Any = self._blocked(turn)
+        else:
+            candidates = []
+            for index in turn.indexes:
+                candidate: dict[str, Any] = {"index": index}
+                parts = self._whole_parts(reply, index)
+                if parts:
+                    candidate["content"] = {"parts": parts, "role": "model"}
+                if reply.finish is not None:
+                    self._ending(candidate, reply)
+                candidates.append(candidate)
+            body = self._response(turn, candidates, final=True)
+        if self.match.groupdict().get("method") == "streamGenerateContent":
+            body = [body]  # without alt=sse, Google streams a JSON array
+        return json.dumps(body, ensure_ascii=False).encode()
+
+
+class SegmindRenderer(GeminiRenderer):
+    """Segmind's `POST /segmind/{model}` (PROTOCOLS.md §2): `{"messages": {"system_instruction",
+    "contents", "generationConfig"}}` in, one JSON body out (no streaming). Answers
+    Gemini-native `candidates` by default, or the older OpenAI-style `choices` with
+    `Reply(legacy_shape=True)`. Errors are `{"error": "<string>"}` (`ErrorReply.segmind`)."""
+
     name = "segmind"
+
+    def _body(self) -> dict[str, Any] | None:
+        body = self.rec.json
+        messages = body.get("messages") if isinstance(body, dict) else None
+        return messages if isinstance(messages, dict) else None
+
+    def check(self, expected_key: str | None) -> ErrorReply | None:
+        key = self.rec.headers.get("x-api-key", "").strip()
+        if not key or (expected_key is not None and key != expected_key):
+            return ErrorReply.segmind(401, "Invalid or missing API key (x-api-key)")
+        if "application/json" not in self.rec.headers.get("content-type", "").lower():
+            return ErrorReply.segmind(406, "Unsupported Content-Type: use application/json")
+        if self._check_body() is not None:
+            return ErrorReply.segmind(422, "messages.contents must be a non-empty array")
+        return None
+
+    def wants_stream(self) -> bool:
+        return False
+
+    def whole(self, turn: _Turn) -> bytes:
+        reply = turn.reply
+        if not reply.legacy_shape:
+            return super().whole(turn)
+        usage = self._usage(turn, final=True) or {}
+        body = {
+            "id": turn.response_id,
+            "object": "chat.completion",
+            "created": turn.created,
+            "model": turn.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(turn.texts.get(0, []))},
+                    "finish_reason": reply.finish,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": usage.get("promptTokenCount"),
+                "completion_tokens": usage.get("candidatesTokenCount"),
+                "total_tokens": usage.get("totalTokenCount"),
+            },
+        }
+        return json.dumps(body, ensure_ascii=False).encode()
 
 
 # Path pattern -> renderer, for POST requests. New protocols plug in here.
@@ -992,6 +1426,16 @@ class FakeUpstream:
     @property
     def openai_base_url(self) -> str:
         return f"{self.base_url}/v1"
+
+    @property
+    def gemini_base_url(self) -> str:
+        """For GEMINI_BASE_URL: `{base}/models/{model}:streamGenerateContent` lands here."""
+        return f"{self.base_url}/v1beta"
+
+    @property
+    def segmind_base_url(self) -> str:
+        """For SEGMIND_BASE_URL: `{base}/{model}` lands here."""
+        return f"{self.base_url}/segmind"
 
     # -- scripting --
 
@@ -1455,7 +1899,7 @@ class FakeUpstream:
         for name, value in overrides.items():
             headers[name.lower()] = (name, value)
         lines = [f"HTTP/1.1 {status} {_phrase(status)}"]
-        lines += [f"{n}: {v.replace(ECHO_KEY, rec.bearer)}" for n, v in headers.values()]
+        lines += [f"{n}: {v.replace(ECHO_KEY, rec.api_key)}" for n, v in headers.values()]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
 
     async def _control(self, step: Step, started: float = 0.0) -> None:
@@ -1508,7 +1952,7 @@ class FakeUpstream:
         if isinstance(reply, ErrorReply) or renderer is None:
             assert isinstance(reply, ErrorReply)
             body, content_type = reply.encode()
-            body = body.replace(_ECHO_KEY_BYTES, rec.bearer.encode())
+            body = body.replace(_ECHO_KEY_BYTES, rec.api_key.encode())
             defaults = [("Content-Type", content_type)] if reply.status != 304 else []
             defaults.append(("Content-Length", str(len(body))))
             await conn.send(
@@ -1534,11 +1978,12 @@ class FakeUpstream:
             ("Transfer-Encoding", "chunked"),
         ]
         first = self._head(rec, reply.status, defaults, reply.headers, keep)
-        if reply.role_chunk:
-            first += _frame(renderer.open(turn))
+        opening = renderer.open(turn) if reply.role_chunk else b""
+        if opening:  # an empty frame would end the body
+            first += _frame(opening)
         await conn.send(first)
         started = asyncio.get_running_loop().time()
-        echo = rec.bearer.encode()
+        echo = rec.api_key.encode()
         for step in reply.steps:
             if isinstance(step, _CONTROL):
                 if isinstance(step, Drop):
@@ -1547,7 +1992,7 @@ class FakeUpstream:
                 await self._control(step, started)
                 continue
             if isinstance(step, Text) and step.stamp:
-                step = Text(stamped(step.text), step.index)
+                step = dataclasses.replace(step, text=stamped(step.text))
             if isinstance(step, Raw):
                 data = step.data.replace(_ECHO_KEY_BYTES, echo)
             elif isinstance(step, Comment):
@@ -1633,6 +2078,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"fake upstream listening on {fake.base_url}", flush=True)
     print(f"  AIMLAPI_BASE_URL={fake.openai_base_url} AIMLAPI_API_KEY=x", flush=True)
+    print(f"  GEMINI_BASE_URL={fake.gemini_base_url} GEMINI_API_KEY=x", flush=True)
+    print(f"  SEGMIND_BASE_URL={fake.segmind_base_url} SEGMIND_API_KEY=x", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
