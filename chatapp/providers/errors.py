@@ -5,6 +5,7 @@
     ├── InsufficientCreditsError     AI/ML API 403, Segmind 406: the account is out of credits
     ├── RateLimitError               429: too many requests or concurrent streams (retryable)
     ├── BadRequestError              400/422: the upstream refused the request as invalid
+    │   └── PromptBlockedError       Gemini: HTTP 200, no candidates, promptFeedback.blockReason
     ├── ModelUnavailableError        404/410: unknown, deprecated or retired model
     ├── UpstreamError                5xx: the upstream failed (retryable)
     │   └── MalformedResponseError   the upstream sent something we could not parse
@@ -61,6 +62,20 @@ class RateLimitError(ProviderError):
 class BadRequestError(ProviderError):
     code = "bad_request"
     default_message = "The provider refused the request as invalid."
+
+
+class PromptBlockedError(BadRequestError):
+    """The prompt itself was refused (Gemini's `promptFeedback.blockReason`): no answer was
+    generated at all. An error rather than an empty `Finish`, so the message ends failed with
+    "Your prompt was blocked: ..." in place of an empty bubble. Not retryable as it stands:
+    the same prompt gets the same verdict. `block_reason` is Gemini's own word for it."""
+
+    code = "prompt_blocked"
+    default_message = "Your prompt was blocked by the provider. Rephrase it and send it again."
+
+    def __init__(self, message: str | None = None, *, block_reason: str = "", **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.block_reason = block_reason
 
 
 class ModelUnavailableError(ProviderError):

@@ -64,7 +64,10 @@ class ChatRequest:
     `options` holds only the parameters the person set, under neutral names, already validated
     against the model's ranges by `catalog.validate_options`: temperature, top_p,
     max_tokens, max_completion_tokens, frequency_penalty, presence_penalty, stop (a list of
-    strings) and seed. Adapters map these names to their wire names and send nothing else.
+    strings) and seed; on the Gemini-native routes also top_k, candidate_count, json_output
+    (True), thinking_budget (int), thinking_level ("LOW"...) and safety_settings
+    ({"HARM_CATEGORY_...": threshold}). Adapters map these names to their wire names and
+    send nothing else.
     `request_id` is our id for the turn (the assistant message's UUID), sent upstream where the
     protocol has a place for it so both sides can be reconciled.
     """
