@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .models import Conversation, Message, Worker
+from .models import Attachment, Conversation, Message, Worker
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -36,3 +36,9 @@ class MessageAdmin(ReadOnlyAdmin):
 @admin.register(Worker)
 class WorkerAdmin(ReadOnlyAdmin):
     list_display = ("id", "hostname", "pid", "started_at", "seen_at")
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(ReadOnlyAdmin):
+    list_display = ("id", "owner", "mime_type", "width", "height", "byte_size", "created_at")
+    list_filter = ("mime_type",)

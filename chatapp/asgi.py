@@ -17,6 +17,7 @@ from django.urls import path, re_path  # noqa: E402
 
 from chatapp import generation  # noqa: E402
 from chatapp.consumers import MessageStreamConsumer  # noqa: E402
+from chatapp.middleware import RequestBodyLimit  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ application = ProtocolTypeRouter(
                     "stream/<uuid:message_id>/",
                     AuthMiddlewareStack(MessageStreamConsumer.as_asgi()),
                 ),
-                re_path(r"", django_asgi_app),
+                re_path(r"", RequestBodyLimit(django_asgi_app)),
             ]
         ),
         "lifespan": lifespan,

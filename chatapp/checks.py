@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.checks import Warning, register
+from django.core.checks import Error, Warning, register
 
 
 @register(deploy=True)
@@ -15,6 +15,26 @@ def shared_channel_layer(app_configs, **kwargs):
                 "process only.",
                 hint="Set REDIS_URL when running more than one worker.",
                 id="chatapp.W001",
+            )
+        ]
+    return []
+
+
+@register()
+def s3_storage_installed(app_configs, **kwargs):
+    """A bucket configured without the optional packages would fail only at the first
+    upload; say so at start-up instead."""
+    if not settings.AWS_STORAGE_BUCKET_NAME:
+        return []
+    try:
+        import boto3  # noqa: F401
+        import storages  # noqa: F401
+    except ImportError:
+        return [
+            Error(
+                "AWS_STORAGE_BUCKET_NAME is set but django-storages and boto3 are not installed.",
+                hint="Install them with: pip install '.[s3]'",
+                id="chatapp.E001",
             )
         ]
     return []

@@ -10,6 +10,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
 from django.utils.deprecation import MiddlewareMixin
 
+from .images import megabytes
+
 # No inline script or style anywhere; images only from this origin (plus data:/blob: for
 # previews of images being attached), so markdown in an answer cannot load a tracking pixel.
 CSP = "; ".join(
@@ -44,3 +46,64 @@ class LoginRequiredMiddleware(DjangoLoginRequired):
             response["HX-Redirect"] = resolve_url(settings.LOGIN_URL)
             return response
         return super().handle_no_permission(request, view_func)
+
+
+class RequestBodyLimit:
+    """ASGI middleware: refuse a request body over `CHAT_MAX_REQUEST_BODY_BYTES` (413) before
+    Django reads it. Django's ASGI handler spools any body to a temporary file first, so
+    without this a single request could fill the disk before the upload view says no."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = settings.CHAT_MAX_REQUEST_BODY_BYTES
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(send, f"This upload is {megabytes(int(declared))}")
+            return
+        received = 0
+        exceeded = False
+        started = False
+
+        async def limited_receive() -> dict:
+            nonlocal received, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # Django sees a client that went away and stops reading; we answer.
+                    exceeded = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracking_send(message: dict) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        await self.app(scope, limited_receive, tracking_send)
+        if exceeded and not started:
+            await self._refuse(send, f"This upload is over {megabytes(limit)}")
+
+    async def _refuse(self, send: Callable, what: str) -> None:
+        limit = megabytes(settings.CHAT_IMAGE_LIMITS["max_bytes"])
+        body = f"{what}; the limit is {limit} for an image.".encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
