@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django import forms
@@ -20,11 +21,28 @@ class SignupForm(UserCreationForm):
         fields = ("username",)
 
 
+class UUIDListField(forms.Field):
+    """Every value of a repeated field (`<input type="hidden" name="x">` once per item)."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value: Any) -> list[uuid.UUID]:
+        if not value:
+            return []
+        try:
+            return [uuid.UUID(str(item)) for item in value]
+        except ValueError:
+            raise forms.ValidationError("Not an id.", code="invalid") from None
+
+
 class ComposerForm(forms.Form):
     # Not stripped: leading spaces and trailing newlines are the person's text. The length
     # limit is enforced by the service, whose message names it.
     text = forms.CharField(required=False, strip=False)
     idempotency_key = forms.UUIDField()
+    # Uploaded images to send with the text, in order (how many, and whose, is checked by the
+    # service).
+    attachments = UUIDListField(required=False)
 
 
 class SettingsForm(forms.Form):
@@ -40,6 +58,14 @@ class SettingsForm(forms.Form):
     presence_penalty = forms.CharField(required=False)
     stop = forms.CharField(required=False, strip=False)
     seed = forms.CharField(required=False)
+    # Gemini-native routes (providers.catalog): plain text until the panel gets its own
+    # controls; the catalog parses and range-checks them like the others.
+    top_k = forms.CharField(required=False)
+    candidate_count = forms.CharField(required=False)
+    json_output = forms.CharField(required=False)
+    thinking_budget = forms.CharField(required=False)
+    thinking_level = forms.CharField(required=False)
+    safety_settings = forms.CharField(required=False, strip=False)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -62,5 +88,12 @@ class SettingsForm(forms.Form):
     ) -> dict[str, Any]:
         initial: dict[str, Any] = {"model": spec.key, "system_prompt": system_prompt}
         for name, value in options.items():
-            initial[name] = "\n".join(value) if isinstance(value, list) else str(value)
+            if isinstance(value, list):
+                initial[name] = "\n".join(value)
+            elif isinstance(value, dict):  # safety settings: one category=threshold a line
+                initial[name] = "\n".join(f"{k}={v}" for k, v in value.items())
+            elif isinstance(value, bool):
+                initial[name] = "on" if value else ""
+            else:
+                initial[name] = str(value)
         return initial

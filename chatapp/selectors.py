@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db.models import Q, QuerySet
+from django.core.files.storage import default_storage
+from django.db.models import Prefetch, Q
 from django.http import Http404
 
-from .models import Conversation, Message
+from . import images
+from .models import Attachment, Conversation, Message, MessageAttachment
 from .providers import catalog
-from .providers.types import ChatMessage, ChatRequest, TextPart
+from .providers.types import ChatMessage, ChatRequest, ImagePart, Part, TextPart
+
+log = logging.getLogger(__name__)
 
 THREAD_PAGE_SIZE = 50
 
@@ -38,16 +43,39 @@ def message_for_owner(
     return message
 
 
-def sidebar_conversations(*, owner: AbstractBaseUser) -> QuerySet[Conversation]:
-    """The person's conversations, pinned first, then by last activity (newest first).
+SIDEBAR_PAGE_SIZE = 50
 
-    Only the columns the sidebar shows are loaded, so a long history stays cheap.
+
+@dataclass(frozen=True, slots=True)
+class SidebarPage:
+    conversations: list[Conversation]
+    # The cursor for the next (older) page, or None when there is no more.
+    more_cursor: str | None
+
+
+def sidebar_page(
+    *, owner: AbstractBaseUser, before: str | None = None, limit: int = SIDEBAR_PAGE_SIZE
+) -> SidebarPage:
+    """The person's conversations for the sidebar: pinned ones first (first page only), then
+    the others by last activity, newest first, `limit` at a time.
+
+    Keyset pagination and only the columns the sidebar shows: a person with thousands of
+    conversations gets the same small page (measured in bench/, S8).
     """
-    return (
-        Conversation.objects.filter(owner=owner)
-        .order_by("-pinned", "-updated_at")
-        .only("id", "title", "pinned", "updated_at")
-    )
+    rows = Conversation.objects.filter(owner=owner).only("id", "title", "pinned", "updated_at")
+    pinned: list[Conversation] = []
+    if before:
+        updated_at, conversation_id = _parse_cursor(before)
+        rows = rows.filter(
+            Q(updated_at__lt=updated_at) | Q(updated_at=updated_at, id__lt=conversation_id)
+        )
+    else:
+        pinned = list(rows.filter(pinned=True).order_by("-updated_at", "-id")[:limit])
+    recent = list(rows.filter(pinned=False).order_by("-updated_at", "-id")[: limit + 1])
+    more = len(recent) > limit
+    recent = recent[:limit]
+    cursor = _cursor(recent[-1].updated_at, recent[-1].id) if more else None
+    return SidebarPage(conversations=pinned + recent, more_cursor=cursor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +99,37 @@ def thread_page(
         rows = rows.filter(
             Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=message_id)
         )
-    page = list(rows.order_by("-created_at", "-id")[: limit + 1])
+    page = list(rows.prefetch_related(_IMAGE_LINKS).order_by("-created_at", "-id")[: limit + 1])
     has_older = len(page) > limit
     page = page[:limit]
     page.reverse()
     if page and not before:
         page[-1].is_last = True
-    cursor = _cursor(page[0]) if has_older and page else None
+    cursor = _cursor(page[0].created_at, page[0].id) if has_older and page else None
     return ThreadPage(messages=page, older_cursor=cursor)
+
+
+# The images of every message of a page in one query (Message.images reads `image_links`).
+_IMAGE_LINKS = Prefetch(
+    "attachment_links",
+    queryset=MessageAttachment.objects.select_related("attachment").order_by("position"),
+    to_attr="image_links",
+)
+
+
+def attachment_for_owner(*, owner: AbstractBaseUser, attachment_id: uuid.UUID) -> Attachment:
+    """The attachment, or 404 - the same 404 whether it does not exist or is someone else's."""
+    attachment = Attachment.objects.filter(pk=attachment_id, owner=owner).first()
+    if attachment is None:
+        raise Http404("No such image.")
+    return attachment
+
+
+def attachment_bytes(*, attachment: Attachment, thumbnail: bool = False) -> bytes:
+    with default_storage.open(
+        attachment.thumbnail_name if thumbnail else attachment.file_name, "rb"
+    ) as fh:
+        return fh.read()
 
 
 def active_message(*, conversation: Conversation) -> Message | None:
@@ -106,15 +157,19 @@ def turn_request(*, message: Message) -> ChatRequest:
         .order_by("created_at", "id")
         .only("role", "content", "status", "provider_extras")
     )
+    image_parts = _thread_images(message)
     history: list[ChatMessage] = []
     for row in earlier:
         if row.role == Message.Role.ASSISTANT and not row.content:
             # A failed or stopped answer with no text: the model never said anything.
             continue
+        parts: list[Part] = list(image_parts.get(row.pk, ()))
+        if row.content or not parts:
+            parts.append(TextPart(row.content))
         history.append(
             ChatMessage(
                 role=row.role,  # type: ignore[arg-type]
-                parts=(TextPart(row.content),),
+                parts=tuple(parts),
                 extras=row.provider_extras if row.role == Message.Role.ASSISTANT else {},
             )
         )
@@ -125,6 +180,44 @@ def turn_request(*, message: Message) -> ChatRequest:
         options=dict(message.request_options),
         request_id=message.id.hex,
     )
+
+
+def _thread_images(message: Message) -> dict[uuid.UUID, list[Part]]:
+    """The images of the thread before `message`, as neutral parts by message id: one query
+    for every attachment of the thread, each file read once, scaled down where the route takes
+    smaller images than the ones stored. Images come before the text they go with."""
+    links = (
+        MessageAttachment.objects.filter(
+            message__conversation_id=message.conversation_id,
+            message__superseded=False,
+            message__created_at__lt=message.created_at,
+        )
+        .select_related("attachment")
+        .order_by("message_id", "position")
+    )
+    longest_side = images.route_limits(message.route)["longest_side"]
+    loaded: dict[uuid.UUID, Part] = {}
+    parts: dict[uuid.UUID, list[Part]] = {}
+    for link in links:
+        attachment = link.attachment
+        if attachment.pk not in loaded:
+            loaded[attachment.pk] = _image_part(attachment, longest_side)
+        parts.setdefault(link.message_id, []).append(loaded[attachment.pk])
+    return parts
+
+
+def _image_part(attachment: Attachment, longest_side: int) -> Part:
+    try:
+        data = attachment_bytes(attachment=attachment)
+    except Exception:
+        # Storage lost the file (restored from an old backup, a bucket emptied): the turn still
+        # goes ahead, and the model is told an image was there.
+        log.exception("attachment %s: stored file missing", attachment.pk)
+        return TextPart("[An image was attached here, but it is no longer available.]")
+    width, height = attachment.width, attachment.height
+    if max(width, height) > longest_side:
+        data, width, height = images.fit(data, attachment.mime_type, longest_side)
+    return ImagePart(mime_type=attachment.mime_type, data=data, width=width, height=height)
 
 
 def chat_settings_initial(*, owner: AbstractBaseUser) -> tuple[catalog.ModelSpec, str, dict]:
@@ -143,8 +236,8 @@ def chat_settings_initial(*, owner: AbstractBaseUser) -> tuple[catalog.ModelSpec
     return catalog.default_model(), "", {}
 
 
-def _cursor(message: Message) -> str:
-    return f"{message.created_at.isoformat()}_{message.id.hex}"
+def _cursor(stamp: datetime, row_id: uuid.UUID) -> str:
+    return f"{stamp.isoformat()}_{row_id.hex}"
 
 
 def _parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:

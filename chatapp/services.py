@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -16,12 +17,15 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import Length
 from django.utils import timezone
 
-from . import rendering
-from .models import Conversation, Message, Worker
+from . import images, rendering
+from .models import Attachment, Conversation, Message, MessageAttachment, Worker
 from .providers import catalog
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,26 @@ class TurnConflict(ServiceError):
 
 class LimitExceeded(ServiceError):
     status = 429
+
+
+class NotFound(ServiceError):
+    """Something the request names is not there - or is someone else's: the same answer."""
+
+    status = 404
+
+
+class RequestTooLarge(ServiceError):
+    """What would be sent upstream exceeds the route's request size budget."""
+
+    status = 413
+
+
+class UploadRejected(ServiceError):
+    """An upload that is not an acceptable image (400) or too large (413)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class InvalidSettings(ServiceError):
@@ -114,9 +138,179 @@ def conversation_pin(*, conversation: Conversation, pinned: bool) -> Conversatio
 
 
 def conversation_delete(*, conversation: Conversation) -> None:
+    """Delete a conversation with its messages, and the images only it referred to (an image
+    also sent in another conversation stays)."""
     if conversation.messages.filter(status__in=Message.ACTIVE_STATUSES).exists():
         raise TurnConflict("An answer is still being written here. Press Stop first, then delete.")
-    conversation.delete()
+    with transaction.atomic():
+        attachment_ids = set(
+            MessageAttachment.objects.filter(message__conversation=conversation).values_list(
+                "attachment_id", flat=True
+            )
+        )
+        conversation.delete()
+        # Their files go when the rows do, once committed (signals.attachment_files_cleanup).
+        Attachment.objects.filter(pk__in=attachment_ids, message_links__isnull=True).delete()
+
+
+# --- Attachments ------------------------------------------------------------------------------
+
+
+def attachment_create(*, owner: AbstractBaseUser, upload: Any) -> Attachment:
+    """Validate and normalise an uploaded image (chatapp.images) and store it, once per owner
+    and content: uploading the same image again returns the first attachment.
+
+    Nothing is saved unless the whole image is acceptable; the files are written before the
+    row and removed again if the row cannot be saved. Raises LimitExceeded or UploadRejected.
+    """
+    _check_upload_rate(owner)
+    try:
+        image = images.normalise(upload)
+    except images.ImageRejected as exc:
+        raise UploadRejected(exc.message, exc.status) from None
+    existing = Attachment.objects.filter(owner=owner, sha256=image.sha256).first()
+    if existing is not None:
+        return existing
+    attachment_id = uuid.uuid4()
+    stem = f"attachments/{attachment_id.hex[:2]}/{attachment_id.hex}"
+    names: list[str] = []
+    try:
+        names.append(default_storage.save(f"{stem}.{image.extension}", ContentFile(image.data)))
+        names.append(
+            default_storage.save(
+                f"{stem}.thumb.{image.thumbnail_extension}", ContentFile(image.thumbnail)
+            )
+        )
+        with transaction.atomic():
+            attachment = Attachment.objects.create(
+                id=attachment_id,
+                owner=owner,
+                sha256=image.sha256,
+                file_name=names[0],
+                thumbnail_name=names[1],
+                mime_type=image.mime_type,
+                width=image.width,
+                height=image.height,
+                byte_size=len(image.data),
+            )
+    except IntegrityError:
+        # The same image uploaded twice at once: keep the one that won.
+        attachment_files_delete(names=names)
+        return Attachment.objects.get(owner=owner, sha256=image.sha256)
+    except BaseException:
+        attachment_files_delete(names=names)
+        raise
+    _attachments_prune_unsent(owner)
+    return attachment
+
+
+def attachment_files_delete(*, names: Iterable[str]) -> None:
+    """Remove stored files; a file already gone is not an error."""
+    for name in names:
+        if not name:
+            continue
+        try:
+            default_storage.delete(name)
+        except Exception:
+            # The row is gone either way; a file left behind is logged, not fatal.
+            log.exception("could not delete the stored file %s", name)
+
+
+def _attachments_prune_unsent(owner: AbstractBaseUser) -> None:
+    """Images uploaded but never sent (the tab was closed, the image removed before sending)
+    are deleted after a while."""
+    hours = settings.CHAT_IMAGE_LIMITS["unsent_ttl_hours"]
+    cutoff = timezone.now() - timedelta(hours=hours)
+    Attachment.objects.filter(
+        owner=owner, created_at__lt=cutoff, message_links__isnull=True
+    ).delete()
+
+
+def _check_upload_rate(owner: AbstractBaseUser) -> None:
+    per_minute = settings.CHAT_LIMITS["uploads_per_minute"]
+    since = timezone.now() - timedelta(minutes=1)
+    uploaded = Attachment.objects.filter(owner=owner, created_at__gte=since).count()
+    if uploaded >= per_minute:
+        raise LimitExceeded(
+            f"You have uploaded {uploaded} images in the last minute; the limit is {per_minute} "
+            "per minute. Wait a moment and attach again."
+        )
+
+
+def _attachments_for_turn(
+    *, owner: AbstractBaseUser, attachment_ids: Sequence[uuid.UUID]
+) -> list[Attachment]:
+    """The person's own attachments, in the order given. Someone else's id is treated exactly
+    like an id that does not exist (SECURITY 9)."""
+    ids = list(dict.fromkeys(attachment_ids))
+    if not ids:
+        return []
+    limit = settings.CHAT_LIMITS["images_per_message"]
+    if len(ids) > limit:
+        raise ServiceError(f"You attached {len(ids)} images; the limit is {limit} per message.")
+    found = {a.pk: a for a in Attachment.objects.filter(owner=owner, pk__in=ids)}
+    if len(found) != len(ids):
+        raise NotFound(
+            "An attached image is no longer available (it may have been deleted with its "
+            "conversation). Remove it and attach it again."
+        )
+    return [found[i] for i in ids]
+
+
+def _check_images_fit(
+    *,
+    conversation: Conversation,
+    spec: catalog.ModelSpec,
+    new_images: Sequence[Attachment] = (),
+    new_text: str = "",
+) -> None:
+    """Before any request: the model must read images if the thread has any, and the whole
+    request (every image of the thread, base64-encoded, and the text) must fit the route."""
+    thread = MessageAttachment.objects.filter(
+        message__conversation=conversation, message__superseded=False
+    ).aggregate(count=Count("id"), total=Sum("attachment__byte_size"))
+    earlier_count, earlier_bytes = thread["count"] or 0, thread["total"] or 0
+    if (new_images or earlier_count) and not spec.capabilities.vision:
+        if new_images:
+            raise ServiceError(
+                f"{spec.label} takes text only and cannot read the images attached. Choose a "
+                "model that reads images in Settings, or remove the images."
+            )
+        raise ServiceError(
+            f"This conversation has images, which {spec.label} cannot read (it takes text "
+            "only). Choose a model that reads images in Settings."
+        )
+    if not new_images and not earlier_count:
+        return
+    text_chars = (
+        Message.objects.filter(conversation=conversation, superseded=False).aggregate(
+            chars=Sum(Length("content"))
+        )["chars"]
+        or 0
+    )
+    new_bytes = sum(a.byte_size for a in new_images)
+    budget = images.route_limits(spec.route)["request_bytes"]
+    text_bytes = text_chars + len(new_text) + len(conversation.system_prompt)
+    encoded = _encoded_size(new_bytes, len(new_images))
+    total = encoded + _encoded_size(earlier_bytes, earlier_count) + text_bytes
+    if total <= budget:
+        return
+    route = catalog.ROUTE_LABELS.get(spec.route, spec.route)
+    if encoded + len(new_text) > budget:
+        raise RequestTooLarge(
+            f"The images attached come to {images.megabytes(encoded)} once encoded for sending; "
+            f"{route} takes at most {images.megabytes(budget)} per request. Remove an image."
+        )
+    raise RequestTooLarge(
+        f"With the images already in this conversation, this request would come to "
+        f"{images.megabytes(total)}; {route} takes at most {images.megabytes(budget)} per "
+        "request. Start a new conversation to send more images."
+    )
+
+
+def _encoded_size(raw_bytes: int, count: int) -> int:
+    """Base64 (4 bytes for every 3) plus the data: URI prefix of each image."""
+    return 4 * ((raw_bytes + 2) // 3) + 40 * count
 
 
 # --- Turns ------------------------------------------------------------------------------------
@@ -138,18 +332,22 @@ def turn_start(
     idempotency_key: uuid.UUID,
     chat_settings: ChatSettings,
     worker_id: uuid.UUID,
+    attachment_ids: Sequence[uuid.UUID] = (),
 ) -> Turn:
     """Save the user's message and a pending assistant message in one transaction.
 
     Creates the conversation when `conversation_id` is new (the id comes from the new-chat
     form, so a double submit of a first message lands in the same conversation). The settings
     are saved on the conversation and the exact options to send are frozen on the assistant
-    message. Raises TurnConflict (one active turn per conversation) or LimitExceeded.
+    message. `attachment_ids` are the person's uploaded images, linked in order. Raises
+    TurnConflict (one active turn per conversation), LimitExceeded, NotFound (an image that
+    is not theirs) or ServiceError (text, a model that cannot read the images).
     """
     earlier = _turn_for_key(owner=owner, idempotency_key=idempotency_key)
     if earlier is not None:
         return earlier
-    _check_text(text)
+    attachments = _attachments_for_turn(owner=owner, attachment_ids=attachment_ids)
+    _check_text(text, with_images=bool(attachments))
     _check_rate(owner)
     try:
         with transaction.atomic():
@@ -159,6 +357,12 @@ def turn_start(
                     "An answer is still being written in this conversation. "
                     "Wait for it to finish or press Stop."
                 )
+            _check_images_fit(
+                conversation=conversation,
+                spec=chat_settings.spec,
+                new_images=attachments,
+                new_text=text,
+            )
             parent = (
                 conversation.messages.filter(superseded=False)
                 .order_by("-created_at", "-id")
@@ -173,6 +377,10 @@ def turn_start(
                 idempotency_key=idempotency_key,
                 created_at=now,
             )
+            user_message.image_links = MessageAttachment.objects.bulk_create(
+                MessageAttachment(message=user_message, attachment=attachment, position=position)
+                for position, attachment in enumerate(attachments)
+            )
             assistant_message = _assistant_message_create(
                 conversation=conversation,
                 parent=user_message,
@@ -184,7 +392,7 @@ def turn_start(
             fields = ["updated_at"]
             conversation.updated_at = now
             if not conversation.title:
-                conversation.title = title_from_text(text)
+                conversation.title = title_from_text(text) if text.strip() else "Image"
                 fields.append("title")
             conversation.save(update_fields=fields)
     except IntegrityError:
@@ -225,6 +433,8 @@ def turn_retry(*, message: Message, chat_settings: ChatSettings, worker_id: uuid
                     "An answer is still being written in this conversation. "
                     "Wait for it to finish or press Stop."
                 )
+            # The settings may have changed since: the images must still be readable and fit.
+            _check_images_fit(conversation=conversation, spec=chat_settings.spec)
             locked.superseded = True
             locked.save(update_fields=["superseded"])
             now = timezone.now()
@@ -313,9 +523,9 @@ def _turn_for_key(*, owner: AbstractBaseUser, idempotency_key: uuid.UUID) -> Tur
     return Turn(user_message.conversation, user_message, assistant_message, created=False)
 
 
-def _check_text(text: str) -> None:
+def _check_text(text: str, *, with_images: bool = False) -> None:
     limit = settings.CHAT_LIMITS["message_chars"]
-    if not text.strip():
+    if not text.strip() and not with_images:
         raise ServiceError("Type a message first.")
     if len(text) > limit:
         raise ServiceError(
@@ -348,11 +558,27 @@ def _check_rate(owner: AbstractBaseUser) -> None:
 # --- The generation run's writes ---------------------------------------------------------------
 
 
-def message_checkpoint(*, message_id: uuid.UUID, content: str, reasoning: str) -> None:
-    """Save the partial text of a streaming message (at most once per second per message)."""
-    Message.objects.filter(pk=message_id, status__in=Message.ACTIVE_STATUSES).update(
-        content=content, reasoning=reasoning, status=Message.Status.STREAMING
-    )
+def message_checkpoint(*, message_id: uuid.UUID, content_tail: str, reasoning_tail: str) -> None:
+    """Append the text streamed since the last checkpoint (at most one per second per message).
+
+    Appending, not rewriting, keeps the bytes written linear in the answer's length; the final
+    save (message_finish) writes the whole text once, which also repairs a checkpoint that
+    failed after all. One plain statement: with hundreds of streams this runs hundreds of times
+    a second, and building it through the ORM's expressions cost more than executing it.
+    """
+    table = Message._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET content = content || %s, reasoning = reasoning || %s, "
+            "status = %s WHERE id = %s AND status IN (%s, %s)",
+            [
+                content_tail,
+                reasoning_tail,
+                Message.Status.STREAMING,
+                Message._meta.pk.get_db_prep_value(message_id, connection),
+                *Message.ACTIVE_STATUSES,
+            ],
+        )
 
 
 @dataclass(slots=True)

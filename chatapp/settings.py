@@ -63,12 +63,31 @@ STATIC_ROOT = Path(_env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 LOG_LEVEL = _env("LOG_LEVEL", "INFO").upper()
 AIMLAPI_API_KEY = _env("AIMLAPI_API_KEY")
 AIMLAPI_BASE_URL = _env("AIMLAPI_BASE_URL", "https://api.aimlapi.com/v1")
+GEMINI_API_KEY = _env("GEMINI_API_KEY")
+GEMINI_BASE_URL = _env("GEMINI_BASE_URL", "https://generativelanguage.googleapis.com/v1beta")
+SEGMIND_API_KEY = _env("SEGMIND_API_KEY")
+SEGMIND_BASE_URL = _env("SEGMIND_BASE_URL", "https://api.segmind.com/v1")
 UPSTREAM_CONNECT_TIMEOUT = _env_number("UPSTREAM_CONNECT_TIMEOUT", 10)
 UPSTREAM_READ_TIMEOUT = _env_number("UPSTREAM_READ_TIMEOUT", 120)
 CHAT_MAX_MESSAGE_CHARS = int(_env_number("CHAT_MAX_MESSAGE_CHARS", 100_000))
 CHAT_SENDS_PER_MINUTE = int(_env_number("CHAT_SENDS_PER_MINUTE", 30))
 CHAT_MAX_ACTIVE_TURNS_PER_USER = int(_env_number("CHAT_MAX_ACTIVE_TURNS_PER_USER", 4))
 CHAT_WORKER_HEARTBEAT_SECONDS = _env_number("CHAT_WORKER_HEARTBEAT_SECONDS", 10)
+CHAT_STREAM_FRAMES_PER_SECOND = _env_number("CHAT_STREAM_FRAMES_PER_SECOND", 20)
+CHAT_MAX_IMAGE_MB = _env_number("CHAT_MAX_IMAGE_MB", 50)
+CHAT_MAX_IMAGE_MEGAPIXELS = _env_number("CHAT_MAX_IMAGE_MEGAPIXELS", 120)
+CHAT_MAX_IMAGES_PER_MESSAGE = int(_env_number("CHAT_MAX_IMAGES_PER_MESSAGE", 8))
+CHAT_IMAGE_LONGEST_SIDE = int(_env_number("CHAT_IMAGE_LONGEST_SIDE", 3072))
+CHAT_UPLOADS_PER_MINUTE = int(_env_number("CHAT_UPLOADS_PER_MINUTE", 60))
+AIMLAPI_MAX_REQUEST_MB = _env_number("AIMLAPI_MAX_REQUEST_MB", 20)
+# Uploads in an S3-compatible bucket instead of MEDIA_ROOT (needs `pip install '.[s3]'`). All
+# are read even when unused, so the README table and this block stay in step.
+AWS_STORAGE_BUCKET_NAME = _env("AWS_STORAGE_BUCKET_NAME")
+AWS_S3_ENDPOINT_URL = _env("AWS_S3_ENDPOINT_URL")
+AWS_S3_REGION_NAME = _env("AWS_S3_REGION_NAME")
+AWS_ACCESS_KEY_ID = _env("AWS_ACCESS_KEY_ID")
+AWS_SECRET_ACCESS_KEY = _env("AWS_SECRET_ACCESS_KEY")
+AWS_LOCATION = _env("AWS_LOCATION")
 # ---------------------------------------------------------------------------------------------
 
 TESTING = "pytest" in sys.modules
@@ -138,29 +157,32 @@ TEMPLATES = [
     }
 ]
 
+SQLITE_OPTIONS = {
+    # WAL lets readers proceed during a write; IMMEDIATE takes the write lock at BEGIN so two
+    # writers queue on busy_timeout instead of failing mid-transaction.
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+    "init_command": (
+        "PRAGMA journal_mode=WAL;"
+        "PRAGMA synchronous=NORMAL;"
+        "PRAGMA busy_timeout=20000;"
+        "PRAGMA foreign_keys=ON;"
+    ),
+}
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Under ASGI every request and every run write may land on a different thread, so
         # persistent per-thread connections leak; psycopg's pool is Django's answer (5.1+).
         DATABASES["default"]["OPTIONS"] = {"pool": {"min_size": 2, "max_size": 20, "timeout": 10}}
+    elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        DATABASES["default"]["OPTIONS"] = dict(SQLITE_OPTIONS)
 else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "db.sqlite3",
-            "OPTIONS": {
-                # WAL lets readers proceed during a write; IMMEDIATE takes the write lock at
-                # BEGIN so two writers queue on busy_timeout instead of failing mid-transaction.
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-                "init_command": (
-                    "PRAGMA journal_mode=WAL;"
-                    "PRAGMA synchronous=NORMAL;"
-                    "PRAGMA busy_timeout=20000;"
-                    "PRAGMA foreign_keys=ON;"
-                ),
-            },
+            "OPTIONS": dict(SQLITE_OPTIONS),
             # A file, not :memory:, so that the browser tests' server thread shares it.
             "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
         }
@@ -178,7 +200,7 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
+        "default": {"BACKEND": "chatapp.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
     }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -213,6 +235,24 @@ STORAGES = {
         )
     },
 }
+if AWS_STORAGE_BUCKET_NAME:
+    # Private objects (the bucket's default ACL), never public URLs: the app reads each file
+    # itself and serves it through the owner-checking view (SECURITY 8).
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": AWS_S3_ENDPOINT_URL or None,
+            "region_name": AWS_S3_REGION_NAME or None,
+            # Unset: boto3's own chain (instance role, ~/.aws, its environment variables).
+            "access_key": AWS_ACCESS_KEY_ID or None,
+            "secret_key": AWS_SECRET_ACCESS_KEY or None,
+            "location": AWS_LOCATION,
+            "default_acl": None,
+            "file_overwrite": False,
+            "querystring_auth": True,
+        },
+    }
 WHITENOISE_USE_FINDERS = DEBUG
 
 # Security headers. HTTPS-only settings switch on with DJANGO_HTTPS=true (behind TLS).
@@ -265,6 +305,16 @@ if AIMLAPI_API_KEY:
         "BACKEND": "chatapp.providers.openai_compat.OpenAICompatProvider",
         "OPTIONS": {"api_key": AIMLAPI_API_KEY, "base_url": AIMLAPI_BASE_URL},
     }
+if GEMINI_API_KEY:
+    PROVIDERS["gemini"] = {
+        "BACKEND": "chatapp.providers.gemini.GeminiProvider",
+        "OPTIONS": {"api_key": GEMINI_API_KEY, "base_url": GEMINI_BASE_URL},
+    }
+if SEGMIND_API_KEY:
+    PROVIDERS["segmind"] = {
+        "BACKEND": "chatapp.providers.segmind.SegmindProvider",
+        "OPTIONS": {"api_key": SEGMIND_API_KEY, "base_url": SEGMIND_BASE_URL},
+    }
 if not PROVIDERS:
     PROVIDERS["demo"] = {"BACKEND": "chatapp.providers.demo.DemoProvider", "OPTIONS": {}}
 
@@ -274,12 +324,36 @@ CHAT_LIMITS = {
     "sends_per_minute": CHAT_SENDS_PER_MINUTE,
     "active_turns_per_user": CHAT_MAX_ACTIVE_TURNS_PER_USER,
     "system_prompt_chars": 20_000,
+    "images_per_message": CHAT_MAX_IMAGES_PER_MESSAGE,
+    "uploads_per_minute": CHAT_UPLOADS_PER_MINUTE,
 }
+
+# Uploaded images (chatapp.images): caps on what is decoded, each named in its error.
+CHAT_IMAGE_LIMITS = {
+    "max_bytes": int(CHAT_MAX_IMAGE_MB * 1_000_000),
+    "max_pixels": int(CHAT_MAX_IMAGE_MEGAPIXELS * 1_000_000),
+    # PNG, WEBP and GIF decode at full size (JPEG at a reduced scale when it will be scaled
+    # down): this bounds the memory one upload can take (4 bytes a pixel).
+    "lossless_max_pixels": 50_000_000,
+    # Images uploaded but never sent in a message are removed after this long.
+    "unsent_ttl_hours": 24,
+}
+# Per route: the longest side a model gets (bigger images are scaled down) and the budget of
+# one whole request, images base64-encoded. Routes not listed take "default".
+CHAT_IMAGE_ROUTES: dict[str, dict[str, int]] = {
+    "default": {"longest_side": CHAT_IMAGE_LONGEST_SIDE, "request_bytes": 20_000_000},
+    "aimlapi": {"request_bytes": int(AIMLAPI_MAX_REQUEST_MB * 1_000_000)},
+    # PROTOCOLS.md §3: inline data up to 100 MB per request (base64).
+    "gemini": {"request_bytes": 100_000_000},
+}
+# Request bodies above this are refused before they are read (chatapp.middleware): an upload
+# plus room for the multipart envelope and the other form fields.
+CHAT_MAX_REQUEST_BODY_BYTES = CHAT_IMAGE_LIMITS["max_bytes"] + 1_000_000
 
 # The generation run (DESIGN.md, steps 2-5).
 CHAT_RUN = {
     # Frames published per stream are coalesced to at most one per interval (~20 per second).
-    "frame_interval": 0.05,
+    "frame_interval": 1.0 / CHAT_STREAM_FRAMES_PER_SECOND,
     # Partial text is checkpointed to the database at most once per interval.
     "checkpoint_interval": 1.0,
     # Retries before the first token for 429 / 5xx / connection errors.

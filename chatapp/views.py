@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from . import generation, selectors, services
+from . import generation, images, selectors, services
 from .forms import ComposerForm, SettingsForm, SignupForm
 from .models import Conversation, Message
 from .providers import catalog
@@ -112,6 +112,16 @@ def conversation_older(request: HttpRequest, conversation_id: uuid.UUID) -> Http
     )
 
 
+@require_GET
+def sidebar_more(request: HttpRequest) -> HttpResponse:
+    """The next page of the sidebar ("Show more")."""
+    sidebar = selectors.sidebar_page(owner=request.user, before=request.GET.get("before", ""))
+    current = request.GET.get("current", "")
+    return render(
+        request, "chatapp/_sidebar_items.html", {"sidebar": sidebar, "current_id": current}
+    )
+
+
 def _page_context(
     request: HttpRequest,
     *,
@@ -124,7 +134,7 @@ def _page_context(
     busy = bool(page and any(m.is_active for m in page.messages))
     return {
         "conversation": conversation,
-        "sidebar": selectors.sidebar_conversations(owner=request.user),
+        "sidebar": selectors.sidebar_page(owner=request.user),
         "page": page,
         "busy": busy,
         "send_url": send_url,
@@ -134,6 +144,9 @@ def _page_context(
         "param_hints": _param_hints(spec),
         "param_fields": list(catalog.PARAM_LABELS.items()),
         "demo_only": list(settings.PROVIDERS) == ["demo"],
+        "images_per_message": settings.CHAT_LIMITS["images_per_message"],
+        "image_max_bytes": settings.CHAT_IMAGE_LIMITS["max_bytes"],
+        "image_max_size": images.megabytes(settings.CHAT_IMAGE_LIMITS["max_bytes"]),
     }
 
 
@@ -180,6 +193,7 @@ async def turn_create(request: HttpRequest, conversation_id: uuid.UUID) -> HttpR
             owner=user,
             conversation_id=conversation_id,
             text=composer.cleaned_data["text"],
+            attachment_ids=composer.cleaned_data["attachments"],
             idempotency_key=composer.cleaned_data["idempotency_key"],
             chat_settings=settings_form.chat_settings,
             worker_id=generation.WORKER_ID,
@@ -263,6 +277,62 @@ async def message_retry(
         "chatapp/_message.html", {"message": replacement, "is_last": True}
     )
     return HttpResponse(html)
+
+
+# --- Attachments --------------------------------------------------------------------------
+
+
+@require_POST
+def attachment_upload(request: HttpRequest) -> HttpResponse:
+    """One image from the composer (XHR, for upload progress): validated, normalised and
+    stored; answers with its thumbnail and the hidden input that sends it with the message.
+    A refusal answers 400/413/429 with the reason as plain text (shown by app.js as text)."""
+    files = request.FILES.getlist("image")
+    if len(files) != 1:
+        return _upload_error("Attach one image per upload.", 400)
+    try:
+        attachment = services.attachment_create(owner=request.user, upload=files[0])
+    except services.ServiceError as exc:
+        return _upload_error(exc.message, exc.status)
+    return render(request, "chatapp/_attachment_item.html", {"attachment": attachment})
+
+
+def _upload_error(message: str, status: int) -> HttpResponse:
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+
+
+@require_GET
+def attachment_file(request: HttpRequest, attachment_id: uuid.UUID) -> HttpResponse:
+    return _attachment_response(request, attachment_id, thumbnail=False)
+
+
+@require_GET
+def attachment_thumbnail(request: HttpRequest, attachment_id: uuid.UUID) -> HttpResponse:
+    return _attachment_response(request, attachment_id, thumbnail=True)
+
+
+def _attachment_response(
+    request: HttpRequest, attachment_id: uuid.UUID, *, thumbnail: bool
+) -> HttpResponse:
+    """An image, to its owner only (SECURITY 8): the Content-Type is the one we encoded, the
+    browser may not sniff another, and only the owner's browser may cache it."""
+    attachment = selectors.attachment_for_owner(owner=request.user, attachment_id=attachment_id)
+    try:
+        data = selectors.attachment_bytes(attachment=attachment, thumbnail=thumbnail)
+    except FileNotFoundError:
+        raise Http404("No such image.") from None
+    content_type = images.THUMBNAIL[1] if thumbnail else attachment.mime_type
+    if content_type not in images.MIME_TYPES:
+        raise Http404("No such image.")
+    response = HttpResponse(data, content_type=content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    # A stored image never changes under its UUID.
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    extension = content_type.removeprefix("image/").replace("jpeg", "jpg")
+    response["Content-Disposition"] = f'inline; filename="{attachment.id}.{extension}"'
+    # Opened on its own (a new tab), the response is an inert sandboxed document.
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
 
 
 # --- Conversation settings and housekeeping ----------------------------------------------

@@ -1,14 +1,17 @@
 """Shared fixtures: accounts, routes pointed at the fake upstream, the run manager, SSE clients,
-a statement counter and a live ASGI server for browser tests."""
+a statement counter, and for browser tests a live Uvicorn server, Chromium and page helpers."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,12 +42,22 @@ def _close_db_pool_before_teardown(django_db_setup: Any) -> Iterator[None]:
     """PostgreSQL's connection pool is shared by all threads; it must let go of the test
     database before pytest-django drops it."""
     yield
-    # Connections are per thread: the one asgiref's thread for sync_to_async calls holds
-    # stays checked out until closed in that thread.
+    # Connections are per thread: the ones asgiref's thread (sync_to_async) and the app's
+    # database threads hold stay checked out until closed in those threads.
     SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+    from chatapp import db
+
+    db.on_every_thread(connections.close_all)
     for conn in connections.all():
         if getattr(conn, "pool", None) is not None:
             conn.close_pool()
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Uploads of each test in a directory of their own, never in var/media."""
+    settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
+    return settings.MEDIA_ROOT
 
 
 # --- Accounts ---------------------------------------------------------------------------------
@@ -272,16 +285,26 @@ def statement_log() -> Iterator[StatementLog]:
         if log not in connection.execute_wrappers:
             connection.execute_wrappers.append(log)
 
+    def install_here() -> None:
+        for conn in connections.all(initialized_only=True):
+            install(None, conn)
+
+    def remove_here() -> None:
+        for conn in connections.all(initialized_only=True):
+            if log in conn.execute_wrappers:
+                conn.execute_wrappers.remove(log)
+
+    from chatapp import db
+
     connection_created.connect(install)
-    for conn in connections.all(initialized_only=True):
-        install(None, conn)
+    install_here()
+    db.on_every_thread(install_here)  # they keep their connections open between calls
     try:
         yield log
     finally:
         connection_created.disconnect(install)
-        for conn in connections.all(initialized_only=True):
-            if log in conn.execute_wrappers:
-                conn.execute_wrappers.remove(log)
+        remove_here()
+        db.on_every_thread(remove_here)
 
 
 # --- Turns ------------------------------------------------------------------------------------
@@ -337,3 +360,126 @@ async def reload_message(message_id: uuid.UUID) -> Any:
     from chatapp.models import Message
 
     return await Message.objects.aget(pk=message_id)
+
+
+# --- Browser tests (Playwright + Debian's Chromium against a live Uvicorn) --------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+PASSWORD = "Browser-Test-Pw-1!"
+
+try:
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - the dev dependencies include Playwright
+    sync_playwright = None
+
+
+@pytest.fixture(scope="module")
+def orm_beside_playwright() -> Iterator[None]:
+    """Playwright's sync API keeps an event loop marked as running in this thread, so Django
+    refuses ORM calls here (the test's own setup, pytest-django's flush). Django's documented
+    escape hatch, for browser modules only (`pytest.mark.usefixtures("orm_beside_playwright")`):
+    every other module runs with the check on, and the app's async paths are the same ones
+    those modules exercise."""
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists() or sync_playwright is None:
+        message = "Debian's chromium is not installed (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def live_url(transactional_db: Any, aimlapi: Any, settings: Any) -> Iterator[str]:
+    """The app served by Uvicorn on a loopback port, in a thread of this process (so it shares
+    the test database and the settings the test chose)."""
+    import uvicorn
+
+    from chatapp.asgi import application
+
+    settings.SSE_HEARTBEAT_SECONDS = 2.0
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(application, lifespan="on", log_level="warning", timeout_graceful_shutdown=2)
+    )
+    started = threading.Event()
+
+    def serve() -> None:
+        async def main() -> None:
+            task = asyncio.create_task(server.serve(sockets=[sock]))
+            # Uvicorn exposes readiness only as a flag.
+            while not server.started and not task.done():  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            started.set()
+            await task
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert started.wait(10), "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    aimlapi.release_all()
+    thread.join(10)
+
+
+@pytest.fixture
+def page(browser: Browser, live_url: str) -> Iterator[Page]:
+    context = browser.new_context(base_url=live_url)
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert dialogs == [], f"a dialog opened (script ran?): {dialogs}"
+    assert errors == [], f"JavaScript errors: {errors}"
+
+
+def log_in(page: Page, username: str = "alice") -> None:
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_user(username=username, password=PASSWORD)
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("textbox", name="Message")).to_be_visible()
+
+
+def send(page: Page, text: str) -> None:
+    box = page.get_by_role("textbox", name="Message")
+    box.fill(text)
+    box.press("Enter")
+
+
+def answer(page: Page) -> Any:
+    return page.locator("article.msg-assistant").last

@@ -7,140 +7,27 @@ releases it, and Playwright's `expect` waits for the page to reach a state.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import uvicorn
-from django.contrib.auth import get_user_model
 
+from tests.conftest import PASSWORD, answer, log_in, send
 from tests.fakes.upstream import Gate, Reply, Text, chunks
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
-PASSWORD = "Browser-Test-Pw-1!"
+try:
+    from playwright.sync_api import expect
+except ImportError:  # pragma: no cover - the dev dependencies include Playwright
+    expect = None
+
 # Markdown-neutral (renders as one paragraph with the same text), but full of characters that
 # break naive streaming: HTML, entities, multi-byte letters, an emoji outside the BMP.
 ANSWER = "Streaming check: 1 < 2 && 3 > 2, <b>not bold</b>, a & b, café ünïcode 🚀 and the end."
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - the dev dependencies include Playwright
-    sync_playwright = None
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _orm_beside_playwright() -> Iterator[None]:
-    """Playwright's sync API keeps an event loop marked as running in this thread, so Django
-    refuses ORM calls here (the test's own setup, pytest-django's flush). Django's documented
-    escape hatch, for this module only: every other module runs with the check on, and the
-    app's async paths are the same ones those modules exercise."""
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    yield
-    if previous is None:
-        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists() or sync_playwright is None:
-        message = "Debian's chromium is not installed (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def live_url(transactional_db, aimlapi, settings) -> Iterator[str]:
-    """The app served by Uvicorn on a loopback port, in a thread of this process (so it shares
-    the test database and the settings the test chose)."""
-    from chatapp.asgi import application
-
-    settings.SSE_HEARTBEAT_SECONDS = 2.0
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(application, lifespan="on", log_level="warning", timeout_graceful_shutdown=2)
-    )
-    started = threading.Event()
-
-    def serve() -> None:
-        import asyncio
-
-        async def main() -> None:
-            task = asyncio.create_task(server.serve(sockets=[sock]))
-            # Uvicorn exposes readiness only as a flag.
-            while not server.started and not task.done():  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-            started.set()
-            await task
-
-        asyncio.run(main())
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert started.wait(10), "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    aimlapi.release_all()
-    thread.join(10)
-
-
-@pytest.fixture
-def page(browser: Browser, live_url: str) -> Iterator[Page]:
-    context = browser.new_context(base_url=live_url)
-    page = context.new_page()
-    dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert dialogs == [], f"a dialog opened (script ran?): {dialogs}"
-    assert errors == [], f"JavaScript errors: {errors}"
-
-
-def log_in(page: Page, username: str = "alice") -> None:
-    get_user_model().objects.create_user(username=username, password=PASSWORD)
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("textbox", name="Message")).to_be_visible()
-
-
-def send(page: Page, text: str) -> None:
-    box = page.get_by_role("textbox", name="Message")
-    box.fill(text)
-    box.press("Enter")
-
-
-def answer(page: Page):
-    return page.locator("article.msg-assistant").last
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("orm_beside_playwright"),
+]
 
 
 def test_sign_up_send_and_watch_the_answer_stream(page, aimlapi):

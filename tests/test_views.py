@@ -243,6 +243,7 @@ POST_ONLY = {
     "conversation-pin",
     "conversation-delete",
     "settings-check",
+    "attachment-upload",
     "logout",
 }
 
@@ -254,6 +255,9 @@ def _url(name: str, conversation: Conversation, message: Message) -> str:
         kwargs["conversation_id"] = conversation.id
     if "<uuid:message_id>" in pattern:
         kwargs["message_id"] = message.id
+    if "<uuid:attachment_id>" in pattern:
+        # Owners and other users of real attachments: tests/test_images.py.
+        kwargs["attachment_id"] = uuid.uuid4()
     return reverse(name, kwargs=kwargs)
 
 
@@ -271,7 +275,14 @@ def owned(user) -> tuple[Conversation, Message]:
 
 def test_the_url_walk_covers_every_route():
     names = {name for name, _ in _routes()}
-    assert names == PUBLIC | POST_ONLY | {"chat-home", "conversation-detail", "conversation-older"}
+    assert names == PUBLIC | POST_ONLY | {
+        "chat-home",
+        "conversation-detail",
+        "conversation-older",
+        "sidebar-more",
+        "attachment",
+        "attachment-thumbnail",
+    }
 
 
 @pytest.mark.parametrize("name", [n for n, _ in _routes() if n not in PUBLIC])
@@ -383,3 +394,33 @@ async def test_logging_out_ends_that_sessions_streams(aimlapi, run_manager, user
     assert stream.ended  # the response finished without a terminal event
     assert b"event: done" not in stream.body
     await run_manager.request_stop(turn.assistant_message.id)
+
+
+def test_the_sidebar_pages_by_keyset_pinned_first(user_client, user):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from chatapp.selectors import SIDEBAR_PAGE_SIZE
+
+    now = timezone.now()
+    Conversation.objects.bulk_create(
+        Conversation(
+            owner=user,
+            title=f"chat {i:03d}",
+            route="aimlapi",
+            model="m",
+            updated_at=now - timedelta(minutes=i),
+            pinned=(i == 120),
+        )
+        for i in range(SIDEBAR_PAGE_SIZE * 2 + 30)
+    )
+    html = user_client.get(reverse("chat-home")).content.decode()
+    titles = re.findall(r"chat (\d{3})</a>", html)
+    assert titles[0] == "120"  # pinned first, although old
+    assert titles[1:4] == ["000", "001", "002"]
+    seen = list(titles)
+    while match := re.search(r'hx-get="(/sidebar/\?before=[^"]+)"', html):
+        html = user_client.get(match.group(1).replace("&amp;", "&")).content.decode()
+        seen += re.findall(r"chat (\d{3})</a>", html)
+    assert sorted(seen) == [f"{i:03d}" for i in range(SIDEBAR_PAGE_SIZE * 2 + 30)]

@@ -1,6 +1,6 @@
 // The little JavaScript HTML cannot replace (DESIGN.md, Front end): streamed text appended
-// piece by piece, Enter to send, composer state, auto-scroll, Copy buttons, the narrow-screen
-// menu. No inline script anywhere (the CSP forbids it); everything hangs off document events.
+// piece by piece, Enter to send, composer state, image uploads (button, paste, drop) with
+// progress, auto-scroll, Copy buttons, the narrow-screen menu. No inline script anywhere (the CSP forbids it); everything hangs off document events.
 (function () {
   "use strict";
 
@@ -98,7 +98,7 @@
     if (evt.key !== "Enter" || evt.shiftKey || evt.altKey || evt.ctrlKey || evt.metaKey) return;
     if (evt.isComposing) return; // an input method is still composing a character
     evt.preventDefault();
-    if (text.closest("fieldset").disabled || !text.value.trim()) return;
+    if (text.closest("fieldset").disabled || (!text.value.trim() && !imageCount())) return;
     text.form.requestSubmit();
   });
 
@@ -120,12 +120,248 @@
       text.value = "";
       growTextarea(text);
       document.getElementById("composer-error").textContent = "";
+      // The images went with the message (its fragment shows them); the tray starts empty.
+      const list = tray();
+      if (list) list.replaceChildren();
+      setUploadStatus("");
     }
   });
 
   document.addEventListener("htmx:afterSwap", function () {
     const settings = document.getElementById("settings");
     if (settings && settings.querySelector(".field-error:not(:empty)")) settings.open = true;
+  });
+
+  // --- Images ------------------------------------------------------------------------
+
+  // Each image is uploaded as soon as it is chosen, pasted or dropped: one XHR per image (for
+  // upload progress). The server validates it and answers with its thumbnail and the hidden
+  // input that sends it with the message (_attachment_item.html); a refusal is plain text.
+  // Send waits for uploads still running.
+
+  const uploads = new WeakMap(); // tray item -> its XMLHttpRequest
+  let pendingSend = null; // htmx's issueRequest, held while uploads finish
+
+  function tray() {
+    return document.getElementById("attachments");
+  }
+
+  function imageCount() {
+    const list = tray();
+    return list ? list.children.length : 0;
+  }
+
+  function uploadsRunning() {
+    const list = tray();
+    return list ? list.querySelectorAll("[data-uploading]").length : 0;
+  }
+
+  // Decimal megabytes, as the server words its limits.
+  function megabytes(size) {
+    const value = size / 1e6;
+    if (value >= 10 || value === Math.floor(value)) return Math.round(value) + " MB";
+    return value.toFixed(1) + " MB";
+  }
+
+  function composerError(message) {
+    const box = document.getElementById("composer-error");
+    if (!box) return;
+    const p = document.createElement("p");
+    p.className = "error";
+    p.setAttribute("role", "alert");
+    p.textContent = message;
+    box.replaceChildren(p);
+  }
+
+  function csrfToken() {
+    try {
+      return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || "";
+    } catch (e) {
+      return "";
+    }
+  }
+
+  function addImages(files) {
+    const list = tray();
+    if (!list || !files.length) return;
+    const max = Number(list.dataset.maxCount || 8);
+    const maxBytes = Number(list.dataset.maxBytes || 0);
+    const problems = [];
+    for (const file of files) {
+      if (list.children.length >= max) {
+        problems.push("You can attach up to " + max + " images to one message.");
+        break;
+      }
+      if (maxBytes && file.size > maxBytes) {
+        problems.push(
+          (file.name || "This image") + " is " + megabytes(file.size) + "; the limit is " +
+            megabytes(maxBytes) + "."
+        );
+        continue;
+      }
+      upload(list, file);
+    }
+    if (problems.length) composerError(problems.join(" "));
+    syncUploads();
+  }
+
+  function upload(list, file) {
+    const item = document.createElement("li");
+    item.className = "attachment uploading";
+    item.dataset.uploading = "";
+    const preview = document.createElement("img");
+    const previewUrl = URL.createObjectURL(file);
+    preview.src = previewUrl; // a blob: URL of the person's own file (the CSP allows blob:)
+    preview.alt = "Uploading " + (file.name || "image");
+    const progress = document.createElement("progress");
+    progress.max = 100;
+    progress.value = 0;
+    progress.setAttribute("aria-label", "Uploading " + (file.name || "image"));
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "attachment-remove";
+    remove.setAttribute("aria-label", "Remove image");
+    remove.textContent = "×";
+    item.append(preview, progress, remove);
+    list.append(item);
+
+    const xhr = new XMLHttpRequest();
+    uploads.set(item, xhr);
+    xhr.open("POST", list.dataset.uploadUrl);
+    xhr.setRequestHeader("X-CSRFToken", csrfToken());
+    xhr.upload.addEventListener("progress", function (evt) {
+      if (evt.lengthComputable) progress.value = Math.round((evt.loaded * 100) / evt.total);
+    });
+    function settle(problem) {
+      URL.revokeObjectURL(previewUrl);
+      uploads.delete(item);
+      if (problem) {
+        item.remove();
+        composerError(problem);
+        if (pendingSend) {
+          pendingSend = null; // the person decides whether to send without it
+          setUploadStatus("Not sent: an image could not be uploaded.");
+        }
+      }
+      syncUploads();
+    }
+    xhr.addEventListener("load", function () {
+      const type = xhr.getResponseHeader("Content-Type") || "";
+      if (xhr.status !== 200) {
+        const said = type.startsWith("text/plain") && xhr.responseText.trim();
+        settle(said || "The image could not be uploaded (error " + xhr.status + "). Try again.");
+        return;
+      }
+      const template = document.createElement("template");
+      template.innerHTML = xhr.responseText.trim();
+      const done = template.content.firstElementChild;
+      // Anything else (a login page after the session ended) is not an attached image.
+      if (!done || !done.matches("li.attachment") || !done.querySelector("input[name=attachments]")) {
+        settle("The image could not be uploaded. Reload the page and try again.");
+        return;
+      }
+      if (item.isConnected) item.replaceWith(done);
+      settle(null);
+    });
+    xhr.addEventListener("error", function () {
+      settle("The image could not be uploaded: the connection was lost. Attach it again.");
+    });
+    xhr.addEventListener("abort", function () {
+      settle(null);
+    });
+    const data = new FormData();
+    data.append("image", file, file.name || "image");
+    xhr.send(data);
+  }
+
+  function setUploadStatus(text) {
+    const status = document.getElementById("upload-status");
+    if (status) status.textContent = text;
+  }
+
+  function syncUploads() {
+    const running = uploadsRunning();
+    if (running) {
+      setUploadStatus(
+        "Uploading " + running + (running === 1 ? " image" : " images") +
+          (pendingSend ? "… the message is sent when the upload finishes." : "…")
+      );
+    } else if (!pendingSend) {
+      const status = document.getElementById("upload-status");
+      if (status && status.textContent.startsWith("Uploading")) setUploadStatus("");
+    }
+    if (pendingSend && !running) {
+      const send = pendingSend;
+      pendingSend = null;
+      setUploadStatus("");
+      send(true);
+    }
+  }
+
+  // Send while images are still uploading: hold the request and issue it when they are done
+  // (htmx collects the form then, hidden inputs of the finished uploads included).
+  document.addEventListener("htmx:confirm", function (evt) {
+    const form = document.getElementById("composer");
+    if (!form || evt.detail.elt !== form || !uploadsRunning()) return;
+    evt.preventDefault();
+    pendingSend = evt.detail.issueRequest;
+    syncUploads();
+  });
+
+  document.addEventListener("change", function (evt) {
+    if (!evt.target || evt.target.id !== "attach-input") return;
+    addImages(Array.from(evt.target.files || []));
+    evt.target.value = ""; // choosing the same file again is a new attachment
+  });
+
+  document.addEventListener("paste", function (evt) {
+    const form = document.getElementById("composer");
+    if (!form || !(form.contains(evt.target) || evt.target === document.body)) return;
+    const files = Array.from((evt.clipboardData && evt.clipboardData.files) || []);
+    if (!files.length) return; // plain text pastes as usual
+    evt.preventDefault();
+    addImages(files);
+  });
+
+  // Drop anywhere on the page: never let the browser navigate away to the dropped file.
+  function carriesFiles(evt) {
+    return Boolean(
+      evt.dataTransfer && Array.from(evt.dataTransfer.types || []).includes("Files") && tray()
+    );
+  }
+
+  function setDragging(on) {
+    document.body.classList.toggle("dragging", on);
+  }
+
+  document.addEventListener("dragover", function (evt) {
+    if (!carriesFiles(evt)) return;
+    evt.preventDefault();
+    evt.dataTransfer.dropEffect = "copy";
+    setDragging(true);
+  });
+
+  document.addEventListener("dragleave", function (evt) {
+    if (!evt.relatedTarget) setDragging(false); // left the window
+  });
+
+  document.addEventListener("drop", function (evt) {
+    if (!carriesFiles(evt)) return;
+    evt.preventDefault();
+    setDragging(false);
+    addImages(Array.from(evt.dataTransfer.files || []));
+  });
+
+  document.addEventListener("click", function (evt) {
+    const remove = evt.target.closest && evt.target.closest(".attachment-remove");
+    if (!remove) return;
+    const item = remove.closest("li");
+    const xhr = uploads.get(item);
+    item.remove();
+    if (xhr) xhr.abort();
+    syncUploads();
+    const text = document.getElementById("composer-text");
+    if (text) text.focus();
   });
 
   // --- Scrolling -----------------------------------------------------------------------
