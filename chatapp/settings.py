@@ -128,7 +128,6 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "chatapp.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -137,6 +136,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "chatapp.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "chatapp.urls"
@@ -177,12 +177,15 @@ if DATABASE_URL:
         DATABASES["default"]["OPTIONS"] = {"pool": {"min_size": 2, "max_size": 20, "timeout": 10}}
     elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         DATABASES["default"]["OPTIONS"] = dict(SQLITE_OPTIONS)
+        DATABASES["default"]["CONN_MAX_AGE"] = 600
 else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "db.sqlite3",
             "OPTIONS": dict(SQLITE_OPTIONS),
+            # Request threads are pooled (chatapp.asgi), so a connection serves many requests.
+            "CONN_MAX_AGE": 600,
             # A file, not :memory:, so that the browser tests' server thread shares it.
             "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
         }
