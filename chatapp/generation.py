@@ -36,6 +36,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 import httpx
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import OperationalError
@@ -169,13 +170,19 @@ class RunManager:
 
     # -- runs --
 
-    async def launch(self, *, message_id: uuid.UUID, route: str, request: ChatRequest) -> Run:
-        """Start the generation for a pending assistant message saved by `services.turn_start`.
+    async def launch(
+        self, *, message_id: uuid.UUID, route: str, request: ChatRequest, prefix: str = ""
+    ) -> Run:
+        """Start the generation for a pending assistant message saved by `services.turn_start`
+        (or put back to pending by `services.turn_continue`: then `prefix` is the text it
+        already has, and what the upstream sends is appended to it, offsets and all).
 
         Returns once the run can receive Stop, so a Stop pressed right after Send is not lost.
         """
         await self.start()
-        run = Run(self, message_id=message_id, route=route, request=request)
+        if message_id in self.runs:
+            return self.runs[message_id]  # a replayed submit: it is already running
+        run = Run(self, message_id=message_id, route=route, request=request, prefix=prefix)
         self.runs[message_id] = run
         await self.layer.group_add(control_group(message_id), self.control_channel)
         run.task = self._spawn(run.main())
@@ -277,7 +284,13 @@ class Run:
     """One generation. See the module docstring for the protocol it speaks."""
 
     def __init__(
-        self, manager: RunManager, *, message_id: uuid.UUID, route: str, request: ChatRequest
+        self,
+        manager: RunManager,
+        *,
+        message_id: uuid.UUID,
+        route: str,
+        request: ChatRequest,
+        prefix: str = "",
     ) -> None:
         self.manager = manager
         self.layer = manager.layer
@@ -290,10 +303,11 @@ class Run:
         self.stop_reason: str | None = None
 
         # The answer so far: pieces in order; `_published_parts` of them have been framed.
-        self._parts: list[str] = []
-        self._published_parts = 0
-        self.length = 0
-        self.published = 0
+        # A continued answer starts with the text it had, already published and saved.
+        self._parts: list[str] = [prefix] if prefix else []
+        self._published_parts = len(self._parts)
+        self.length = len(prefix)
+        self.published = len(prefix)
         self._reasoning: list[str] = []
         self._status_text = ""
         self._status_published = ""
@@ -307,7 +321,7 @@ class Run:
 
         self.started = time.monotonic()
         self.first_token_at: float | None = None
-        self._saved_length = 0
+        self._saved_length = len(prefix)
         self._saved_reasoning = 0
         self._last_checkpoint = self.started
         self._checkpoint_timer: asyncio.TimerHandle | None = None
@@ -584,6 +598,34 @@ def _deep_merge(into: dict[str, Any], data: Any) -> None:
             _deep_merge(into[key], value)
         else:
             into[key] = value
+
+
+# --- Entry points for synchronous views ------------------------------------------------------
+#
+# Views are synchronous: under ASGI Django then runs the whole middleware chain in one thread,
+# where an async view behind its middleware pays two thread switches per middleware. These hop
+# once onto the server's event loop (asgiref's async_to_sync, from the request's thread).
+
+
+def launch(*, message_id: uuid.UUID, route: str, request: ChatRequest, prefix: str = "") -> None:
+    async def _launch() -> None:
+        await manager().launch(message_id=message_id, route=route, request=request, prefix=prefix)
+
+    async_to_sync(_launch)()
+
+
+def request_stop(message_id: uuid.UUID) -> None:
+    async def _stop() -> None:
+        await manager().request_stop(message_id)
+
+    async_to_sync(_stop)()
+
+
+def is_running_here(message_id: uuid.UUID) -> bool:
+    async def _check() -> bool:
+        return message_id in manager().runs
+
+    return async_to_sync(_check)()
 
 
 # --- The process's manager --------------------------------------------------------------------

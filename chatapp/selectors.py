@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files.storage import default_storage
@@ -177,6 +179,43 @@ def turn_request(*, message: Message) -> ChatRequest:
         model=message.model,
         messages=tuple(history),
         system=conversation.system_prompt,
+        options=dict(message.request_options),
+        request_id=message.id.hex,
+    )
+
+
+# Sent after a partial answer to pick it up where it stopped; not shown in the conversation.
+CONTINUE_INSTRUCTION = (
+    "Continue your previous answer exactly where it stopped. Do not repeat anything already "
+    "written and do not comment on the interruption."
+)
+
+
+def continuation_request(*, message: Message) -> ChatRequest:
+    """The request that continues a partial answer: the thread, the partial answer as the
+    model's own turn, and a short instruction. The run appends what comes back to it."""
+    request = turn_request(message=message)
+    partial = ChatMessage(
+        role="assistant", parts=(TextPart(message.content),), extras=message.provider_extras
+    )
+    instruction = ChatMessage.of_text("user", CONTINUE_INSTRUCTION)
+    return dataclasses.replace(request, messages=(*request.messages, partial, instruction))
+
+
+def first_turn_request(*, turn: Any) -> ChatRequest:
+    """The request of a new conversation's first turn, built from the rows just saved:
+    there is no earlier thread to read (this is on the path to the first token)."""
+    message = turn.assistant_message
+    longest_side = images.route_limits(message.route)["longest_side"]
+    parts: list[Part] = [
+        _image_part(link.attachment, longest_side) for link in turn.user_message.image_links
+    ]
+    if turn.user_message.content or not parts:
+        parts.append(TextPart(turn.user_message.content))
+    return ChatRequest(
+        model=message.model,
+        messages=(ChatMessage(role="user", parts=tuple(parts)),),
+        system=turn.conversation.system_prompt,
         options=dict(message.request_options),
         request_id=message.id.hex,
     )

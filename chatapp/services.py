@@ -263,13 +263,16 @@ def _check_images_fit(
     spec: catalog.ModelSpec,
     new_images: Sequence[Attachment] = (),
     new_text: str = "",
+    thread_is_empty: bool = False,
 ) -> None:
     """Before any request: the model must read images if the thread has any, and the whole
     request (every image of the thread, base64-encoded, and the text) must fit the route."""
-    thread = MessageAttachment.objects.filter(
-        message__conversation=conversation, message__superseded=False
-    ).aggregate(count=Count("id"), total=Sum("attachment__byte_size"))
-    earlier_count, earlier_bytes = thread["count"] or 0, thread["total"] or 0
+    earlier_count, earlier_bytes = 0, 0
+    if not thread_is_empty:
+        thread = MessageAttachment.objects.filter(
+            message__conversation=conversation, message__superseded=False
+        ).aggregate(count=Count("id"), total=Sum("attachment__byte_size"))
+        earlier_count, earlier_bytes = thread["count"] or 0, thread["total"] or 0
     if (new_images or earlier_count) and not spec.capabilities.vision:
         if new_images:
             raise ServiceError(
@@ -283,7 +286,9 @@ def _check_images_fit(
     if not new_images and not earlier_count:
         return
     text_chars = (
-        Message.objects.filter(conversation=conversation, superseded=False).aggregate(
+        0
+        if thread_is_empty
+        else Message.objects.filter(conversation=conversation, superseded=False).aggregate(
             chars=Sum(Length("content"))
         )["chars"]
         or 0
@@ -322,6 +327,7 @@ class Turn:
     user_message: Message
     assistant_message: Message
     created: bool  # False when an idempotency key matched an earlier submit
+    new_conversation: bool = False
 
 
 def turn_start(
@@ -342,34 +348,36 @@ def turn_start(
     message. `attachment_ids` are the person's uploaded images, linked in order. Raises
     TurnConflict (one active turn per conversation), LimitExceeded, NotFound (an image that
     is not theirs) or ServiceError (text, a model that cannot read the images).
+
+    This is on the path to the first token, so it is lean: the database's unique constraints,
+    not extra queries, catch a double submit (idempotency key) and a second active turn.
     """
-    earlier = _turn_for_key(owner=owner, idempotency_key=idempotency_key)
-    if earlier is not None:
-        return earlier
     attachments = _attachments_for_turn(owner=owner, attachment_ids=attachment_ids)
     _check_text(text, with_images=bool(attachments))
     _check_rate(owner)
+    now = timezone.now()
     try:
         with transaction.atomic():
-            conversation = _conversation_for_turn(owner, conversation_id, chat_settings)
-            if conversation.messages.filter(status__in=Message.ACTIVE_STATUSES).exists():
-                raise TurnConflict(
-                    "An answer is still being written in this conversation. "
-                    "Wait for it to finish or press Stop."
-                )
-            _check_images_fit(
-                conversation=conversation,
-                spec=chat_settings.spec,
-                new_images=attachments,
-                new_text=text,
+            conversation, created = _conversation_for_turn(
+                owner, conversation_id, chat_settings, text=text, now=now
             )
+            if attachments or not created:
+                _check_images_fit(
+                    conversation=conversation,
+                    spec=chat_settings.spec,
+                    new_images=attachments,
+                    new_text=text,
+                    thread_is_empty=created,
+                )
             parent = (
-                conversation.messages.filter(superseded=False)
+                None
+                if created
+                else conversation.messages.filter(superseded=False)
                 .order_by("-created_at", "-id")
+                .only("id")
                 .first()
             )
-            now = timezone.now()
-            user_message = Message.objects.create(
+            user_message = Message(
                 conversation=conversation,
                 parent=parent,
                 role=Message.Role.USER,
@@ -377,11 +385,7 @@ def turn_start(
                 idempotency_key=idempotency_key,
                 created_at=now,
             )
-            user_message.image_links = MessageAttachment.objects.bulk_create(
-                MessageAttachment(message=user_message, attachment=attachment, position=position)
-                for position, attachment in enumerate(attachments)
-            )
-            assistant_message = _assistant_message_create(
+            assistant_message = _assistant_message(
                 conversation=conversation,
                 parent=user_message,
                 spec=chat_settings.spec,
@@ -389,14 +393,13 @@ def turn_start(
                 worker_id=worker_id,
                 created_at=now + timedelta(microseconds=1),
             )
-            fields = ["updated_at"]
-            conversation.updated_at = now
-            if not conversation.title:
-                conversation.title = title_from_text(text) if text.strip() else "Image"
-                fields.append("title")
-            conversation.save(update_fields=fields)
+            Message.objects.bulk_create([user_message, assistant_message])
+            user_message.image_links = MessageAttachment.objects.bulk_create(
+                MessageAttachment(message=user_message, attachment=attachment, position=position)
+                for position, attachment in enumerate(attachments)
+            )
     except IntegrityError:
-        # Lost a race: either the same submit twice (idempotency key) or two turns at once.
+        # The same submit twice (idempotency key), or a second turn while one is active.
         earlier = _turn_for_key(owner=owner, idempotency_key=idempotency_key)
         if earlier is not None:
             return earlier
@@ -404,7 +407,9 @@ def turn_start(
             "An answer is still being written in this conversation. "
             "Wait for it to finish or press Stop."
         ) from None
-    return Turn(conversation, user_message, assistant_message, created=True)
+    return Turn(
+        conversation, user_message, assistant_message, created=True, new_conversation=created
+    )
 
 
 def turn_retry(*, message: Message, chat_settings: ChatSettings, worker_id: uuid.UUID) -> Message:
@@ -438,7 +443,7 @@ def turn_retry(*, message: Message, chat_settings: ChatSettings, worker_id: uuid
             locked.superseded = True
             locked.save(update_fields=["superseded"])
             now = timezone.now()
-            replacement = _assistant_message_create(
+            replacement = _assistant_message(
                 conversation=conversation,
                 parent=locked.parent,
                 spec=chat_settings.spec,
@@ -446,6 +451,7 @@ def turn_retry(*, message: Message, chat_settings: ChatSettings, worker_id: uuid
                 worker_id=worker_id,
                 created_at=now,
             )
+            replacement.save(force_insert=True)
             conversation.updated_at = now
             conversation.save(update_fields=["updated_at"])
     except IntegrityError:
@@ -456,6 +462,53 @@ def turn_retry(*, message: Message, chat_settings: ChatSettings, worker_id: uuid
     return replacement
 
 
+CONTINUABLE = (Message.Status.INTERRUPTED, Message.Status.STOPPED, Message.Status.FAILED)
+
+
+def turn_continue(*, message: Message, worker_id: uuid.UUID) -> Message:
+    """Pick up an answer that stopped part-way (the server stopped, Stop, a dropped stream)
+    where it stopped: the same message goes back to pending, keeping its text, and the run
+    appends to it. Only the conversation's last answer, and only one with some text."""
+    _check_rate(message.conversation.owner)
+    try:
+        with transaction.atomic():
+            locked = (
+                Message.objects.select_for_update()
+                .select_related("conversation")
+                .get(pk=message.pk)
+            )
+            if locked.role != Message.Role.ASSISTANT or locked.status not in CONTINUABLE:
+                raise TurnConflict("Only an answer that stopped part-way can be continued.")
+            if not locked.content:
+                raise TurnConflict("This answer has no text to continue from; press Retry.")
+            latest = (
+                locked.conversation.messages.filter(superseded=False)
+                .order_by("-created_at", "-id")
+                .only("id")
+                .first()
+            )
+            if latest is None or latest.pk != locked.pk:
+                raise TurnConflict("Only the last answer of a conversation can be continued.")
+            if catalog.get_model(locked.route, locked.model) is None:
+                raise ServiceError(
+                    f"The model that wrote this answer ({locked.model}) is not available any "
+                    "more; choose another in Settings and press Retry."
+                )
+            locked.status = Message.Status.PENDING
+            locked.worker_id = worker_id
+            locked.error_code = locked.error_message = ""
+            locked.finished_at = None
+            locked.save(
+                update_fields=["status", "worker_id", "error_code", "error_message", "finished_at"]
+            )
+    except IntegrityError:
+        raise TurnConflict(
+            "An answer is still being written in this conversation. "
+            "Wait for it to finish or press Stop."
+        ) from None
+    return locked
+
+
 def title_from_text(text: str, limit: int = 80) -> str:
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "New chat")
     if len(line) <= limit:
@@ -464,16 +517,17 @@ def title_from_text(text: str, limit: int = 80) -> str:
     return cut.rstrip(",.;:") + "…"
 
 
-def _assistant_message_create(
+def _assistant_message(
     *,
     conversation: Conversation,
     parent: Message | None,
     spec: catalog.ModelSpec,
     options: dict[str, Any],
     worker_id: uuid.UUID,
-    created_at,
+    created_at: Any,
 ) -> Message:
-    return Message.objects.create(
+    """A pending answer, not saved yet, with the exact options it will send."""
+    return Message(
         conversation=conversation,
         parent=parent,
         role=Message.Role.ASSISTANT,
@@ -487,22 +541,43 @@ def _assistant_message_create(
 
 
 def _conversation_for_turn(
-    owner: AbstractBaseUser, conversation_id: uuid.UUID, chat_settings: ChatSettings
-) -> Conversation:
+    owner: AbstractBaseUser,
+    conversation_id: uuid.UUID,
+    chat_settings: ChatSettings,
+    *,
+    text: str,
+    now: Any,
+) -> tuple[Conversation, bool]:
+    """The conversation of a turn, created (True) or updated with the settings sent along,
+    its last activity and, if it has none, a title - in one statement either way."""
     conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
+    title = title_from_text(text) if text.strip() else "Image"
     if conversation is None:
-        return Conversation.objects.create(
+        conversation = Conversation.objects.create(
             id=conversation_id,
             owner=owner,
+            title=title,
             route=chat_settings.spec.route,
             model=chat_settings.spec.id,
             system_prompt=chat_settings.system_prompt,
             settings=chat_settings.options,
+            created_at=now,
+            updated_at=now,
         )
+        return conversation, True
     if conversation.owner_id != owner.pk:
         # Someone else's id: behave exactly as if it did not exist (SECURITY 9).
         raise Conversation.DoesNotExist
-    return conversation_settings_update(conversation=conversation, chat_settings=chat_settings)
+    conversation.route = chat_settings.spec.route
+    conversation.model = chat_settings.spec.id
+    conversation.system_prompt = chat_settings.system_prompt
+    conversation.settings = chat_settings.options
+    conversation.updated_at = now
+    conversation.title = conversation.title or title
+    conversation.save(
+        update_fields=["route", "model", "system_prompt", "settings", "updated_at", "title"]
+    )
+    return conversation, False
 
 
 def _turn_for_key(*, owner: AbstractBaseUser, idempotency_key: uuid.UUID) -> Turn | None:
@@ -533,21 +608,32 @@ def _check_text(text: str, *, with_images: bool = False) -> None:
         )
 
 
+_RATE_SQL = """
+SELECT
+  (SELECT COUNT(*) FROM {message} m JOIN {conversation} c ON m.conversation_id = c.id
+    WHERE c.owner_id = %s AND m.role = %s AND m.created_at >= %s),
+  (SELECT COUNT(*) FROM {message} m JOIN {conversation} c ON m.conversation_id = c.id
+    WHERE c.owner_id = %s AND m.status IN (%s, %s))
+"""
+
+
 def _check_rate(owner: AbstractBaseUser) -> None:
+    """Sends per minute and answers being written at once, per person (SECURITY 14). One
+    statement for both counts: this is on every send's path to the first token."""
+    since = connection.ops.adapt_datetimefield_value(timezone.now() - timedelta(minutes=1))
+    sql = _RATE_SQL.format(message=Message._meta.db_table, conversation=Conversation._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql, [owner.pk, Message.Role.ASSISTANT, since, owner.pk, *Message.ACTIVE_STATUSES]
+        )
+        sent, active = cursor.fetchone()
     per_minute = settings.CHAT_LIMITS["sends_per_minute"]
-    since = timezone.now() - timedelta(minutes=1)
-    sent = Message.objects.filter(
-        conversation__owner=owner, role=Message.Role.ASSISTANT, created_at__gte=since
-    ).count()
     if sent >= per_minute:
         raise LimitExceeded(
             f"You have sent {sent} messages in the last minute; the limit is {per_minute} per "
             "minute. Wait a moment and send again."
         )
     active_limit = settings.CHAT_LIMITS["active_turns_per_user"]
-    active = Message.objects.filter(
-        conversation__owner=owner, status__in=Message.ACTIVE_STATUSES
-    ).count()
     if active >= active_limit:
         raise LimitExceeded(
             f"{active} answers are being written for you right now; the limit is {active_limit} "

@@ -27,6 +27,11 @@ urlpatterns = [
         views.message_retry,
         name="message-retry",
     ),
+    path(
+        "c/<uuid:conversation_id>/m/<uuid:message_id>/continue/",
+        views.message_continue,
+        name="message-continue",
+    ),
     path("attachments/", views.attachment_upload, name="attachment-upload"),
     path("attachments/<uuid:attachment_id>/", views.attachment_file, name="attachment"),
     path(

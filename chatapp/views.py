@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -174,14 +174,8 @@ def _composer_error(message: str, status: int, form: SettingsForm | None = None)
     return response
 
 
-def _turn_start_and_request(**kwargs: Any) -> tuple[services.Turn, Any]:
-    turn = services.turn_start(**kwargs)
-    return turn, selectors.turn_request(message=turn.assistant_message)
-
-
 @require_POST
-async def turn_create(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
-    user = await request.auser()
+def turn_create(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
     composer = ComposerForm(request.POST)
     settings_form = SettingsForm(request.POST)
     if not composer.is_valid():
@@ -189,8 +183,8 @@ async def turn_create(request: HttpRequest, conversation_id: uuid.UUID) -> HttpR
     if not settings_form.is_valid():
         return _composer_error("Fix the settings marked below, then send.", 400, settings_form)
     try:
-        turn, chat_request = await sync_to_async(_turn_start_and_request)(
-            owner=user,
+        turn = services.turn_start(
+            owner=request.user,
             conversation_id=conversation_id,
             text=composer.cleaned_data["text"],
             attachment_ids=composer.cleaned_data["attachments"],
@@ -202,7 +196,15 @@ async def turn_create(request: HttpRequest, conversation_id: uuid.UUID) -> HttpR
         raise Http404("No such conversation.") from None
     except services.ServiceError as exc:
         return _composer_error(exc.message, exc.status)
-    await _ensure_running(turn.assistant_message, chat_request)
+    # The upstream request starts before this response is rendered: it is the first token's
+    # critical path, and the browser's stream attaches meanwhile.
+    if turn.new_conversation:
+        _ensure_running(turn.assistant_message, lambda: selectors.first_turn_request(turn=turn))
+    else:
+        _ensure_running(
+            turn.assistant_message,
+            lambda: selectors.turn_request(message=turn.assistant_message),
+        )
     if request.POST.get("page") == "new":
         # The first message of a new chat: show the conversation's own page (its URL, the
         # sidebar entry); the answer keeps streaming there.
@@ -211,7 +213,7 @@ async def turn_create(request: HttpRequest, conversation_id: uuid.UUID) -> HttpR
             {"path": reverse("conversation-detail", args=[turn.conversation.id]), "target": "body"}
         )
         return response
-    html = await sync_to_async(render_to_string)(
+    html = render_to_string(
         "chatapp/_turn.html",
         {
             "messages": [turn.user_message, turn.assistant_message],
@@ -221,61 +223,70 @@ async def turn_create(request: HttpRequest, conversation_id: uuid.UUID) -> HttpR
     return HttpResponse(html)
 
 
-async def _ensure_running(message: Message, chat_request: Any) -> None:
-    """Launch the run for a pending message - also when a replayed submit finds one that this
-    process saved but never started (it failed between commit and launch)."""
-    manager = generation.manager()
-    if (
-        message.status == Message.Status.PENDING
-        and message.worker_id == generation.WORKER_ID
-        and message.id not in manager.runs
-    ):
-        await manager.launch(message_id=message.id, route=message.route, request=chat_request)
+def _ensure_running(message: Message, build_request: Callable[[], Any], prefix: str = "") -> None:
+    """Launch the run for a pending message of this process - also when a replayed submit
+    finds one saved but never started (the process failed between commit and launch); a run
+    already going is left alone."""
+    if message.status == Message.Status.PENDING and message.worker_id == generation.WORKER_ID:
+        generation.launch(
+            message_id=message.id, route=message.route, request=build_request(), prefix=prefix
+        )
 
 
 @require_POST
-async def turn_stop(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
-    user = await request.auser()
-    conversation = await sync_to_async(selectors.conversation_for_owner)(
-        owner=user, conversation_id=conversation_id
+def turn_stop(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    conversation = selectors.conversation_for_owner(
+        owner=request.user, conversation_id=conversation_id
     )
-    message = await sync_to_async(selectors.active_message)(conversation=conversation)
+    message = selectors.active_message(conversation=conversation)
     if message is not None:
-        await generation.manager().request_stop(message.id)
+        generation.request_stop(message.id)
     # The stream delivers the stopped answer; nothing to swap here.
     return HttpResponse(status=204)
 
 
-def _retry(message: Message) -> tuple[Message, Any]:
+@require_POST
+def message_retry(
+    request: HttpRequest, conversation_id: uuid.UUID, message_id: uuid.UUID
+) -> HttpResponse:
+    message = selectors.message_for_owner(
+        owner=request.user, conversation_id=conversation_id, message_id=message_id
+    )
     conversation = message.conversation
-    chat_settings = services.chat_settings_validate(
-        model_key=f"{conversation.route}:{conversation.model}",
-        system_prompt=conversation.system_prompt,
-        raw_options=conversation.settings,
-    )
-    replacement = services.turn_retry(
-        message=message, chat_settings=chat_settings, worker_id=generation.WORKER_ID
-    )
-    replacement = Message.objects.select_related("conversation").get(pk=replacement.pk)
-    return replacement, selectors.turn_request(message=replacement)
+    try:
+        chat_settings = services.chat_settings_validate(
+            model_key=f"{conversation.route}:{conversation.model}",
+            system_prompt=conversation.system_prompt,
+            raw_options=conversation.settings,
+        )
+        replacement = services.turn_retry(
+            message=message, chat_settings=chat_settings, worker_id=generation.WORKER_ID
+        )
+    except services.ServiceError as exc:
+        return _composer_error(exc.message, exc.status)
+    _ensure_running(replacement, lambda: selectors.turn_request(message=replacement))
+    html = render_to_string("chatapp/_message.html", {"message": replacement, "is_last": True})
+    return HttpResponse(html)
 
 
 @require_POST
-async def message_retry(
+def message_continue(
     request: HttpRequest, conversation_id: uuid.UUID, message_id: uuid.UUID
 ) -> HttpResponse:
-    user = await request.auser()
-    message = await sync_to_async(selectors.message_for_owner)(
-        owner=user, conversation_id=conversation_id, message_id=message_id
+    """Continue an answer that stopped part-way: the same message streams on from its text."""
+    message = selectors.message_for_owner(
+        owner=request.user, conversation_id=conversation_id, message_id=message_id
     )
     try:
-        replacement, chat_request = await sync_to_async(_retry)(message)
+        message = services.turn_continue(message=message, worker_id=generation.WORKER_ID)
     except services.ServiceError as exc:
         return _composer_error(exc.message, exc.status)
-    await _ensure_running(replacement, chat_request)
-    html = await sync_to_async(render_to_string)(
-        "chatapp/_message.html", {"message": replacement, "is_last": True}
+    _ensure_running(
+        message,
+        lambda: selectors.continuation_request(message=message),
+        prefix=message.content,
     )
+    html = render_to_string("chatapp/_message.html", {"message": message, "is_last": True})
     return HttpResponse(html)
 
 

@@ -239,6 +239,7 @@ POST_ONLY = {
     "turn-create",
     "turn-stop",
     "message-retry",
+    "message-continue",
     "conversation-settings",
     "conversation-pin",
     "conversation-delete",
@@ -424,3 +425,106 @@ def test_the_sidebar_pages_by_keyset_pinned_first(user_client, user):
         html = user_client.get(match.group(1).replace("&amp;", "&")).content.decode()
         seen += re.findall(r"chat (\d{3})</a>", html)
     assert sorted(seen) == [f"{i:03d}" for i in range(SIDEBAR_PAGE_SIZE * 2 + 30)]
+
+
+async def test_continue_picks_up_an_interrupted_answer_where_it_stopped(
+    aimlapi, run_manager, async_client, user, cookie
+):
+    from chatapp.selectors import CONTINUE_INSTRUCTION
+    from tests.conftest import open_stream
+
+    def _interrupted() -> tuple[Conversation, Message]:
+        conversation = Conversation.objects.create(
+            owner=user, route="aimlapi", model="google/gemini-2.5-flash", title="T"
+        )
+        question = Message.objects.create(conversation=conversation, role="user", content="Tell me")
+        answer = Message.objects.create(
+            conversation=conversation,
+            parent=question,
+            role="assistant",
+            status="interrupted",
+            content="The first half, ",
+            route="aimlapi",
+            model="google/gemini-2.5-flash",
+            request_options={"temperature": 0.2},
+            error_code="interrupted",
+            error_message="The server stopped.",
+        )
+        return conversation, answer
+
+    conversation, answer = await sync_to_async(_interrupted)()
+    aimlapi.enqueue(Reply([Gate("go"), Text("and the second half.")]))
+    response = await async_client.post(
+        reverse("message-continue", args=[conversation.id, answer.id])
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert f'sse-connect="/stream/{answer.id}/?after=16"' in html  # streams on from its text
+    stream = open_stream(answer.id, cookie=cookie, after=16)
+    await stream.start()
+    await stream.attached()
+    aimlapi.release("go")
+    rest, terminal = await stream.read_until_terminal()
+    await wait_for_run(answer.id)
+
+    assert rest == "and the second half."
+    assert terminal.event == "done"
+    await answer.arefresh_from_db()
+    assert answer.status == Message.Status.COMPLETE
+    assert answer.content == "The first half, and the second half."
+    assert answer.error_message == ""
+    sent = aimlapi.requests[0].json
+    assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]
+    assert sent["messages"][1]["content"] == "The first half, "
+    assert sent["messages"][2]["content"] == CONTINUE_INSTRUCTION
+    assert sent["temperature"] == 0.2  # the options it was asked with
+
+
+async def test_only_the_last_unfinished_answer_can_be_continued(
+    aimlapi, run_manager, async_client, user
+):
+    def _rows() -> tuple[Conversation, Message, Message]:
+        conversation = Conversation.objects.create(
+            owner=user, route="aimlapi", model="google/gemini-2.5-flash"
+        )
+        done = Message.objects.create(
+            conversation=conversation,
+            role="assistant",
+            status="complete",
+            content="Whole",
+            route="aimlapi",
+            model="google/gemini-2.5-flash",
+        )
+        empty = Message.objects.create(
+            conversation=conversation,
+            role="assistant",
+            status="failed",
+            content="",
+            route="aimlapi",
+            model="google/gemini-2.5-flash",
+        )
+        return conversation, done, empty
+
+    conversation, done, empty = await sync_to_async(_rows)()
+    for message, words in ((done, "stopped part-way"), (empty, "no text")):
+        response = await async_client.post(
+            reverse("message-continue", args=[conversation.id, message.id])
+        )
+        assert response.status_code == 409
+        assert words in response.content.decode()
+    assert aimlapi.requests == []
+
+
+async def test_answers_written_at_once_are_limited_per_person(
+    aimlapi, run_manager, async_client, settings
+):
+    settings.CHAT_LIMITS = {**settings.CHAT_LIMITS, "active_turns_per_user": 2}
+    for _ in range(3):
+        aimlapi.enqueue(Reply([Gate("hold"), Text("ok")]))
+    for _ in range(2):
+        response = await async_client.post(reverse("turn-create", args=[uuid.uuid4()]), send_form())
+        assert response.status_code == 200
+    response = await async_client.post(reverse("turn-create", args=[uuid.uuid4()]), send_form())
+    assert response.status_code == 429
+    assert "the limit is 2 at a time" in response.content.decode()
+    aimlapi.release("hold")

@@ -146,5 +146,24 @@ def test_a_worker_killed_mid_answer_leaves_it_interrupted_with_its_text(
         )
         assert terminal[0] == "done"
         assert "The server stopped while this answer was being written" in terminal[1]
+
+        # Continue: the same answer streams on from the text it kept.
+        fake_upstream.enqueue(Reply([Gate("continue"), Text("and the end.")]))
+        response = browser.post(f"{restarted.url}/c/{conversation}/m/{message_id}/continue/")
+        assert response.status_code == 200
+        rest = ""
+        for event, data, _ in browser.stream(
+            restarted, path.split("?")[0] + f"?after={len(FIRST)}"
+        ):
+            if event == "comment" and data == "live":
+                fake_upstream.release("continue")
+            if event == "delta":
+                rest += json.loads(data)["t"]
+            if event in ("done", "error"):
+                break
+        assert rest == "and the end."
+        message = Message.objects.get(pk=message_id)
+        assert message.status == Message.Status.COMPLETE
+        assert message.content == FIRST + "and the end."
     finally:
         restarted.stop()
