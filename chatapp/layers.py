@@ -24,6 +24,8 @@ class InMemoryChannelLayer(ChannelsInMemoryLayer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._next_sweep = 0.0
+        # Receivers waiting on each channel: a queue someone awaits is never dropped.
+        self._receivers: dict[str, int] = {}
 
     def _clean_expired(self) -> None:
         now = time.time()
@@ -45,6 +47,43 @@ class InMemoryChannelLayer(ChannelsInMemoryLayer):
             queue.put_nowait((time.time() + self.expiry, dict(message)))
         except asyncio.QueueFull:
             raise ChannelFull(channel) from None
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        # Channels drops a channel's queue whenever it runs empty and makes a new one on the
+        # next send: an allocation and a loop binding per frame. The queue stays while the
+        # channel lives; group_discard and the expiry sweep let it go.
+        self.require_valid_channel_name(channel)
+        self._clean_expired()
+        queue = self.channels.get(channel)
+        if queue is None:
+            queue = self.channels.setdefault(
+                channel, asyncio.Queue(maxsize=self.get_capacity(channel))
+            )
+        self._receivers[channel] = self._receivers.get(channel, 0) + 1
+        try:
+            _, message = await queue.get()
+        finally:
+            left = self._receivers[channel] - 1
+            if left:
+                self._receivers[channel] = left
+            else:
+                del self._receivers[channel]
+        return message
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        await super().group_discard(group, channel)
+        queue = self.channels.get(channel)
+        if (
+            queue is not None
+            and queue.empty()
+            and channel not in self._receivers
+            and not any(channel in members for members in self.groups.values())
+        ):
+            del self.channels[channel]
+
+    async def flush(self) -> None:
+        await super().flush()
+        self._receivers = {}
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         assert isinstance(message, dict), "message is not a dict"

@@ -53,3 +53,28 @@ async def test_expired_messages_are_swept_and_their_channel_leaves_its_groups(mo
     await layer.group_send("g", {"type": "after"})
     assert stale not in layer.groups.get("g", {})
     assert stale not in layer.channels
+
+
+async def test_a_channel_someone_is_receiving_on_survives_leaving_its_groups():
+    """The run manager's control channel leaves a run's group when the run ends, while its
+    loop waits on it: messages sent afterwards must still reach that loop."""
+    import asyncio
+
+    layer = InMemoryChannelLayer()
+    control = await layer.new_channel()
+    await layer.group_add("run.x", control)
+    waiting = asyncio.create_task(layer.receive(control))
+    await asyncio.sleep(0)  # the receiver is now waiting on the channel's queue
+    await layer.group_discard("run.x", control)
+    await layer.send(control, {"type": "manager.close"})
+    assert (await asyncio.wait_for(waiting, 1))["type"] == "manager.close"
+
+
+async def test_an_abandoned_channel_is_forgotten_when_it_leaves_its_last_group():
+    layer = InMemoryChannelLayer()
+    gone = await layer.new_channel()
+    await layer.group_add("a", gone)
+    await layer.group_send("a", {"type": "x"})
+    await layer.receive(gone)
+    await layer.group_discard("a", gone)
+    assert gone not in layer.channels

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import orjson
 
 from .base import Provider
 from .errors import (
@@ -354,7 +355,7 @@ class ResponseReader:
         if not stripped or stripped == b"[DONE]":
             return []
         try:
-            value = json.loads(data)
+            value = orjson.loads(data)  # the per-chunk hot path
         except ValueError:
             events = self._split_lines(data)
             if events is None:

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import orjson
 
 from . import catalog
 from .base import Provider
@@ -239,7 +240,7 @@ class OpenAICompatProvider(Provider):
             state.done = True
             return []
         try:
-            chunk = json.loads(data)
+            chunk = orjson.loads(data)  # 2-3x json.loads; same values for valid JSON
         except ValueError:
             events = self._split_multiline(data, state)
             if events is None:
