@@ -8,6 +8,8 @@ PORT ?= 8000
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
 .PHONY: run test lint format bench clean
+# Extra arguments for the benchmark, e.g. BENCH_ARGS="--quick" or "--only S1,S2".
+BENCH_ARGS ?=
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +40,14 @@ test: $(VENV)/.dev-deps
 		echo "== again on PostgreSQL + Redis =="; \
 		$(BIN)/pytest; \
 	fi
+
+$(VENV)/.bench-deps: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP_INSTALL) -e '.[dev,bench]'
+	touch $@ $(VENV)/.dev-deps $(VENV)/.run-deps
+
+## bench: the benchmark harness (bench/README.md): writes bench/results/<date>.{json,md,png}
+bench: $(VENV)/.bench-deps
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .

@@ -188,10 +188,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print("S8: history pages", flush=True)
             results["S8"] = script("bench.history", env)
         if "S9" in args.only:
-            print("S9: browser main thread", flush=True)
             from . import browser
 
-            results["S9"] = browser.run(config, workdir, env, fake)
+            if Path(browser.CHROMIUM).exists():
+                print("S9: browser main thread", flush=True)
+                results["S9"] = browser.run(config, workdir, env, fake)
+            else:
+                print(f"S9 skipped: {browser.CHROMIUM} is missing (apt-get install chromium)")
     finally:
         if app is not None:
             app.stop()

@@ -245,8 +245,7 @@ class RunManager:
             services.runs_reap,
             live_worker_id=WORKER_ID,
             stale_after=self.config["worker_stale_after"],
-            # Without a shared channel layer there is only one process: any other worker is dead.
-            all_others=not settings.REDIS_URL,
+            hostname=HOSTNAME,
         )
         for message_id in ids:
             await self.announce_end(message_id)

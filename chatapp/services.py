@@ -7,6 +7,7 @@ a person can read (it names the limit it enforces).
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum
 from django.db.models.functions import Length
 from django.utils import timezone
 
@@ -754,23 +755,22 @@ def worker_heartbeat(*, worker_id: uuid.UUID, hostname: str, pid: int) -> None:
         )
 
 
-def runs_reap(
-    *, live_worker_id: uuid.UUID, stale_after: float, all_others: bool
-) -> list[uuid.UUID]:
+def runs_reap(*, live_worker_id: uuid.UUID, stale_after: float, hostname: str) -> list[uuid.UUID]:
     """Mark as interrupted the active messages whose worker is gone, keeping their text.
 
-    `all_others=True` (single-process deployments, no shared channel layer) treats every other
-    worker as gone; otherwise a worker is gone when it has not been seen for `stale_after`
-    seconds. Returns the ids marked, so the caller can tell their listeners.
+    A worker is gone when it has not been seen for `stale_after` seconds, or at once when it
+    ran on this host and its process no longer exists (a restart after a crash need not wait).
+    Returns the ids marked, so the caller can tell their listeners.
     """
-    active = Message.objects.filter(status__in=Message.ACTIVE_STATUSES)
-    if all_others:
-        orphans = active.exclude(worker_id=live_worker_id)
-    else:
-        fresh = Worker.objects.filter(
-            seen_at__gte=timezone.now() - timedelta(seconds=stale_after)
-        ).values("pk")
-        orphans = active.filter(Q(worker_id__isnull=True) | ~Q(worker_id__in=fresh))
+    recent = Worker.objects.filter(seen_at__gte=timezone.now() - timedelta(seconds=stale_after))
+    alive = [
+        worker.pk
+        for worker in recent.only("id", "hostname", "pid")
+        if worker.hostname != hostname or _process_exists(worker.pid)
+    ]
+    orphans = Message.objects.filter(status__in=Message.ACTIVE_STATUSES).exclude(
+        worker_id__in=[live_worker_id, *alive]
+    )
     ids = list(orphans.values_list("pk", flat=True))
     if not ids:
         return []
@@ -783,3 +783,13 @@ def runs_reap(
     Worker.objects.filter(seen_at__lt=timezone.now() - timedelta(days=1)).delete()
     log.warning("marked %d orphaned run(s) interrupted", len(ids))
     return ids
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: it exists
+    return True

@@ -470,8 +470,9 @@ async def test_runs_of_a_dead_worker_are_marked_interrupted_at_start_up(user, se
         await manager.shutdown()
 
 
-async def test_reaper_spares_live_workers_when_layer_is_shared(user, settings):
-    """With Redis (several processes), only workers that stopped heart-beating are dead."""
+async def test_a_worker_elsewhere_is_dead_only_once_it_stops_heart_beating(user, settings):
+    """Workers on other hosts (several servers sharing PostgreSQL and Redis) are judged by
+    their heartbeat alone."""
     from chatapp.models import Conversation
 
     live_worker = uuid.uuid4()
@@ -485,7 +486,7 @@ async def test_reaper_spares_live_workers_when_layer_is_shared(user, settings):
 
     message = await sync_to_async(_setup)()
     ids = await sync_to_async(services.runs_reap)(
-        live_worker_id=uuid.uuid4(), stale_after=30, all_others=False
+        live_worker_id=uuid.uuid4(), stale_after=30, hostname="this-host"
     )
     assert ids == []
     await Worker.objects.filter(pk=live_worker).aupdate(
@@ -493,9 +494,43 @@ async def test_reaper_spares_live_workers_when_layer_is_shared(user, settings):
         - __import__("datetime").timedelta(minutes=5)
     )
     ids = await sync_to_async(services.runs_reap)(
-        live_worker_id=uuid.uuid4(), stale_after=30, all_others=False
+        live_worker_id=uuid.uuid4(), stale_after=30, hostname="this-host"
     )
     assert ids == [message.id]
+
+
+def test_a_worker_on_this_host_whose_process_is_gone_is_dead_at_once(user):
+    """A restart after a crash reaps the old process's runs without waiting for its heartbeat
+    to go stale; another live process on this host (a second worker) is spared."""
+    import os
+    import subprocess
+    import sys
+
+    from chatapp.models import Conversation
+
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(finished.stdout)
+    crashed, neighbour = uuid.uuid4(), uuid.uuid4()
+
+    def _setup() -> tuple[Message, Message]:
+        Worker.objects.create(id=crashed, hostname="this-host", pid=dead_pid)
+        Worker.objects.create(id=neighbour, hostname="this-host", pid=os.getpid())
+        conversation = Conversation.objects.create(owner=user, route="demo", model="demo")
+        other = Conversation.objects.create(owner=user, route="demo", model="demo")
+        return (
+            Message.objects.create(
+                conversation=conversation, role="assistant", status="streaming", worker_id=crashed
+            ),
+            Message.objects.create(
+                conversation=other, role="assistant", status="streaming", worker_id=neighbour
+            ),
+        )
+
+    orphan, _alive = _setup()
+    ids = services.runs_reap(live_worker_id=uuid.uuid4(), stale_after=30, hostname="this-host")
+    assert ids == [orphan.id]
 
 
 async def test_shutdown_saves_running_answers_as_interrupted(aimlapi, user, cookie):

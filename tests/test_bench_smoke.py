@@ -1,0 +1,115 @@
+"""The CI smoke benchmark: a small, loopback-only run of S1, S2 (20 streams), S4 and S6
+through the real server processes, failing only on gross regressions. Every bound is a ratio
+against the direct client measured in the same run (or against the stream's own length),
+never an absolute time: CI machines differ, and a slow machine is not a regression."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+
+import pytest
+
+from bench.client import Session
+from bench.procs import (
+    PYTHON,
+    ROOT,
+    AppConfig,
+    new_workdir,
+    prepare_app,
+    remove_workdir,
+    start_app,
+    start_fake,
+)
+from bench.streams import compare, stop_and_disconnect
+
+pytestmark = [
+    pytest.mark.bench,
+    pytest.mark.timeout(300),
+    # One pass is enough: the processes it starts use their own SQLite database.
+    pytest.mark.skipif(
+        __import__("django.conf").conf.settings.DATABASE_URL != "",
+        reason="the smoke benchmark runs in the SQLite pass",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def servers():
+    workdir = new_workdir()
+    fake = start_fake(workdir)
+    config = AppConfig(fake_port=fake.port)
+    env = prepare_app(config, workdir)
+    app = start_app(config, workdir, env)
+    yield fake, app, env
+    app.stop()
+    fake.stop()
+    remove_workdir(workdir)
+
+
+def test_streams_add_little_to_the_upstream(servers):
+    fake, app, _ = servers
+
+    async def run():
+        session = Session("127.0.0.1", app.port)
+        await session.sign_up("smoke")
+        await compare(
+            fake=fake, app=app, session=session, count=2, tokens=10, rate=100.0, ttft=0.05
+        )
+        one = await compare(fake=fake, app=app, session=session, count=1, tokens=100, rate=100.0)
+        many = await compare(
+            fake=fake, app=app, session=session, count=20, tokens=100, rate=50.0, ramp=0.2
+        )
+        return one, many
+
+    one, many = asyncio.run(run())
+    for rung in (one, many):
+        direct, via_app = rung["direct"], rung["app"]
+        assert via_app["errors"] == 0, via_app["error_samples"]
+        assert via_app["chunks"] == direct["chunks"]  # every chunk arrived, none twice
+        # Time to first token: the upstream's 300 ms dominates; the app adds little.
+        assert via_app["ttft_ms"]["p50"] <= 1.5 * direct["ttft_ms"]["p50"]
+        # The whole answer takes as long as the upstream's, give or take.
+        assert via_app["duration_s"] <= 1.3 * direct["duration_s"]
+        # A chunk waits at most a few frames, a small part of the answer's length.
+        assert via_app["chunk_latency_ms"]["p99"] <= 0.15 * direct["duration_s"] * 1000
+
+
+def test_stop_closes_the_upstream_long_before_the_answer_would_end(servers):
+    fake, app, _ = servers
+
+    async def run():
+        session = Session("127.0.0.1", app.port)
+        await session.sign_up("smoke-stop")
+        return await stop_and_disconnect(fake=fake, session=session, count=5)
+
+    result = asyncio.run(run())
+    close = result["stop_to_upstream_close_ms"]
+    assert close["measured"] == 5
+    # The answers would have streamed for ~40 s more; the upstream must hear Stop at once.
+    assert close["max"] <= 0.01 * 40_000
+    assert result["terminal_events"] == ["done"]
+
+
+def test_writes_per_message_are_bounded_and_linear(servers):
+    _, _, env = servers
+    done = subprocess.run(
+        [PYTHON, "-m", "bench.writes", "100:200", "800:200"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    short, long = json.loads(done.stdout.strip().splitlines()[-1])["messages"]
+    for message in (short, long):
+        # One final UPDATE and at most one checkpoint per second of streaming.
+        assert message["run"]["updates_message"] <= 1 + int(message["duration_s"]) + 1
+        assert message["turn_start"]["writes"] <= 3
+    # Bytes grow with the answer's length, not with its length times its duration: each
+    # character is written a bounded number of times (appended by one checkpoint, then once
+    # in the final text and once as its HTML). Rewriting the whole text at every checkpoint
+    # would pass 5 bytes per character at this length (4 s) and keep growing.
+    for message in (short, long):
+        assert message["run"]["bytes_sent_in_writes"] / message["answer_chars"] <= 4.0
