@@ -139,10 +139,8 @@ def _page_context(
         "busy": busy,
         "send_url": send_url,
         "composer_key": uuid.uuid4(),
-        "settings_form": settings_form,
+        **_settings_context(settings_form, spec),
         "model_groups": catalog.grouped_models(),
-        "param_hints": _param_hints(spec),
-        "param_fields": list(catalog.PARAM_LABELS.items()),
         "demo_only": list(settings.PROVIDERS) == ["demo"],
         "images_per_message": settings.CHAT_LIMITS["images_per_message"],
         "image_max_bytes": settings.CHAT_IMAGE_LIMITS["max_bytes"],
@@ -150,24 +148,50 @@ def _page_context(
     }
 
 
-def _param_hints(spec: catalog.ModelSpec) -> dict[str, str]:
-    hints = {}
-    for name in catalog.PARAM_ORDER:
-        param = spec.params.get(name)
-        hints[name] = param.describe() if param else f"not available for {spec.label}"
-        if param is not None and param.default is not None:
-            hints[name] += f"; {param.default} when empty"
-    return hints
+def _settings_context(
+    form: SettingsForm, spec: catalog.ModelSpec, *, posted: set[str] | None = None
+) -> dict[str, Any]:
+    """What the settings panel's options section (`_settings_options.html`) shows: the
+    route of the chosen model, its note, and the parameters the form offers for it."""
+    return {
+        "settings_form": form,
+        "settings_spec": spec,
+        "route_note": catalog.ROUTE_NOTES.get(spec.route, ""),
+        "settings_controls": form.controls(spec, posted=posted),
+    }
+
+
+def _settings_feedback(request: HttpRequest, form: SettingsForm, **extra: Any) -> dict[str, Any]:
+    """The context of `_settings_feedback.html` after a change in the panel. A new model
+    re-renders the options section (its parameters differ); any other field gets its
+    error, hint and the status swapped in place, so nothing moves under the cursor."""
+    spec = catalog.get_model_by_key(form.data.get("model", "")) or catalog.default_model()
+    # app.js names the changed field (the request comes from the panel, not the field); the
+    # section also records the model it was drawn for, which catches a model change
+    # folded into a later one by the trigger's delay, or sent before its autosave.
+    drawn_for = form.data.get("options_for")
+    new_model = request.headers.get("HX-Trigger-Name") == "model" or (
+        drawn_for is not None and drawn_for != spec.key
+    )
+    context = _settings_context(form, spec, posted=None if new_model else set(form.data))
+    return {**context, "rerender": new_model, **extra}
 
 
 # --- Turns --------------------------------------------------------------------------------
 
 
-def _composer_error(message: str, status: int, form: SettingsForm | None = None) -> HttpResponse:
-    """An error shown above the composer; the typed message stays in the textbox."""
-    html = render_to_string(
-        "chatapp/_composer_error.html", {"message": message, "settings_form": form}
-    )
+def _composer_error(
+    message: str,
+    status: int,
+    form: SettingsForm | None = None,
+    request: HttpRequest | None = None,
+) -> HttpResponse:
+    """An error shown above the composer; the typed message stays in the textbox. With the
+    settings form, its errors are marked in the panel."""
+    context: dict[str, Any] = {"message": message}
+    if form is not None and request is not None:
+        context.update(_settings_feedback(request, form))
+    html = render_to_string("chatapp/_composer_error.html", context)
     response = HttpResponse(html, status=status)
     response["HX-Retarget"] = "#composer-error"
     response["HX-Reswap"] = "innerHTML"
@@ -181,7 +205,9 @@ def turn_create(request: HttpRequest, conversation_id: uuid.UUID) -> HttpRespons
     if not composer.is_valid():
         return _composer_error("The form expired. Reload the page and send again.", 400)
     if not settings_form.is_valid():
-        return _composer_error("Fix the settings marked below, then send.", 400, settings_form)
+        return _composer_error(
+            "Fix the settings marked below, then send.", 400, settings_form, request
+        )
     try:
         turn = services.turn_start(
             owner=request.user,
@@ -351,8 +377,9 @@ def _attachment_response(
 
 @require_POST
 def conversation_settings(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
-    """Autosave of the settings panel: answers with the field errors and hints only, so the
-    panel is not re-rendered under the person's cursor."""
+    """Autosave of the settings panel: answers with the field errors, hints and status only,
+    so the panel is not re-rendered under the person's cursor; a new model re-renders the
+    options section (see _settings_feedback)."""
     conversation = selectors.conversation_for_owner(
         owner=request.user, conversation_id=conversation_id
     )
@@ -362,11 +389,8 @@ def conversation_settings(request: HttpRequest, conversation_id: uuid.UUID) -> H
         services.conversation_settings_update(
             conversation=conversation, chat_settings=form.chat_settings
         )
-    spec = catalog.get_model_by_key(request.POST.get("model", "")) or catalog.default_model()
     return render(
-        request,
-        "chatapp/_settings_feedback.html",
-        {"settings_form": form, "saved": saved, "param_hints": _param_hints(spec)},
+        request, "chatapp/_settings_feedback.html", _settings_feedback(request, form, saved=saved)
     )
 
 
@@ -376,11 +400,10 @@ def settings_check(request: HttpRequest) -> HttpResponse:
     the settings are saved with its first message."""
     form = SettingsForm(request.POST)
     form.is_valid()
-    spec = catalog.get_model_by_key(request.POST.get("model", "")) or catalog.default_model()
     return render(
         request,
         "chatapp/_settings_feedback.html",
-        {"settings_form": form, "checking": True, "param_hints": _param_hints(spec)},
+        _settings_feedback(request, form, checking=True),
     )
 
 

@@ -96,6 +96,30 @@ def aimlapi(settings: Any, fake_upstream: Any) -> Any:
 
 
 @pytest.fixture
+def all_routes(settings: Any, aimlapi: Any) -> Any:
+    """AI/ML API, Google and Segmind, all pointed at the fake upstream (after `aimlapi`, which
+    the live server's fixture also sets up). Segmind reports its wait every 50 ms and shows
+    its answer at once."""
+    settings.PROVIDERS = {
+        **settings.PROVIDERS,
+        "gemini": {
+            "BACKEND": "chatapp.providers.gemini.GeminiProvider",
+            "OPTIONS": {"api_key": API_KEY, "base_url": aimlapi.gemini_base_url},
+        },
+        "segmind": {
+            "BACKEND": "chatapp.providers.segmind.SegmindProvider",
+            "OPTIONS": {
+                "api_key": API_KEY,
+                "base_url": aimlapi.segmind_base_url,
+                "status_interval": 0.05,
+                "reveal_seconds": 0,
+            },
+        },
+    }
+    return aimlapi
+
+
+@pytest.fixture
 def fast_runs(settings: Any) -> dict[str, Any]:
     """Short retry waits so fault tests finish quickly (the logic is unchanged)."""
     settings.CHAT_RUN = {**settings.CHAT_RUN, "retry_backoff": 0.01, "retry_max_wait": 0.05}

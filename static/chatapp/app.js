@@ -132,6 +132,16 @@
     if (settings && settings.querySelector(".field-error:not(:empty)")) settings.open = true;
   });
 
+  // The settings panel autosaves on any change, so its requests come from the panel, not
+  // from a field: name the field that changed (HX-Trigger-Name), so that a new Model
+  // re-renders the options it accepts, while other fields only get their errors swapped.
+  document.addEventListener("htmx:configRequest", function (evt) {
+    const panel = evt.detail.elt;
+    if (!panel || !panel.classList || !panel.classList.contains("settings-panel")) return;
+    const changed = evt.detail.triggeringEvent && evt.detail.triggeringEvent.target;
+    if (changed && changed.name) evt.detail.headers["HX-Trigger-Name"] = changed.name;
+  });
+
   // --- Images ------------------------------------------------------------------------
 
   // Each image is uploaded as soon as it is chosen, pasted or dropped: one XHR per image (for
