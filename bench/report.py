@@ -178,8 +178,8 @@ def render(results: dict[str, Any], chart: Path | None = None) -> str:
             "",
             "| streams | tok/s | tokens/chunk | TTFT direct p50/p99 ms | TTFT app p50/p99 ms | added TTFT p50/p99 ms "
             "| chunk latency direct p50/p99 ms | app p50/p99 ms | added p50/p99 ms | server CPU µs/chunk (all / steady) "
-            "| steady cores | RSS KB/stream | errors |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| steady cores | RSS KB/stream | errors | cores used: server / fake / client |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in ladder:
             d, a, x, s = r["direct"], r["app"], r["added"], r["server"]
@@ -192,7 +192,9 @@ def render(results: dict[str, Any], chart: Path | None = None) -> str:
                 f"| {_f(a['chunk_latency_ms']['p50'], 2)} / {_f(a['chunk_latency_ms']['p99'], 2)} "
                 f"| {_f(x['chunk_latency_ms']['p50'], 2)} / {_f(x['chunk_latency_ms']['p99'], 2)} "
                 f"| {_f(s['cpu_us_per_upstream_chunk'])} / {_f((s.get('steady') or {}).get('cpu_us_per_upstream_chunk'))} "
-                f"| {_f((s.get('steady') or {}).get('cpu_cores'), 2)} | {_f(s['rss_kb_per_stream'])} | {a['errors']} |"
+                f"| {_f((s.get('steady') or {}).get('cpu_cores'), 2)} | {_f(s['rss_kb_per_stream'])} | {a['errors']} "
+                f"| {_f((r.get('harness') or {}).get('server_cores'), 2)} / {_f((r.get('harness') or {}).get('fake_cores'), 2)} "
+                f"/ {_f((r.get('harness') or {}).get('client_cores'), 2)} |"
             )
     writes = results.get("S6")
     if writes:

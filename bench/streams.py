@@ -148,8 +148,17 @@ async def compare(
     text = prompt(tokens, rate, chunk, ttft)
     direct = describe(await direct_streams(fake, count, ramp, text))
     idle = app.usage()
+    fake_before, client_before = fake.usage().cpu_s, time.process_time()
+    started = time.monotonic()
     async with Sampler(app) as sampler:
         results = await app_streams(session, count, ramp, text)
+    elapsed = time.monotonic() - started
+    harness = {
+        # The fake upstream and this client share the machine with the server.
+        "fake_cores": (fake.usage().cpu_s - fake_before) / elapsed,
+        "client_cores": (time.process_time() - client_before) / elapsed,
+        "server_cores": sampler.cpu_s / elapsed,
+    }
     via_app = describe(results)
     upstream_chunks = count * -(-tokens // chunk)
     # Steady state: every stream started and none finished yet (POSTs and connects excluded).
@@ -184,6 +193,7 @@ async def compare(
             "rss_kb_per_stream": (sampler.peak_rss_kb - idle.rss_kb) / count,
             "steady": steady,
         },
+        "harness": harness,
     }
 
 

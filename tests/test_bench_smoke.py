@@ -73,7 +73,7 @@ def test_streams_add_little_to_the_upstream(servers):
         # The whole answer takes as long as the upstream's, give or take.
         assert via_app["duration_s"] <= 1.3 * direct["duration_s"]
         # A chunk waits at most a few frames, a small part of the answer's length.
-        assert via_app["chunk_latency_ms"]["p99"] <= 0.15 * direct["duration_s"] * 1000
+        assert via_app["chunk_latency_ms"]["p99"] <= 0.25 * direct["duration_s"] * 1000
 
 
 def test_stop_closes_the_upstream_long_before_the_answer_would_end(servers):

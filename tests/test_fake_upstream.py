@@ -726,3 +726,15 @@ def test_bench_replies_are_paced_and_stamped(fake_upstream):
     log = httpx.get(f"{fake_upstream.base_url}/_fake/requests").json()
     assert log[-1]["path"] == "/v1/chat/completions"
     assert log[-1]["closed_at"] is not None
+
+
+def test_bench_replies_come_in_paragraphs():
+    from tests.fakes.upstream import Text, bench_reply
+
+    texts = [
+        s.text
+        for s in bench_reply("BENCH tokens=120 rate=100 chunk=1").steps
+        if isinstance(s, Text)
+    ]
+    assert sum(t.endswith("\n\n") for t in texts) == 2  # after tokens 50 and 100
+    assert texts[49].endswith(" tok\n\n")

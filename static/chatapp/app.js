@@ -34,11 +34,27 @@
     const length = codePoints(text);
     if (start + length <= have) return;
     if (start < have) text = dropCodePoints(text, have - start);
-    box.append(text);
+    appendText(box, text);
     article.dataset.offset = String(Math.max(have, start + length));
     const status = article.querySelector(".msg-status");
     if (status && status.textContent) status.textContent = "";
     scheduleScroll();
+  }
+
+  // Render only the growing tail: each paragraph of the streamed text is its own block, so an
+  // append lays out the paragraph being written, not the whole answer so far. The text
+  // itself is unchanged (the breaks stay in it), only where it sits.
+  function appendText(box, text) {
+    let segment = box.lastElementChild;
+    const paragraphs = text.split("\n\n");
+    for (let i = 0; i < paragraphs.length; i++) {
+      if (i > 0) {
+        (segment || box).append("\n\n");
+        segment = document.createElement("div");
+        box.append(segment);
+      }
+      if (paragraphs[i]) (segment || box).append(paragraphs[i]);
+    }
   }
 
   document.addEventListener("htmx:sseBeforeMessage", function (evt) {

@@ -200,7 +200,8 @@ def stamped(text: str) -> str:
 def bench_reply(prompt: str) -> Reply | None:
     """The benchmark's reply, described in the prompt: `BENCH tokens=1000 rate=50 chunk=1
     ttft=0.3` streams 1,000 tokens at 50 per second, `chunk` tokens per chunk (Gemini sends
-    several), the first after `ttft` seconds; every chunk carries its send time."""
+    several), the first after `ttft` seconds, in paragraphs of 50 tokens; every chunk carries
+    its send time."""
     match = re.search(r"BENCH((?:\s+\w+=[\d.]+)+)", prompt)
     if match is None:
         return None
@@ -209,8 +210,11 @@ def bench_reply(prompt: str) -> Reply | None:
     size, ttft = max(1, int(spec.get("chunk", 1))), spec.get("ttft", 0.3)
     steps: list[Step] = []
     for first in range(0, tokens, size):
+        count = min(size, tokens - first)
+        # Paragraphs, as real answers have them: a break every 50 tokens.
+        text = " tok" * count + ("\n\n" if (first + count) // 50 > first // 50 else "")
         steps.append(At(ttft + first / rate))
-        steps.append(Text(" tok" * min(size, tokens - first), stamp=True))
+        steps.append(Text(text, stamp=True))
     return Reply(
         steps, usage=Usage(prompt_tokens=10, completion_tokens=tokens, total_tokens=tokens + 10)
     )
