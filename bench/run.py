@@ -39,7 +39,7 @@ from .procs import (
     start_app,
     start_fake,
 )
-from .streams import compare, disconnect_keeps_answer, stop_and_disconnect
+from .streams import compare, disconnect_keeps_answer, probe_seconds, stop_and_disconnect
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -83,7 +83,8 @@ async def stream_scenarios(
         out["S2"] = []
         for count in plan["S2"]:
             ramp = _ramp(count)
-            tokens = int(50 * (ramp + 6))  # every stream overlaps every other for >= 6 s
+            # Every stream overlaps every other for the probes' duration and then some.
+            tokens = int(50 * (ramp + probe_seconds() + 2))
             print(
                 f"S2: {count} concurrent streams at 50 tok/s ({tokens} tokens, ramp {ramp:g} s)",
                 flush=True,
@@ -96,6 +97,7 @@ async def stream_scenarios(
                     count=count,
                     tokens=tokens,
                     rate=50.0,
+                    probe=True,
                     ramp=ramp,
                 )
             )

@@ -132,6 +132,22 @@ def added(app: dict[str, Any], direct: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+PROBE = 20
+
+
+async def _probes(start_one) -> list[StreamResult]:
+    """Streams started one after another while the rung's streams run: their time to first
+    token is the latency at that concurrency, apart from the burst of arrivals at its start."""
+    results = []
+    for _ in range(PROBE):
+        results.append(await start_one())
+    return results
+
+
+def probe_seconds(ttft: float = 0.3) -> float:
+    return PROBE * (ttft + 0.2) + 1.0
+
+
 async def compare(
     *,
     fake: Process,
@@ -143,15 +159,38 @@ async def compare(
     chunk: int = 1,
     ramp: float = 0.0,
     ttft: float = 0.3,
+    probe: bool = False,
 ) -> dict[str, Any]:
-    """One rung: `count` direct streams, then `count` app streams, same script."""
+    """One rung: `count` direct streams, then `count` app streams, same script. With `probe`,
+    while each side's streams run, `PROBE` more streams start one at a time (the rung's
+    streams must last `probe_seconds()` past the ramp)."""
     text = prompt(tokens, rate, chunk, ttft)
-    direct = describe(await direct_streams(fake, count, ramp, text))
+    probe_text = prompt(10, 100.0, 1, ttft)
+
+    async def direct_probe() -> StreamResult:
+        return await direct_stream("127.0.0.1", fake.port, probe_text)
+
+    async def app_probe() -> StreamResult:
+        _, path, t0 = await session.send(probe_text)
+        return await session.stream(path, t0)
+
+    async def with_probes(run, start_one):
+        main = asyncio.create_task(run)
+        probes: list[StreamResult] = []
+        if probe:
+            await asyncio.sleep(ramp + 1.0)
+            probes = await _probes(start_one)
+        return await main, probes
+
+    direct_results, direct_probes = await with_probes(
+        direct_streams(fake, count, ramp, text), direct_probe
+    )
+    direct = describe(direct_results)
     idle = app.usage()
     fake_before, client_before = fake.usage().cpu_s, time.process_time()
     started = time.monotonic()
     async with Sampler(app) as sampler:
-        results = await app_streams(session, count, ramp, text)
+        results, app_probes = await with_probes(app_streams(session, count, ramp, text), app_probe)
     elapsed = time.monotonic() - started
     harness = {
         # The fake upstream and this client share the machine with the server.
@@ -184,6 +223,13 @@ async def compare(
         "direct": direct,
         "app": via_app,
         "added": added(via_app, direct),
+        "probes": None
+        if not probe
+        else {
+            "direct_ttft_ms": describe(direct_probes)["ttft_ms"],
+            "app_ttft_ms": describe(app_probes)["ttft_ms"],
+            "added_ttft_ms": added(describe(app_probes), describe(direct_probes))["ttft_ms"],
+        },
         "server": {
             "cpu_s": sampler.cpu_s,
             "cpu_us_per_upstream_chunk": sampler.cpu_s * 1e6 / upstream_chunks,
