@@ -195,10 +195,16 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if REDIS_URL:
+    # The pub/sub layer, not channels-redis' core layer: a frame is one PUBLISH, delivered
+    # through one subscription per process. The core layer's receive is a blocking pop plus a
+    # backup write and a cleanup script per message, all local channels of a process share one
+    # 1,000-message capacity, and its pool ran out: at 200 streams it dropped and failed
+    # answers (bench/README.md). Late joiners do not need replay: they ask the run for a
+    # snapshot by offset.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
         }
     }
 else:
