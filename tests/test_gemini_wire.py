@@ -31,7 +31,6 @@ from chatapp.providers.gemini import GeminiProvider
 from chatapp.providers.gemini_wire import (
     ErrorMapper,
     ResponseReader,
-    SSEParser,
     build_contents,
     generation_config,
     safety_settings,
@@ -49,6 +48,7 @@ from chatapp.providers.types import (
     TextPart,
     Usage,
 )
+from chatapp.providers.wire import SSEParser
 from tests.fakes.gemini_schema import validate_gemini_request, validate_segmind_request
 from tests.fakes.openapi import validate_chat_request
 
@@ -903,6 +903,6 @@ def test_the_request_validator_rejects_what_gemini_would(body: dict, problem: st
 def test_sse_parser_skips_junk_before_a_bare_json_error() -> None:
     parser = SSEParser()
     assert parser.feed(b"<html>proxy noise</html>\n") == []
-    assert parser.stray == [b"<html>proxy noise</html>"]  # kept for the error's detail
+    assert parser.sample == [b"<html>proxy noise</html>"]  # kept for the error's detail
     found = parser.feed(b'{"error": {"code": 500,\n  "message": "x"}}\n')
     assert [item.value for item in found] == [{"error": {"code": 500, "message": "x"}}]

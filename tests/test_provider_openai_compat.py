@@ -835,6 +835,24 @@ async def test_a_bare_json_error_line_inside_the_stream(
     assert type(error) is RateLimitError
 
 
+async def test_a_bare_pretty_printed_list_wrapped_error_inside_the_stream(
+    provider: OpenAICompatProvider, fake_upstream: up.FakeUpstream
+) -> None:
+    # Google's OpenAI-compatible endpoint: a list-wrapped error over several lines, and an
+    # event after it in the same read that must not be taken for more of the answer.
+    error_json = json.dumps(
+        [{"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}],
+        indent=2,
+    ).encode()
+    after = b'data: {"choices": [{"index": 0, "delta": {"content": "never"}}]}\n\n'
+    fake_upstream.enqueue(up.Reply([up.Text("Some "), up.Raw(error_json + b"\n" + after)]))
+    events, error = await collect_until_error(provider)
+    assert text_of(events) == "Some "
+    assert type(error) is UpstreamError
+    assert error.status == 503
+    assert "The model is overloaded." in error.message
+
+
 async def test_a_malformed_line_after_some_text(
     provider: OpenAICompatProvider, fake_upstream: up.FakeUpstream
 ) -> None:

@@ -1,9 +1,9 @@
 """Google's Gemini API, directly (PROTOCOLS.md §3).
 
 `POST {base}/models/{model}:streamGenerateContent?alt=sse` with the key in `x-goog-api-key` -
-never in the URL (`?key=` ends up in access logs and tracebacks; SECURITY 12). The body and
-the response reading are shared with Segmind (`gemini_wire`). What is particular to this
-route:
+never in the URL (a key in a query string ends up in access logs and tracebacks;
+SECURITY 12). The body and the response reading are shared with Segmind (`gemini_wire`), the
+SSE parser with every route (`wire`). What is particular to this route:
 - the stream has no `[DONE]`: it ends when the connection closes, and the `finishReason`
   (usually riding on the last text chunk) is the only sign that the answer is complete, so a
   close without one is an incomplete answer, and a drop after one is not;
@@ -31,14 +31,12 @@ from .gemini_wire import (
     ErrorMapper,
     NativeProvider,
     ResponseReader,
-    SSEParser,
-    StrayJSON,
     generation_config,
-    read_limited,
     safety_settings,
     system_instruction,
 )
 from .types import ChatRequest, Event
+from .wire import SSEParser, StrayJSON, error_object, read_limited
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 
@@ -107,8 +105,8 @@ class GeminiProvider(NativeProvider):
                     # After the finishReason the answer is whole: a drop then loses nothing.
                     if reader.finish is None:
                         raise
-                if not reader.seen and parser.stray:
-                    raise errors.malformed(b"\n".join(parser.stray))
+                if not reader.seen and parser.sample:
+                    raise errors.malformed(b"\n".join(parser.sample))
                 for event in reader.end(whole_body=False):
                     yield event
         except TRANSPORT_ERRORS as exc:
@@ -121,9 +119,7 @@ class GeminiProvider(NativeProvider):
         if type(data) is not StrayJSON:
             return reader.feed_data(data)  # type: ignore[arg-type]
         # Bare JSON outside the SSE grammar: an error object ends the answer with it.
-        value = data.value
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            value = value[0]
-        if isinstance(value, dict) and value.get("error"):
-            raise errors.from_body(None, value, json.dumps(value, ensure_ascii=False))
+        error = error_object(data.value)
+        if error is not None:
+            raise errors.from_body(None, error, json.dumps(error, ensure_ascii=False))
         return []

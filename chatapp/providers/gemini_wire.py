@@ -22,10 +22,8 @@ model is not sent: Gemini rejects foreign signatures ("Corrupted thought signatu
 from __future__ import annotations
 
 import base64
-import email.utils
 import json
 import math
-import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -59,6 +57,17 @@ from .types import (
     TextDelta,
     TextPart,
     Usage,
+)
+from .wire import (
+    clip_detail,
+    json_copy,
+    message_text,
+    read_limited,
+    retry_after,
+    seconds_until,
+    shorten,
+    status_code,
+    text_reason,
 )
 
 # Neutral option name -> generationConfig field. json_output and the thinking options are
@@ -164,9 +173,6 @@ _BAD_REQUEST = (
 ERROR_BODY_LIMIT = 64 * 1024
 # A non-streamed answer is one JSON document; this only guards memory against a runaway body.
 JSON_BODY_LIMIT = 32 * 1024 * 1024
-_STRAY_LIMIT = 64 * 1024
-_REASON_MAX = 200
-_DETAIL_MAX = 4000
 
 
 # --- requests ---------------------------------------------------------------------------------
@@ -406,7 +412,7 @@ class ResponseReader:
         feedback = response.get("promptFeedback")
         if isinstance(feedback, dict) and feedback:
             if self.extras.get("prompt_feedback") != feedback:
-                self.extras["prompt_feedback"] = _copy(feedback)
+                self.extras["prompt_feedback"] = json_copy(feedback)
                 changed = True
             reason = feedback.get("blockReason")
             if isinstance(reason, str) and reason:
@@ -439,7 +445,7 @@ class ResponseReader:
             signature = part.get("thoughtSignature", part.get("thought_signature"))
             if isinstance(signature, str) and signature and not _NOT_TEXT_PARTS & part.keys():
                 # Recorded whole, before its text is counted: `at` is where the text starts.
-                self.signed.append({"at": self.length, **_copy(part)})
+                self.signed.append({"at": self.length, **json_copy(part)})
                 changed = True
             if not text:
                 continue
@@ -458,7 +464,7 @@ class ResponseReader:
         ):
             value = candidate.get(wire)
             if value and self.extras.get(key) != value:
-                self.extras[key] = _copy(value)
+                self.extras[key] = json_copy(value)
                 changed = True
         return changed
 
@@ -539,7 +545,7 @@ class ResponseReader:
                 "model": self.model,
                 "parts": [dict(part) for part in self.signed],
             }
-        data.update(_copy(self.extras))
+        data.update(json_copy(self.extras))
         return data
 
     def end(self, *, whole_body: bool) -> list[Event]:
@@ -568,99 +574,6 @@ class ResponseReader:
         return events
 
 
-# --- SSE --------------------------------------------------------------------------------------
-
-
-class SSEParser:
-    """Incremental `text/event-stream` parser over bytes (not httpx's `aiter_lines`, which
-    splits on U+2028 and friends that a JSON string may carry raw).
-
-    Lines end with CRLF, LF or CR, possibly split across reads; comments and the `event`,
-    `id` and `retry` fields are ignored; the `data` lines of one event are joined with LF.
-    Lines outside that grammar are kept in `stray`: Google writes a mid-stream error as bare
-    JSON, pretty-printed over several lines, without `data:`. Once they form a JSON value it
-    is returned as a `StrayJSON`, in its place among the events: what follows an error in
-    the same network read must not be taken for more of the answer.
-    """
-
-    __slots__ = ("buffer", "data", "skip_lf", "stray", "stray_size")
-
-    def __init__(self) -> None:
-        self.buffer = b""
-        self.data: list[bytes] = []
-        self.skip_lf = False
-        self.stray: list[bytes] = []
-        self.stray_size = 0
-
-    def feed(self, chunk: bytes) -> list[bytes | StrayJSON]:
-        if self.skip_lf:
-            self.skip_lf = False
-            if chunk[:1] == b"\n":
-                chunk = chunk[1:]
-        if self.buffer:
-            chunk = self.buffer + chunk
-        if b"\r" in chunk:
-            # A CR ending this read may be half of a CRLF: skip a LF starting the next one.
-            self.skip_lf = chunk.endswith(b"\r")
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        lines = chunk.split(b"\n")
-        self.buffer = lines.pop()
-        return self._lines(lines)
-
-    def close(self) -> list[bytes | StrayJSON]:
-        """At EOF: an unterminated last line or event still counts."""
-        lines = [self.buffer] if self.buffer else []
-        self.buffer = b""
-        lines.append(b"")
-        return self._lines(lines)
-
-    def _take_stray(self) -> StrayJSON | None:
-        """The stray lines as one JSON value, once they parse (they are then forgotten)."""
-        try:
-            value = json.loads(b"\n".join(self.stray))
-        except ValueError:
-            return None
-        self.stray, self.stray_size = [], 0
-        return StrayJSON(value)
-
-    def _lines(self, lines: list[bytes]) -> list[bytes | StrayJSON]:
-        events: list[bytes | StrayJSON] = []
-        for line in lines:
-            if not line:
-                if self.data:
-                    events.append(self.data[0] if len(self.data) == 1 else b"\n".join(self.data))
-                    self.data = []
-                continue
-            if line[:1] == b":":
-                continue
-            name, _, value = line.partition(b":")
-            if name == b"data":
-                self.data.append(value[1:] if value[:1] == b" " else value)
-            elif name in (b"event", b"id", b"retry"):
-                continue
-            else:
-                if line[:1] in (b"{", b"["):
-                    # A new top-level JSON value: what came before it will never parse.
-                    self.stray, self.stray_size = [], 0
-                if self.stray_size < _STRAY_LIMIT:
-                    self.stray.append(line)
-                    self.stray_size += len(line)
-                if line.rstrip()[-1:] in (b"}", b"]"):
-                    stray = self._take_stray()
-                    if stray is not None:
-                        events.append(stray)
-        return events
-
-
-class StrayJSON:
-    """A JSON value found outside the SSE grammar (see `SSEParser`)."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
 # --- errors -----------------------------------------------------------------------------------
 
 
@@ -674,8 +587,7 @@ class ErrorMapper:
         self.request_id: str | None = None
 
     def detail(self, text: str) -> str:
-        text = self.redact(text)
-        return text if len(text) <= _DETAIL_MAX else text[:_DETAIL_MAX] + "…"
+        return clip_detail(self.redact(text))
 
     def malformed(self, raw: bytes) -> MalformedResponseError:
         return MalformedResponseError(
@@ -712,18 +624,18 @@ class ErrorMapper:
     ) -> ProviderError:
         message, code, rpc_status, details = _error_fields(body)
         if message is None and text.strip() and not isinstance(body, dict | list):
-            message = _text_reason(text)
+            message = text_reason(text)
         effective = status
         if effective is None:
             effective = code if code is not None else _RPC_STATUS.get(rpc_status or "")
         reasons = {d.get("reason") for d in details if isinstance(d, dict)}
-        reason = _shorten(self.redact(message or ""))
+        reason = shorten(self.redact(message or ""))
         said = f" (upstream said: {reason})" if reason else ""
-        retry_after = _retry_delay(details)
-        if retry_after is None and headers is not None:
-            retry_after = _retry_after(headers.get("retry-after"))
-            if retry_after is None:
-                retry_after = _reset_at(headers.get("x-rate-limit-reset-at-utc"))
+        wait = _retry_delay(details)
+        if wait is None and headers is not None:
+            wait = retry_after(headers.get("retry-after"))
+            if wait is None:
+                wait = _reset_at(headers.get("x-rate-limit-reset-at-utc"))
 
         cls: type[ProviderError]
         default: str | None = None
@@ -781,7 +693,7 @@ class ErrorMapper:
         return cls(
             (default or cls.default_message) + said,
             status=effective,
-            retry_after=retry_after,
+            retry_after=wait,
             upstream_request_id=self.request_id,
             detail=self.detail(text),
         )
@@ -799,30 +711,15 @@ def _error_fields(body: Any) -> tuple[str | None, int | None, str | None, list[A
         details = error.get("details")
         status = error.get("status")
         return (
-            _message(error.get("message")),
-            _code(error.get("code")),
+            message_text(error.get("message")),
+            status_code(error.get("code")),
             status if isinstance(status, str) else None,
             details if isinstance(details, list) else [],
         )
-    message = _message(error) or _message(body.get("message")) or _message(body.get("detail"))
-    return message, _code(body.get("code")) or _code(body.get("statusCode")), None, []
-
-
-def _message(value: Any) -> str | None:
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    if isinstance(value, list):
-        items = [str(item).strip() for item in value if str(item).strip()]
-        return "; ".join(items) or None
-    return None
-
-
-def _code(value: Any) -> int | None:
-    if type(value) is int and 100 <= value <= 599:
-        return value
-    if isinstance(value, str) and value.strip().isdigit() and 100 <= int(value) <= 599:
-        return int(value)
-    return None
+    message = (
+        message_text(error) or message_text(body.get("message")) or message_text(body.get("detail"))
+    )
+    return message, status_code(body.get("code")) or status_code(body.get("statusCode")), None, []
 
 
 def _retry_delay(details: list[Any]) -> float | None:
@@ -845,17 +742,6 @@ def _retry_delay(details: list[Any]) -> float | None:
     return None
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return _until(value)
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
 def _reset_at(value: str | None) -> float | None:
     """Segmind's `x-rate-limit-reset-at-utc` (its format is not documented): epoch seconds or
     milliseconds, ISO 8601 or an HTTP date -> seconds from now."""
@@ -865,26 +751,12 @@ def _reset_at(value: str | None) -> float | None:
     try:
         stamp = float(text)
     except ValueError:
-        return _until(text)
+        return seconds_until(text)
     if not math.isfinite(stamp):
         return None
     if stamp > 1e11:  # milliseconds
         stamp /= 1000
     return max(0.0, stamp - datetime.now(UTC).timestamp())
-
-
-def _until(text: str) -> float | None:
-    when: datetime | None
-    try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text.strip())
-        except (TypeError, ValueError, IndexError):
-            return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 _PROBABLE = ("MEDIUM", "HIGH")
@@ -903,34 +775,8 @@ def _flagged_categories(feedback: Any) -> list[str]:
     return [name for name in flagged if name]
 
 
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-_TAG = re.compile(r"<[^>]+>")
-
-
-def _text_reason(text: str) -> str:
-    """A plain-text or HTML error page (Segmind's 405) in one line."""
-    if "<" in text and ">" in text:
-        title = _TITLE.search(text)
-        text = title.group(1) if title else _TAG.sub(" ", text)
-    return " ".join(text.split())
-
-
-def _shorten(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _REASON_MAX else text[: _REASON_MAX - 1] + "…"
-
-
 def _int(value: Any) -> int | None:
     return value if type(value) is int else None
-
-
-def _copy(value: Any) -> Any:
-    """A plain JSON-able copy (mappings and tuples become dicts and lists)."""
-    if isinstance(value, Mapping):
-        return {str(k): _copy(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_copy(v) for v in value]
-    return value
 
 
 # --- the adapters' shared plumbing ------------------------------------------------------------
@@ -1035,14 +881,3 @@ class NativeProvider(Provider):
 
 
 TRANSPORT_ERRORS = (httpx.TransportError, httpx.InvalidURL, httpx.DecodingError)
-
-
-async def read_limited(response: httpx.Response, limit: int) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    async for part in response.aiter_bytes():
-        parts.append(part)
-        size += len(part)
-        if size >= limit:
-            break
-    return b"".join(parts)[:limit]

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import email.utils
 import json
 import math
 import re
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -55,6 +53,20 @@ from .types import (
     TextPart,
     Usage,
 )
+from .wire import (
+    SSEParser,
+    StrayJSON,
+    clip_detail,
+    deep_merge,
+    error_object,
+    json_copy,
+    message_text,
+    read_limited,
+    retry_after,
+    shorten,
+    status_code,
+    text_reason,
+)
 
 # Neutral option name -> wire name. Only these are ever sent, and only when set.
 OPTION_NAMES: Mapping[str, str] = {
@@ -86,8 +98,6 @@ JSON_BODY_LIMIT = 32 * 1024 * 1024
 # After [DONE] the zero-length chunk normally follows at once; reading it lets httpx return the
 # connection to the pool. A server that keeps the stream open after [DONE] is not waited for.
 DRAIN_AFTER_DONE = 0.5
-_REASON_MAX = 200
-_DETAIL_MAX = 4000
 
 
 class OpenAICompatProvider(Provider):
@@ -157,16 +167,16 @@ class OpenAICompatProvider(Provider):
                     raise await self._status_error(response, state)
                 content_type = response.headers.get("content-type", "").lower()
                 if "json" in content_type and "event-stream" not in content_type:
-                    raw = await _read_limited(response, JSON_BODY_LIMIT)
+                    raw = await read_limited(response, JSON_BODY_LIMIT)
                     for event in self._completion_events(raw, state):
                         yield event
                 else:
-                    parser = _SSEParser()
+                    parser = SSEParser()
                     chunks = response.aiter_bytes()
                     try:
                         async for chunk in chunks:
                             for data in parser.feed(chunk):
-                                if type(data) is _Stray:
+                                if type(data) is StrayJSON:
                                     self._check_stray(data, state)
                                     continue
                                 for event in self._chunk_events(data, state):
@@ -177,7 +187,7 @@ class OpenAICompatProvider(Provider):
                                 break
                         else:
                             for data in parser.close():
-                                if type(data) is _Stray:
+                                if type(data) is StrayJSON:
                                     self._check_stray(data, state)
                                     continue
                                 for event in self._chunk_events(data, state):
@@ -188,11 +198,11 @@ class OpenAICompatProvider(Provider):
                         if state.finish is None:
                             raise
                     if not state.done and state.finish is None:
-                        if not state.saw_data and parser.stray:
+                        if not state.saw_data and parser.sample:
                             raise MalformedResponseError(
                                 upstream_request_id=self._rid(state),
                                 detail=self._detail(
-                                    b"\n".join(parser.stray).decode("utf-8", "replace")
+                                    b"\n".join(parser.sample).decode("utf-8", "replace")
                                 ),
                             )
                         raise UpstreamConnectionError(
@@ -311,12 +321,14 @@ class OpenAICompatProvider(Provider):
     def _extras(self, extra: Any, state: _State, events: list[Event]) -> None:
         if not isinstance(extra, dict):
             return
-        _deep_merge(state.extras, extra)
+        deep_merge(state.extras, extra)
         # Cumulative, so that whoever merges it (shallowly or not) ends with every field seen.
         # `google_echo` records which route and model signed it: Gemini refuses a thought
         # signature made by another model ("Corrupted thought signature"), so it is echoed
         # only to the same one.
-        events.append(ProviderExtras({**_copy(state.extras), "google_echo": dict(state.origin)}))
+        events.append(
+            ProviderExtras({**json_copy(state.extras), "google_echo": dict(state.origin)})
+        )
 
     def _usage(self, chunk: dict[str, Any], state: _State, events: list[Event]) -> None:
         usage = chunk.get("usage")
@@ -385,16 +397,14 @@ class OpenAICompatProvider(Provider):
             events.extend(self._chunk_events(line, state))
         return events
 
-    def _check_stray(self, line: bytes, state: _State) -> None:
-        """A line outside the SSE grammar that is a JSON error object (some gateways write one
-        bare, without `data:`) is an error; anything else stays ignored. Checked where it falls
-        among the events: a read may carry it together with the end of the stream."""
-        try:
-            body = json.loads(line)
-        except ValueError:
-            return
-        if isinstance(body, dict) and body.get("error"):
-            raise self._body_error(None, body, line.decode("utf-8", "replace"), None, state)
+    def _check_stray(self, data: StrayJSON, state: _State) -> None:
+        """JSON outside the SSE grammar that is an error object (some gateways write one bare,
+        without `data:`, and Google's compatible endpoint wraps it in a list) is an error;
+        anything else stays ignored. Checked where it falls among the events: a read may carry
+        it together with the end of the stream."""
+        if error_object(data.value) is not None:
+            text = json.dumps(data.value, ensure_ascii=False)
+            raise self._body_error(None, data.value, text, None, state)
 
     # --- errors ---------------------------------------------------------------------------
 
@@ -402,8 +412,7 @@ class OpenAICompatProvider(Provider):
         return state.inference_id
 
     def _detail(self, text: str) -> str:
-        text = self.redact(text)
-        return text if len(text) <= _DETAIL_MAX else text[:_DETAIL_MAX] + "…"
+        return clip_detail(self.redact(text))
 
     def _timeout_error(self, exc: httpx.TimeoutException, state: _State) -> ProviderError:
         if isinstance(exc, httpx.ConnectTimeout):
@@ -430,7 +439,7 @@ class OpenAICompatProvider(Provider):
 
     async def _status_error(self, response: httpx.Response, state: _State) -> ProviderError:
         try:
-            raw = await _read_limited(response, ERROR_BODY_LIMIT)
+            raw = await read_limited(response, ERROR_BODY_LIMIT)
         except httpx.HTTPError:
             raw = b""
         text = raw.decode("utf-8", "replace")
@@ -453,7 +462,7 @@ class OpenAICompatProvider(Provider):
     ) -> ProviderError:
         reason, code = _error_reason(body)
         if reason is None and text.strip():
-            reason = _text_reason(text)
+            reason = text_reason(text)
         effective = status if status is not None else code
         if status == 500:
             # AI/ML API wraps an upstream 4xx in a 500: "400 Unable to access model ...".
@@ -463,7 +472,7 @@ class OpenAICompatProvider(Provider):
             elif code is not None and 400 <= code < 500:
                 effective = code
         cls = _error_class(effective)
-        reason = _shorten(self.redact(reason or ""))
+        reason = shorten(self.redact(reason or ""))
         if effective is not None and 300 <= effective < 400:
             message = (
                 f"The provider answered with a redirect (HTTP {effective}), which is not "
@@ -476,7 +485,7 @@ class OpenAICompatProvider(Provider):
         return cls(
             message,
             status=effective,
-            retry_after=_retry_after(headers.get("retry-after")) if headers is not None else None,
+            retry_after=retry_after(headers.get("retry-after")) if headers is not None else None,
             upstream_request_id=self._rid(state),
             detail=self._detail(text),
         )
@@ -512,84 +521,6 @@ class _State:
         self.last_usage: Usage | None = None
 
 
-class _SSEParser:
-    """Incremental `text/event-stream` parser over bytes.
-
-    Lines end with CRLF, LF or CR, possibly split across network reads; comments and the
-    `event:`, `id:` and `retry:` fields are ignored; several `data:` lines of one event are
-    joined with LF. `feed` returns the data of every event completed by the new bytes, and,
-    in their place among them, lines outside the grammar that look like JSON (as `_Stray`).
-    """
-
-    __slots__ = ("buffer", "data", "skip_lf", "stray")
-
-    def __init__(self) -> None:
-        self.buffer = b""
-        self.data: list[bytes] = []
-        self.skip_lf = False
-        # Lines outside the SSE grammar: the first few, kept for diagnosis.
-        self.stray: list[bytes] = []
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        if self.skip_lf:
-            self.skip_lf = False
-            if chunk[:1] == b"\n":
-                chunk = chunk[1:]
-        if self.buffer:
-            chunk = self.buffer + chunk
-        if b"\r" in chunk:
-            # A CR ending this read may be the first half of a CRLF: skip a LF that starts the
-            # next read rather than reading an empty line (which would end the event).
-            self.skip_lf = chunk.endswith(b"\r")
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        lines = chunk.split(b"\n")
-        self.buffer = lines.pop()
-        return self._lines(lines)
-
-    def close(self) -> list[bytes]:
-        """At EOF: an unterminated last line or event still counts (lenient on purpose)."""
-        lines = [self.buffer] if self.buffer else []
-        self.buffer = b""
-        lines.append(b"")
-        return self._lines(lines)
-
-    def _lines(self, lines: list[bytes]) -> list[bytes]:
-        events: list[bytes] = []
-        for line in lines:
-            if not line:
-                if self.data:
-                    events.append(self.data[0] if len(self.data) == 1 else b"\n".join(self.data))
-                    self.data = []
-            elif line.startswith(b"data:"):
-                value = line[5:]
-                self.data.append(value[1:] if value[:1] == b" " else value)
-            elif line == b"data":
-                self.data.append(b"")
-            elif line[:1] != b":" and not line.startswith((b"event", b"id", b"retry")):
-                if len(self.stray) < 8:
-                    self.stray.append(line)
-                if line[:1] == b"{":
-                    events.append(_Stray(line))
-        return events
-
-
-class _Stray(bytes):
-    """A line outside the SSE grammar that looks like JSON (maybe a bare error object)."""
-
-    __slots__ = ()
-
-
-async def _read_limited(response: httpx.Response, limit: int) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    async for part in response.aiter_bytes():
-        parts.append(part)
-        size += len(part)
-        if size >= limit:
-            break
-    return b"".join(parts)[:limit]
-
-
 async def _drain(chunks: AsyncIterator[bytes]) -> None:
     # Bounded: a timeout here only costs the connection its place in the pool.
     try:
@@ -607,7 +538,7 @@ def _wire_message(message: ChatMessage, origin: dict[str, str]) -> dict[str, Any
         google = extras.get("google")
         if google and extras.get("google_echo") == origin:
             # Echoed exactly as the provider sent it (thought signatures are opaque).
-            wire["extra_content"] = {"google": _copy(google)}
+            wire["extra_content"] = {"google": json_copy(google)}
         return wire
     if all(isinstance(part, TextPart) for part in message.parts):
         return {"role": "user", "content": message.text}
@@ -634,24 +565,6 @@ def _wire_option(name: str, value: Any) -> Any:
     return value
 
 
-def _copy(value: Any) -> Any:
-    """A plain JSON-able copy (Mapping proxies and tuples become dicts and lists)."""
-    if isinstance(value, Mapping):
-        return {str(k): _copy(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_copy(v) for v in value]
-    return value
-
-
-def _deep_merge(target: dict[str, Any], new: Mapping[str, Any]) -> None:
-    for key, value in new.items():
-        current = target.get(key)
-        if isinstance(value, Mapping) and isinstance(current, dict):
-            _deep_merge(current, value)
-        else:
-            target[key] = _copy(value)
-
-
 def _number(value: Any) -> int | float | None:
     if type(value) is int or (type(value) is float and math.isfinite(value)):
         return value
@@ -662,56 +575,24 @@ def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _status_code(value: Any) -> int | None:
-    """statusCode / status / code as sent: an int, or a string of digits (AI/ML API sends
-    "429"); Google's textual statuses ("RESOURCE_EXHAUSTED") are not codes."""
-    if type(value) is int:
-        return value if 100 <= value <= 599 else None
-    if isinstance(value, str) and value.strip().isdigit():
-        code = int(value.strip())
-        return code if 100 <= code <= 599 else None
-    return None
-
-
-def _message_text(value: Any) -> str | None:
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    if isinstance(value, list):
-        # NestJS validation errors: a list of messages.
-        items = [str(item).strip() for item in value if str(item).strip()]
-        return "; ".join(items) or None
-    return None
-
-
 def _error_reason(body: Any) -> tuple[str | None, int | None]:
     """(reason, status code) from any documented error body shape."""
     if isinstance(body, list) and body and isinstance(body[0], dict):
         body = body[0]  # Google's OpenAI-compatible endpoint wraps errors in a list
     if isinstance(body, str):
-        return _message_text(body), None
+        return message_text(body), None
     if not isinstance(body, dict):
         return None, None
-    code = _status_code(body.get("statusCode")) or _status_code(body.get("status"))
-    reason = _message_text(body.get("message"))
+    code = status_code(body.get("statusCode")) or status_code(body.get("status"))
+    reason = message_text(body.get("message"))
     error = body.get("error")
     if isinstance(error, dict):
-        reason = reason or _message_text(error.get("message"))
-        code = code or _status_code(error.get("code")) or _status_code(error.get("status"))
+        reason = reason or message_text(error.get("message"))
+        code = code or status_code(error.get("code")) or status_code(error.get("status"))
     elif reason is None:
-        reason = _message_text(error)
-    reason = reason or _message_text(body.get("detail")) or _message_text(body.get("title"))
+        reason = message_text(error)
+    reason = reason or message_text(body.get("detail")) or message_text(body.get("title"))
     return reason, code
-
-
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-_TAG = re.compile(r"<[^>]+>")
-
-
-def _text_reason(text: str) -> str:
-    if "<" in text and ">" in text:
-        title = _TITLE.search(text)
-        text = title.group(1) if title else _TAG.sub(" ", text)
-    return " ".join(text.split())
 
 
 def _leading_status(reason: str | None) -> tuple[int, str] | None:
@@ -722,11 +603,6 @@ def _leading_status(reason: str | None) -> tuple[int, str] | None:
     if not 400 <= code < 500:
         return None
     return code, reason[4:].lstrip(" :-")
-
-
-def _shorten(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _REASON_MAX else text[: _REASON_MAX - 1] + "…"
 
 
 def _error_class(status: int | None) -> type[ProviderError]:
@@ -747,26 +623,6 @@ def _error_class(status: int | None) -> type[ProviderError]:
     if status is not None and 400 <= status < 500:
         return BadRequestError
     return UpstreamError
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _timeout_seconds(client: httpx.AsyncClient | None, which: str) -> str:

@@ -35,10 +35,10 @@ from .gemini_wire import (
     TRANSPORT_ERRORS,
     NativeProvider,
     generation_config,
-    read_limited,
     system_instruction,
 )
 from .types import ChatRequest, Event, Status, TextDelta
+from .wire import read_limited
 
 DEFAULT_BASE_URL = "https://api.segmind.com/v1"
 
