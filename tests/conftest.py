@@ -23,7 +23,7 @@ from django.db import connections
 from django.db.backends.signals import connection_created
 from django.test import Client
 
-pytest_plugins = ["tests.fakes.fixtures"]
+pytest_plugins = ["tests.fakes.fixtures", "tests.provider_kit"]
 
 API_KEY = "sk-test-3f9c2a71d4e8b6a0c5d1e7f2"
 

@@ -9,16 +9,14 @@ import dataclasses
 import hashlib
 import json
 import logging
-import socket
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from chatapp.providers import TRANSPORTS, catalog, new_http_client
-from chatapp.providers.base import Provider
+from chatapp.providers import catalog
 from chatapp.providers.errors import (
     AuthenticationError,
     BadRequestError,
@@ -32,8 +30,6 @@ from chatapp.providers.errors import (
     UpstreamTimeout,
 )
 from chatapp.providers.gemini import GeminiProvider
-from chatapp.providers.openai_compat import OpenAICompatProvider
-from chatapp.providers.segmind import SegmindProvider
 from chatapp.providers.types import (
     ChatMessage,
     ChatRequest,
@@ -47,8 +43,12 @@ from chatapp.providers.types import (
     TextPart,
     Usage,
 )
+from tests import provider_kit
 from tests.fakes import upstream as up
 from tests.fakes.gemini_schema import validate_gemini_response, validate_recorded
+from tests.provider_kit import of_type, text_of
+
+pytestmark = pytest.mark.usefixtures("transport")
 
 KEY = "AIzaSy-gemini-0123456789abcdefABCDEF"
 MODEL = "gemini-2.5-flash"
@@ -60,27 +60,13 @@ RATINGS = [
 ]
 
 
-@pytest.fixture(params=TRANSPORTS, autouse=True)
-def transport(request: pytest.FixtureRequest) -> str:
-    """Every test runs over both transports the app can use (production: aiohttp)."""
-    return request.param
-
-
-@pytest.fixture
-async def client(
-    fake_upstream: up.FakeUpstream, transport: str
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with new_http_client(timeout=httpx.Timeout(5.0), transport=transport) as client:
-        yield client
-
-
 def make_provider(client: httpx.AsyncClient | None, base_url: str) -> GeminiProvider:
     return GeminiProvider(alias="gemini", client=client, api_key=KEY, base_url=base_url)
 
 
 @pytest.fixture
-def provider(client: httpx.AsyncClient, fake_upstream: up.FakeUpstream) -> GeminiProvider:
-    return make_provider(client, fake_upstream.gemini_base_url)
+def provider(http_client: httpx.AsyncClient, fake_upstream: up.FakeUpstream) -> GeminiProvider:
+    return make_provider(http_client, fake_upstream.gemini_base_url)
 
 
 @pytest.fixture(autouse=True)
@@ -99,30 +85,7 @@ def ask(text: str = "Hello", **kwargs: Any) -> ChatRequest:
     return ChatRequest(messages=(ChatMessage.of_text("user", text),), **kwargs)
 
 
-async def collect(provider: Provider, request: ChatRequest | None = None) -> list[Event]:
-    return [event async for event in provider.stream(request or ask())]
-
-
-async def collect_until_error(
-    provider: Provider, request: ChatRequest | None = None
-) -> tuple[list[Event], ProviderError]:
-    events: list[Event] = []
-
-    async def consume() -> None:
-        async for event in provider.stream(request or ask()):
-            events.append(event)
-
-    with pytest.raises(ProviderError) as caught:
-        await consume()
-    return events, caught.value
-
-
-def text_of(events: list[Event]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
-
-
-def of_type(events: list[Event], kind: type) -> list[Any]:
-    return [e for e in events if isinstance(e, kind)]
+collect, collect_until_error = provider_kit.collectors(ask)
 
 
 def merged_extras(events: list[Event]) -> dict[str, Any]:
@@ -637,26 +600,7 @@ async def test_the_fakes_own_key_check_is_an_authentication_error(
     assert not error.retryable
 
 
-async def test_redirects_are_not_followed(
-    provider: GeminiProvider, fake_upstream: up.FakeUpstream
-) -> None:
-    fake_upstream.enqueue(up.ErrorReply(307, b"", headers={"Location": "http://127.0.0.1:9/x"}))
-    _, error = await collect_until_error(provider)
-    assert type(error) is ProviderError
-    assert "base URL" in error.message
-    assert len(fake_upstream.requests) == 1
-
-
 # --- transport failures -----------------------------------------------------------------------
-
-
-async def test_a_drop_mid_stream(provider: GeminiProvider, fake_upstream: up.FakeUpstream) -> None:
-    fake_upstream.enqueue(up.Reply([up.Text("Half "), up.Drop()]))
-    events, error = await collect_until_error(provider)
-    assert text_of(events) == "Half "
-    assert type(error) is UpstreamConnectionError
-    assert "dropped" in error.message
-    assert error.retryable
 
 
 async def test_a_drop_after_the_finish_keeps_the_answer(
@@ -673,79 +617,6 @@ async def test_a_drop_after_the_finish_keeps_the_answer(
     events = await collect(provider)
     assert text_of(events) == "Complete!"
     assert events[-1] == Finish(reason="stop", raw="STOP")
-
-
-async def test_a_drop_before_the_response(
-    provider: GeminiProvider, fake_upstream: up.FakeUpstream
-) -> None:
-    fake_upstream.enqueue(up.Reply(before_headers=[up.Drop()]))
-    events, error = await collect_until_error(provider)
-    assert events == []
-    assert type(error) is UpstreamConnectionError
-
-
-@pytest.mark.parametrize("where", ["mid-stream", "before-headers"])
-async def test_a_stall_becomes_a_read_timeout(
-    fake_upstream: up.FakeUpstream, where: str, transport: str
-) -> None:
-    if where == "mid-stream":
-        fake_upstream.enqueue(up.Reply([up.Text("Before the stall "), up.Stall()]))
-    else:
-        fake_upstream.enqueue(up.Reply([up.Text("never")], before_headers=[up.Stall()]))
-    async with new_http_client(
-        timeout=httpx.Timeout(5.0, read=0.3), transport=transport
-    ) as impatient:
-        events, error = await collect_until_error(
-            make_provider(impatient, fake_upstream.gemini_base_url)
-        )
-    assert type(error) is UpstreamTimeout
-    assert "0.3 s" in error.message
-    assert text_of(events) == ("Before the stall " if where == "mid-stream" else "")
-    assert (await fake_upstream.wait_closed_async(0)).client_disconnected
-
-
-async def test_nothing_listening(client: httpx.AsyncClient) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    events, error = await collect_until_error(
-        make_provider(client, f"http://127.0.0.1:{port}/v1beta")
-    )
-    assert events == []
-    assert type(error) is UpstreamConnectionError
-    assert error.retryable
-
-
-async def test_cancelling_the_consumer_closes_the_upstream_connection(
-    provider: GeminiProvider, fake_upstream: up.FakeUpstream
-) -> None:
-    fake_upstream.enqueue(up.Reply([up.Text("Before "), up.Gate("hold"), up.Text("after")]))
-    first_text = asyncio.Event()
-    events: list[Event] = []
-
-    async def consume() -> None:
-        async for event in provider.stream(ask()):
-            events.append(event)
-            if isinstance(event, TextDelta):
-                first_text.set()
-
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(first_text.wait(), 5)
-    await fake_upstream.wait_for_gate_async("hold")
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-
-    record = await fake_upstream.wait_closed_async(0)
-    assert record.client_disconnected
-    assert text_of(events) == "Before "
-    assert fake_upstream.held_gates() == {}
-
-
-async def test_a_provider_without_a_client_says_so(fake_upstream: up.FakeUpstream) -> None:
-    with pytest.raises(RuntimeError, match=r"httpx\.AsyncClient"):
-        await collect(make_provider(None, fake_upstream.gemini_base_url))
-    assert fake_upstream.requests == []
 
 
 # --- the key never leaks ----------------------------------------------------------------------
@@ -838,31 +709,11 @@ async def test_the_api_key_never_appears_in_response_info(
 # --- thought signatures on all three routes ---------------------------------------------------
 
 
-def aimlapi(client: httpx.AsyncClient, fake: up.FakeUpstream) -> Provider:
-    return OpenAICompatProvider(
-        alias="aimlapi", client=client, api_key=KEY, base_url=fake.openai_base_url
-    )
-
-
-def gemini(client: httpx.AsyncClient, fake: up.FakeUpstream) -> Provider:
-    return make_provider(client, fake.gemini_base_url)
-
-
-def segmind(client: httpx.AsyncClient, fake: up.FakeUpstream) -> Provider:
-    return SegmindProvider(
-        alias="segmind",
-        client=client,
-        api_key=KEY,
-        base_url=fake.segmind_base_url,
-        status_interval=0.05,
-        reveal_seconds=0,
-    )
-
-
-ROUTES: dict[str, tuple[Callable[..., Provider], str]] = {
-    "aimlapi": (aimlapi, "google/gemini-3-flash-preview"),
-    "gemini": (gemini, "gemini-3-flash-preview"),
-    "segmind": (segmind, "gemini-3-pro"),
+# The model each route's fake names in its signed answer.
+ROUTE_MODELS = {
+    "aimlapi": "google/gemini-3-flash-preview",
+    "gemini": "gemini-3-flash-preview",
+    "segmind": "gemini-3-pro",
 }
 
 
@@ -874,12 +725,12 @@ def model_turn(body: dict[str, Any], route: str) -> Any:
     return contents[1]
 
 
-@pytest.mark.parametrize("route", list(ROUTES))
+@pytest.mark.parametrize("route", provider_kit.ROUTES)
 async def test_a_thought_signature_is_sent_back_byte_for_byte(
-    client: httpx.AsyncClient, fake_upstream: up.FakeUpstream, route: str
+    http_client: httpx.AsyncClient, fake_upstream: up.FakeUpstream, route: str
 ) -> None:
-    factory, model = ROUTES[route]
-    provider = factory(client, fake_upstream)
+    model = ROUTE_MODELS[route]
+    provider = provider_kit.route_provider(route, http_client, fake_upstream, api_key=KEY)
     fake_upstream.enqueue(
         up.Reply(
             [up.Text("The answer", signature=SIG), up.Text(" is 42."), up.Text("", signature=SIG2)]

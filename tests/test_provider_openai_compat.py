@@ -6,9 +6,8 @@ import asyncio
 import base64
 import dataclasses
 import json
-import socket
 import traceback
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chatapp.providers import TRANSPORTS, catalog, new_http_client
+from chatapp.providers import catalog
 from chatapp.providers.errors import (
     AuthenticationError,
     BadRequestError,
@@ -33,7 +32,6 @@ from chatapp.providers.openai_compat import OpenAICompatProvider
 from chatapp.providers.types import (
     ChatMessage,
     ChatRequest,
-    Event,
     Finish,
     ImagePart,
     ProviderExtras,
@@ -43,25 +41,15 @@ from chatapp.providers.types import (
     TextPart,
     Usage,
 )
+from tests import provider_kit
 from tests.fakes import upstream as up
 from tests.fakes.openapi import validate_chat_request
+from tests.provider_kit import of_type, text_of
+
+pytestmark = pytest.mark.usefixtures("transport")
 
 KEY = "sk-aiml-0123456789abcdef0123456789"
 MODEL = "google/gemini-2.5-flash"
-
-
-@pytest.fixture(params=TRANSPORTS, autouse=True)
-def transport(request: pytest.FixtureRequest) -> str:
-    """Every test runs over both transports the app can use (production: aiohttp)."""
-    return request.param
-
-
-@pytest.fixture
-async def client(
-    fake_upstream: up.FakeUpstream, transport: str
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with new_http_client(timeout=httpx.Timeout(5.0), transport=transport) as client:
-        yield client
 
 
 def make_provider(client: httpx.AsyncClient | None, base_url: str) -> OpenAICompatProvider:
@@ -69,8 +57,10 @@ def make_provider(client: httpx.AsyncClient | None, base_url: str) -> OpenAIComp
 
 
 @pytest.fixture
-def provider(client: httpx.AsyncClient, fake_upstream: up.FakeUpstream) -> OpenAICompatProvider:
-    return make_provider(client, fake_upstream.openai_base_url)
+def provider(
+    http_client: httpx.AsyncClient, fake_upstream: up.FakeUpstream
+) -> OpenAICompatProvider:
+    return make_provider(http_client, fake_upstream.openai_base_url)
 
 
 @pytest.fixture(autouse=True)
@@ -85,32 +75,7 @@ def ask(text: str = "Hello", **kwargs: Any) -> ChatRequest:
     return ChatRequest(messages=(ChatMessage.of_text("user", text),), **kwargs)
 
 
-async def collect(
-    provider: OpenAICompatProvider, request: ChatRequest | None = None
-) -> list[Event]:
-    return [event async for event in provider.stream(request or ask())]
-
-
-async def collect_until_error(
-    provider: OpenAICompatProvider, request: ChatRequest | None = None
-) -> tuple[list[Event], ProviderError]:
-    events: list[Event] = []
-
-    async def consume() -> None:
-        async for event in provider.stream(request or ask()):
-            events.append(event)
-
-    with pytest.raises(ProviderError) as caught:
-        await consume()
-    return events, caught.value
-
-
-def text_of(events: list[Event]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
-
-
-def of_type(events: list[Event], kind: type) -> list[Any]:
-    return [e for e in events if isinstance(e, kind)]
+collect, collect_until_error = provider_kit.collectors(ask)
 
 
 def chunk_line(content: str | None = None, *, finish: str | None = None, **delta: Any) -> bytes:
@@ -879,19 +844,6 @@ async def test_a_success_status_with_something_else_than_a_stream(
     assert type((await collect_until_error(provider))[1]) is MalformedResponseError
 
 
-async def test_redirects_are_not_followed(
-    provider: OpenAICompatProvider, fake_upstream: up.FakeUpstream
-) -> None:
-    fake_upstream.enqueue(
-        up.ErrorReply(302, b"", headers={"Location": "http://127.0.0.1:9/elsewhere"})
-    )
-    _, error = await collect_until_error(provider)
-    assert type(error) is ProviderError
-    assert error.status == 302
-    assert "base URL" in error.message
-    assert len(fake_upstream.requests) == 1
-
-
 async def test_error_bodies_are_read_bounded(
     provider: OpenAICompatProvider, fake_upstream: up.FakeUpstream
 ) -> None:
@@ -904,90 +856,15 @@ async def test_error_bodies_are_read_bounded(
 # --- transport failures -----------------------------------------------------------------------
 
 
-async def test_a_drop_mid_stream(
+async def test_a_drop_mid_stream_still_names_the_inference_id(
     provider: OpenAICompatProvider, fake_upstream: up.FakeUpstream
 ) -> None:
+    # The rest of a drop is common to every route (test_provider_transport.py); the billing
+    # reference is AI/ML API's, and an interrupted answer is what needs reconciling.
     fake_upstream.enqueue(up.Reply([up.Text("Half "), up.Drop()], inference_id="inf-drop"))
-    events, error = await collect_until_error(provider)
-    assert text_of(events) == "Half "
+    _, error = await collect_until_error(provider)
     assert type(error) is UpstreamConnectionError
-    assert "dropped" in error.message
     assert error.upstream_request_id == "inf-drop"
-    assert error.retryable
-
-
-async def test_a_drop_before_the_response(
-    provider: OpenAICompatProvider, fake_upstream: up.FakeUpstream
-) -> None:
-    fake_upstream.enqueue(up.Reply(before_headers=[up.Drop()]))
-    events, error = await collect_until_error(provider)
-    assert events == []
-    assert type(error) is UpstreamConnectionError
-    assert error.message == UpstreamConnectionError.default_message
-
-
-@pytest.mark.parametrize("where", ["mid-stream", "before-headers"])
-async def test_a_stall_becomes_a_read_timeout(
-    fake_upstream: up.FakeUpstream, where: str, transport: str
-) -> None:
-    if where == "mid-stream":
-        fake_upstream.enqueue(up.Reply([up.Text("Before the stall "), up.Stall()]))
-    else:
-        fake_upstream.enqueue(up.Reply([up.Text("never")], before_headers=[up.Stall()]))
-    async with new_http_client(
-        timeout=httpx.Timeout(5.0, read=0.3), transport=transport
-    ) as impatient:
-        provider = make_provider(impatient, fake_upstream.openai_base_url)
-        events, error = await collect_until_error(provider)
-
-    assert type(error) is UpstreamTimeout
-    assert "0.3 s" in error.message
-    assert text_of(events) == ("Before the stall " if where == "mid-stream" else "")
-    assert (await fake_upstream.wait_closed_async(0)).client_disconnected
-
-
-async def test_nothing_listening(client: httpx.AsyncClient) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    provider = make_provider(client, f"http://127.0.0.1:{port}/v1")
-    events, error = await collect_until_error(provider)
-    assert events == []
-    assert type(error) is UpstreamConnectionError
-    assert error.retryable
-
-
-async def test_cancelling_the_consumer_closes_the_upstream_connection(
-    provider: OpenAICompatProvider, fake_upstream: up.FakeUpstream
-) -> None:
-    fake_upstream.enqueue(up.Reply([up.Text("Before "), up.Gate("hold"), up.Text("after")]))
-    first_text = asyncio.Event()
-    events: list[Event] = []
-
-    async def consume() -> None:
-        async for event in provider.stream(ask()):
-            events.append(event)
-            if isinstance(event, TextDelta):
-                first_text.set()
-
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(first_text.wait(), 5)
-    await fake_upstream.wait_for_gate_async("hold")
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-
-    record = await fake_upstream.wait_closed_async(0)
-    assert record.client_disconnected
-    assert text_of(events) == "Before "
-    assert fake_upstream.held_gates() == {}
-
-
-async def test_a_provider_without_a_client_says_so(fake_upstream: up.FakeUpstream) -> None:
-    provider = make_provider(None, fake_upstream.openai_base_url)
-    with pytest.raises(RuntimeError, match=r"httpx\.AsyncClient"):
-        await collect(provider)
-    assert fake_upstream.requests == []
 
 
 # --- the key never leaks ----------------------------------------------------------------------

@@ -8,14 +8,14 @@ import base64
 import hashlib
 import logging
 import traceback
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from chatapp.providers import TRANSPORTS, catalog, new_http_client
+from chatapp.providers import catalog
 from chatapp.providers.errors import (
     AuthenticationError,
     BadRequestError,
@@ -43,26 +43,16 @@ from chatapp.providers.types import (
     TextPart,
     Usage,
 )
+from tests import provider_kit
 from tests.fakes import upstream as up
 from tests.fakes.gemini_schema import validate_recorded
+from tests.provider_kit import of_type, text_of
+
+pytestmark = pytest.mark.usefixtures("transport")
 
 KEY = "sg-segmind-0123456789abcdef0123"
 MODEL = "gemini-2.5-flash"
 SIG = base64.b64encode(hashlib.sha512(b"segmind").digest()).decode()
-
-
-@pytest.fixture(params=TRANSPORTS, autouse=True)
-def transport(request: pytest.FixtureRequest) -> str:
-    """Every test runs over both transports the app can use (production: aiohttp)."""
-    return request.param
-
-
-@pytest.fixture
-async def client(
-    fake_upstream: up.FakeUpstream, transport: str
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with new_http_client(timeout=httpx.Timeout(5.0), transport=transport) as client:
-        yield client
 
 
 def make_provider(
@@ -76,8 +66,8 @@ def make_provider(
 
 
 @pytest.fixture
-def provider(client: httpx.AsyncClient, fake_upstream: up.FakeUpstream) -> SegmindProvider:
-    return make_provider(client, fake_upstream.segmind_base_url)
+def provider(http_client: httpx.AsyncClient, fake_upstream: up.FakeUpstream) -> SegmindProvider:
+    return make_provider(http_client, fake_upstream.segmind_base_url)
 
 
 @pytest.fixture(autouse=True)
@@ -94,30 +84,7 @@ def ask(text: str = "Hello", **kwargs: Any) -> ChatRequest:
     return ChatRequest(messages=(ChatMessage.of_text("user", text),), **kwargs)
 
 
-async def collect(provider: SegmindProvider, request: ChatRequest | None = None) -> list[Event]:
-    return [event async for event in provider.stream(request or ask())]
-
-
-async def collect_until_error(
-    provider: SegmindProvider, request: ChatRequest | None = None
-) -> tuple[list[Event], ProviderError]:
-    events: list[Event] = []
-
-    async def consume() -> None:
-        async for event in provider.stream(request or ask()):
-            events.append(event)
-
-    with pytest.raises(ProviderError) as caught:
-        await consume()
-    return events, caught.value
-
-
-def text_of(events: list[Event]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
-
-
-def of_type(events: list[Event], kind: type) -> list[Any]:
-    return [e for e in events if isinstance(e, kind)]
+collect, collect_until_error = provider_kit.collectors(ask)
 
 
 def answer_events(events: list[Event]) -> list[Event]:
@@ -240,9 +207,9 @@ async def test_progress_while_waiting_then_the_answer(
 
 
 async def test_the_answer_is_revealed_in_pieces(
-    client: httpx.AsyncClient, fake_upstream: up.FakeUpstream
+    http_client: httpx.AsyncClient, fake_upstream: up.FakeUpstream
 ) -> None:
-    provider = make_provider(client, fake_upstream.segmind_base_url, reveal_seconds=0.05)
+    provider = make_provider(http_client, fake_upstream.segmind_base_url, reveal_seconds=0.05)
     text = " ".join(f"word{i}" for i in range(100))
     fake_upstream.enqueue(up.Reply([up.Text(text)]))
     pieces = [e.text for e in of_type(await collect(provider), TextDelta)]
@@ -446,21 +413,6 @@ async def test_a_truncated_body(provider: SegmindProvider, fake_upstream: up.Fak
     assert type(error) is UpstreamConnectionError
 
 
-async def test_a_stall_becomes_a_read_timeout(
-    fake_upstream: up.FakeUpstream, transport: str
-) -> None:
-    fake_upstream.enqueue(up.Reply([up.Text("never")], before_headers=[up.Stall()]))
-    async with new_http_client(
-        timeout=httpx.Timeout(5.0, read=0.3), transport=transport
-    ) as impatient:
-        _, error = await collect_until_error(
-            make_provider(impatient, fake_upstream.segmind_base_url)
-        )
-    assert type(error) is UpstreamTimeout
-    assert "0.3 s" in error.message
-    assert (await fake_upstream.wait_closed_async(0)).client_disconnected
-
-
 LEAKY = [
     pytest.param(up.ErrorReply.segmind(401, f"Invalid API key {up.ECHO_KEY}"), id="401"),
     pytest.param(up.ErrorReply.html(405, f"405 {up.ECHO_KEY}", up.ECHO_KEY), id="405-html"),
@@ -499,51 +451,12 @@ async def test_the_api_key_never_appears_in_an_error_or_a_log(
 # --- Stop -------------------------------------------------------------------------------------
 
 
-async def test_stop_while_waiting_closes_the_request_at_once(
-    provider: SegmindProvider, fake_upstream: up.FakeUpstream
-) -> None:
-    fake_upstream.enqueue(up.Reply([up.Gate("slow"), *up.words("never shown")]))
-    events: list[Event] = []
-    waiting = asyncio.Event()
-
-    async def consume() -> None:
-        async for event in provider.stream(ask()):
-            events.append(event)
-            if isinstance(event, Status):
-                waiting.set()
-
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(waiting.wait(), 5)
-    await fake_upstream.wait_for_gate_async("slow")
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-
-    record = await fake_upstream.wait_closed_async(0)
-    assert record.client_disconnected
-    assert of_type(events, TextDelta) == []
-    assert fake_upstream.held_gates() == {}
-
-
 async def test_stop_while_revealing_keeps_what_was_shown(
-    client: httpx.AsyncClient, fake_upstream: up.FakeUpstream
+    http_client: httpx.AsyncClient, fake_upstream: up.FakeUpstream
 ) -> None:
-    provider = make_provider(client, fake_upstream.segmind_base_url, reveal_seconds=60)
+    provider = make_provider(http_client, fake_upstream.segmind_base_url, reveal_seconds=60)
     fake_upstream.enqueue(up.Reply([up.Text(" ".join(["word"] * 50))]))
-    events: list[Event] = []
-    first = asyncio.Event()
-
-    async def consume() -> None:
-        async for event in provider.stream(ask()):
-            events.append(event)
-            if isinstance(event, TextDelta):
-                first.set()
-
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(first.wait(), 5)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    events = await provider_kit.cancel_after(provider, ask(), TextDelta)
     shown = text_of(events)
     assert shown
     assert len(shown) < len(" ".join(["word"] * 50))
