@@ -620,13 +620,6 @@ def request_stop(message_id: uuid.UUID) -> None:
     async_to_sync(_stop)()
 
 
-def is_running_here(message_id: uuid.UUID) -> bool:
-    async def _check() -> bool:
-        return message_id in manager().runs
-
-    return async_to_sync(_check)()
-
-
 # --- The process's manager --------------------------------------------------------------------
 
 _manager: RunManager | None = None

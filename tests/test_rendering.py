@@ -46,7 +46,6 @@ ALLOWED_CLASSES: dict[str, frozenset[str]] = {
 }
 ALLOWED_SCHEMES = frozenset({"http", "https", "mailto"})
 REL = "noopener noreferrer nofollow"
-VOID_TAGS = frozenset({"br", "hr"})
 
 
 class Audit(HTMLParser):
