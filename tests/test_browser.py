@@ -175,14 +175,44 @@ def test_shift_enter_adds_a_line_and_enter_sends(page, aimlapi):
     log_in(page)
     aimlapi.enqueue(Reply([Text("Two lines received.")]))
     box = page.get_by_role("textbox", name="Message")
+    one_line = box.evaluate("el => el.offsetHeight")
     box.fill("line one")
     box.press("Shift+Enter")
     box.type("line two")
     expect(box).to_have_value("line one\nline two")
+    assert box.evaluate("el => el.offsetHeight") > one_line  # the box grows with its text
     box.press("Enter")
     expect(page.locator("article.msg-user")).to_have_text("line one\nline two")
     expect(answer(page).locator(".msg-body")).to_have_text("Two lines received.")
     assert aimlapi.requests[0].json["messages"][-1]["content"] == "line one\nline two"
+    # Ready for the next message: empty, one line high, enabled and focused.
+    expect(box).to_be_focused()
+    expect(box).to_have_value("")
+    assert box.evaluate("el => el.offsetHeight") == one_line
+
+
+def test_a_refused_send_keeps_the_text_and_gives_the_box_back(page, aimlapi, settings):
+    settings.CHAT_LIMITS = {**settings.CHAT_LIMITS, "message_chars": 20}
+    log_in(page)
+    box = page.get_by_role("textbox", name="Message")
+    box.fill("far too long for the limit set here")
+    box.press("Enter")
+    expect(page.locator("#composer-error")).to_contain_text("the limit is 20 characters")
+    expect(box).to_be_enabled()
+    expect(box).to_be_focused()
+    expect(box).to_have_value("far too long for the limit set here")
+
+    # A send that never reaches the app says so, and gives the box back with the text in it.
+    page.route("**/messages/", lambda route: route.abort("connectionreset"))
+    box.fill("lost on the way")
+    box.press("Enter")
+    expect(page.locator("#composer-error")).to_have_text(
+        "Could not reach the app (network error). Nothing was lost: try again."
+    )
+    expect(box).to_be_enabled()
+    expect(box).to_be_focused()
+    expect(box).to_have_value("lost on the way")
+    assert aimlapi.requests == []
 
 
 def test_usable_at_360_px(browser, live_url, aimlapi):

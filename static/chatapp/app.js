@@ -102,11 +102,27 @@
     if (row) row.disabled = busy;
     if (stop) stop.disabled = !busy || !stop.hasAttribute("hx-post");
     if (wasBusy && !busy) {
-      const text = document.getElementById("composer-text");
-      if (text) text.focus();
+      // In the next frame, not in the swap that ended the turn: focus needs an up-to-date
+      // layout, and forcing one here lays out the new answer twice in one task.
+      window.requestAnimationFrame(function () {
+        const text = document.getElementById("composer-text");
+        if (text && !text.closest("fieldset").disabled) text.focus({ preventScroll: true });
+      });
     }
     wasBusy = busy;
   }
+
+  // A send disables the composer as it leaves (htmx has read the form by then) rather than
+  // when the new messages arrive: disabling the box that has focus moves focus, which needs
+  // a layout, and here the page is still clean, while after the swap it means laying out the
+  // whole thread synchronously. A refused or failed send enables it again (afterRequest).
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    const form = document.getElementById("composer");
+    if (!form || evt.detail.elt !== form) return;
+    const row = form.querySelector(".composer-row");
+    if (row) row.disabled = true;
+    wasBusy = true;
+  });
 
   document.addEventListener("keydown", function (evt) {
     const text = evt.target;
@@ -122,7 +138,12 @@
     if (evt.target && evt.target.id === "composer-text") growTextarea(evt.target);
   });
 
+  // Where CSS sizes the box to its text (field-sizing, app.css) no script is needed; elsewhere
+  // measuring scrollHeight lays out the page on every keystroke, so it is only the fallback.
+  const cssSizesTextarea = Boolean(window.CSS && CSS.supports("field-sizing", "content"));
+
   function growTextarea(text) {
+    if (cssSizesTextarea) return;
     text.style.height = "auto";
     text.style.height = Math.min(text.scrollHeight, window.innerHeight * 0.4) + "px";
   }
@@ -134,13 +155,30 @@
       // Only a send the server accepted clears the box: a refused one keeps every character.
       const text = document.getElementById("composer-text");
       text.value = "";
-      growTextarea(text);
+      text.style.height = ""; // back to one line, without measuring
       document.getElementById("composer-error").textContent = "";
       // The images went with the message (its fragment shows them); the tray starts empty.
       const list = tray();
       if (list) list.replaceChildren();
       setUploadStatus("");
     }
+    syncComposer();
+  });
+
+  // A request that never reached the app, or that the app failed on (5xx, not swapped by the
+  // htmx-config in base.html), says so where refusals appear; whatever was typed stays put.
+  function requestFailed(words) {
+    const error = document.getElementById("composer-error");
+    if (error) error.textContent = words;
+  }
+
+  document.addEventListener("htmx:sendError", function () {
+    requestFailed("Could not reach the app (network error). Nothing was lost: try again.");
+  });
+
+  document.addEventListener("htmx:responseError", function (evt) {
+    const status = evt.detail.xhr.status;
+    if (status >= 500) requestFailed(`The app failed on this request (HTTP ${status}). Try again.`);
   });
 
   document.addEventListener("htmx:afterSwap", function () {
