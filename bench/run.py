@@ -101,20 +101,20 @@ async def stream_scenarios(
                     ramp=ramp,
                 )
             )
-        count = plan["S2_gemini"]
-        ramp = _ramp(count)
-        tokens = int(50 * (ramp + 6))
-        print(f"S2: {count} Gemini-style streams (8 tokens per chunk) at 50 tok/s", flush=True)
-        out["S2_gemini"] = await compare(
-            fake=fake,
-            app=app,
-            session=session,
-            count=count,
-            tokens=tokens,
-            rate=50.0,
-            chunk=8,
-            ramp=ramp,
-        )
+        if count := plan["S2_gemini"]:
+            ramp = _ramp(count)
+            tokens = int(50 * (ramp + 6))
+            print(f"S2: {count} Gemini-style streams (8 tokens per chunk) at 50 tok/s", flush=True)
+            out["S2_gemini"] = await compare(
+                fake=fake,
+                app=app,
+                session=session,
+                count=count,
+                tokens=tokens,
+                rate=50.0,
+                chunk=8,
+                ramp=ramp,
+            )
     if "S4" in args.only:
         print("S4: Stop and browser disconnect", flush=True)
         out["S4"] = {
@@ -146,9 +146,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--redis-url", default="", help="Redis URL (default: in-memory layer)")
     parser.add_argument("--env", action="append", default=[], help="extra app setting, NAME=VALUE")
     parser.add_argument("--name", default="", help="label for this run in the results")
+    parser.add_argument(
+        "--ladder",
+        default="",
+        help="S2 rungs only, e.g. 200 or 200,200,200 (to compare a change); no Gemini rung",
+    )
     args = parser.parse_args(argv)
     args.only = {item.strip().upper() for item in args.only.split(",")}
-    plan = QUICK if args.quick else FULL
+    plan = dict(QUICK if args.quick else FULL)
+    if args.ladder:
+        plan["S2"] = [int(count) for count in args.ladder.split(",")]
+        plan["S2_gemini"] = 0
 
     workdir = new_workdir()
     extra = dict(item.split("=", 1) for item in args.env)

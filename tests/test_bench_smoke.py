@@ -113,3 +113,20 @@ def test_writes_per_message_are_bounded_and_linear(servers):
     # would pass 5 bytes per character at this length (4 s) and keep growing.
     for message in (short, long):
         assert message["run"]["bytes_sent_in_writes"] / message["answer_chars"] <= 4.0
+
+
+def test_adapter_bench_reads_every_chunk_of_both_streaming_routes(servers):
+    # `python -m bench.adapter` measures the upstream read path alone; keep it working.
+    _, _, env = servers
+    done = subprocess.run(
+        [PYTHON, "-m", "bench.adapter", "--streams", "3", "--tokens", "25", "--rounds", "1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    for route in ("aimlapi", "gemini"):
+        assert result[route]["chunks_per_round"] == 3 * 25
+        assert result[route]["us_per_chunk_median"] > 0

@@ -1,0 +1,115 @@
+"""The upstream read path alone: CPU per chunk of the real adapters reading the fake upstream.
+
+    python -m bench.adapter                      # 200 streams x 300 chunks, both routes
+    python -m bench.adapter --streams 50 --transport httpx
+
+No app, no database, no channel layer: the adapter (`provider.stream`) is iterated to the
+end in this process, under uvloop as Uvicorn runs it, and the process's CPU time is divided by
+the text chunks it yielded. This is the per-token share of the relay that does not depend on
+how many browsers watch, so changes to the HTTP client, the SSE parser or an adapter's hot
+path are measured here first, with less noise than the whole-app ladder (S2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import time
+from typing import Any
+
+from .procs import new_workdir, remove_workdir, start_fake
+from .streams import prompt
+
+
+def _setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatapp.settings")
+    import django
+
+    django.setup()
+
+
+async def _one_round(route: str, port: int, transport: str, streams: int, tokens: int) -> dict:
+    from chatapp.providers import new_http_client
+    from chatapp.providers.gemini import GeminiProvider
+    from chatapp.providers.openai_compat import OpenAICompatProvider
+    from chatapp.providers.types import ChatMessage, ChatRequest, TextDelta
+
+    client = new_http_client(transport=transport)
+    base = f"http://127.0.0.1:{port}"
+    if route == "aimlapi":
+        provider: Any = OpenAICompatProvider(
+            alias=route, client=client, api_key="bench-key", base_url=f"{base}/v1"
+        )
+        model = "google/gemini-2.5-flash"
+    else:
+        provider = GeminiProvider(
+            alias=route, client=client, api_key="bench-key", base_url=f"{base}/v1beta"
+        )
+        model = "gemini-2.5-flash"
+    # 50 tok/s, one token per chunk: the S2 ladder's load, the adapter's worst case per token.
+    ramp = streams / 100.0
+
+    async def one(i: int) -> int:
+        await asyncio.sleep(ramp * i / streams)
+        request = ChatRequest(
+            model=model,
+            messages=(ChatMessage.of_text("user", prompt(tokens, 50.0, ttft=0.05)),),
+        )
+        count = 0
+        async for event in provider.stream(request):
+            if type(event) is TextDelta:
+                count += 1
+        return count
+
+    cpu, wall = time.process_time(), time.monotonic()
+    counts = await asyncio.gather(*(one(i) for i in range(streams)))
+    cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+    await client.aclose()
+    chunks = sum(counts)
+    return {"chunks": chunks, "cpu_s": cpu, "wall_s": wall, "us_per_chunk": cpu / chunks * 1e6}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m bench.adapter", description=__doc__)
+    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--tokens", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--transport", default="aiohttp", choices=("aiohttp", "httpx"))
+    parser.add_argument("--routes", default="aimlapi,gemini")
+    args = parser.parse_args(argv)
+    _setup_django()
+    import uvloop
+
+    workdir = new_workdir()
+    fake = start_fake(workdir)
+    results: dict[str, Any] = {"transport": args.transport, "streams": args.streams}
+    try:
+        for route in args.routes.split(","):
+            rounds = [
+                uvloop.run(_one_round(route, fake.port, args.transport, args.streams, args.tokens))
+                for _ in range(args.rounds)
+            ]
+            per_chunk = [r["us_per_chunk"] for r in rounds]
+            results[route] = {
+                "us_per_chunk_median": statistics.median(per_chunk),
+                "us_per_chunk": per_chunk,
+                "chunks_per_round": rounds[0]["chunks"],
+            }
+            print(
+                f"{route}: {statistics.median(per_chunk):.1f} µs CPU per chunk "
+                f"(rounds: {', '.join(f'{v:.1f}' for v in per_chunk)}; "
+                f"{rounds[0]['chunks']} chunks each)",
+                flush=True,
+            )
+    finally:
+        fake.stop()
+        remove_workdir(workdir)
+    print(json.dumps(results))
+    return results
+
+
+if __name__ == "__main__":
+    main()
