@@ -227,8 +227,19 @@ def test_usable_at_360_px(browser, live_url, aimlapi):
     page.get_by_role("button", name="Close menu").click()
     expect(page.get_by_role("link", name="New chat")).not_to_be_in_viewport()
     page.get_by_role("button", name="Menu", exact=True).click()
+    expect(page.get_by_role("button", name="Close menu")).to_be_focused()
     page.keyboard.press("Escape")
     expect(page.get_by_role("link", name="New chat")).not_to_be_in_viewport()
+    # Focus returns to the Menu button, and the closed menu is out of the Tab order (and casts
+    # no shadow at the edge): Shift+Tab from the first control of the page does not land in it.
+    menu = page.get_by_role("button", name="Menu", exact=True)
+    expect(menu).to_be_focused()
+    expect(page.locator("#sidebar")).to_be_hidden()
+    page.keyboard.press("Shift+Tab")
+    assert (
+        page.evaluate("document.getElementById('sidebar').contains(document.activeElement)")
+        is False
+    )
     aimlapi.enqueue(Reply([Text("Fits on a phone.")]))
     send(page, "Small screen")
     expect(answer(page).locator(".msg-body")).to_have_text("Fits on a phone.")

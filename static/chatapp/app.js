@@ -516,12 +516,21 @@
   });
 
   // The narrow-screen menu: the sidebar slides over the page; Escape, "Close menu" or a click
-  // outside it closes it.
+  // outside it closes it. Keyboard focus goes into the menu when it opens and back to the
+  // Menu button when it closes around the focus (a hidden element cannot keep it).
   function setMenu(open) {
     if (document.body.classList.contains("nav-open") === open) return;
+    const sidebar = document.getElementById("sidebar");
+    const focusInside = sidebar && sidebar.contains(document.activeElement);
     document.body.classList.toggle("nav-open", open);
     const toggle = document.querySelector(".menu-toggle");
     if (toggle) toggle.setAttribute("aria-expanded", String(open));
+    if (open) {
+      const close = document.querySelector(".menu-close");
+      if (close) close.focus({ preventScroll: true });
+    } else if (focusInside && toggle) {
+      toggle.focus({ preventScroll: true });
+    }
   }
 
   document.addEventListener("keydown", function (evt) {
