@@ -11,6 +11,7 @@ from asgiref.sync import sync_to_async
 from django.test import AsyncClient, Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from chatapp import services
 from chatapp.models import Conversation, Message
 from tests.conftest import wait_for_run
 from tests.fakes.upstream import Gate, Reply, Text
@@ -51,6 +52,26 @@ async def test_first_message_creates_the_conversation_and_goes_to_its_page(
     assistant = await Message.objects.aget(conversation=conversation, role="assistant")
     await wait_for_run(assistant.id)
     assert (await Message.objects.aget(pk=assistant.id)).content == "Hi there"
+
+
+@pytest.mark.parametrize(
+    ("first_message", "title"),
+    [
+        ("Explain **markdown** with some `code`.", "Explain markdown with some code."),
+        ("## Plan\n\nsteps", "Plan"),
+        ("> quoted [a link](https://example.com) ![pic](x.png)", "quoted a link pic"),
+        ("- item ~~struck~~ **bold *nested* text**", "item struck bold nested text"),
+        ("```python\nprint(1)\n```\nWhat does this print?", "What does this print?"),
+        ("```python\nprint(1)\n```", "print(1)"),
+        ("3) Third step", "Third step"),
+        # Not markup: a lone star, dunder names, a year that starts a sentence.
+        ("What is 2*3? And __init__?", "What is 2*3? And __init__?"),
+        ("2024. A year", "2024. A year"),
+        ("   \n\n", "New chat"),
+    ],
+)
+def test_titles_drop_markdown_markup_but_keep_the_words(first_message, title):
+    assert services.title_from_text(first_message) == title
 
 
 async def test_send_in_a_conversation_returns_both_messages_and_a_fresh_key(
