@@ -531,7 +531,7 @@ def title_from_text(text: str, limit: int = 80) -> str:
             code_line = code_line or " ".join(raw.split())
             continue
         line = _TITLE_LINK.sub(r"\1", _TITLE_LINE_PREFIX.sub("", raw.strip()))
-        for _ in range(3):  # nested emphasis, innermost last
+        for _ in range(3):  # nested emphasis: the outer pair first, then what it held
             line, found = _TITLE_MARKERS.subn(r"\2", line)
             if not found:
                 break
