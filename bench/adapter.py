@@ -23,32 +23,33 @@ from typing import Any
 from .procs import new_workdir, remove_workdir, start_fake
 from .streams import prompt
 
+# The model each route is asked for; the fake answers any.
+MODELS = {"aimlapi": "google/gemini-2.5-flash", "gemini": "gemini-2.5-flash"}
 
-def _setup_django() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatapp.settings")
+
+def _setup_django(fake_port: int) -> None:
+    """The app's settings, with both streaming routes pointed at the fake upstream, so the
+    adapters are built as the app builds them (`provider_for`)."""
+    base = f"http://127.0.0.1:{fake_port}"
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="chatapp.settings",
+        AIMLAPI_API_KEY="bench-key",
+        AIMLAPI_BASE_URL=f"{base}/v1",
+        GEMINI_API_KEY="bench-key",
+        GEMINI_BASE_URL=f"{base}/v1beta",
+    )
     import django
 
     django.setup()
 
 
-async def _one_round(route: str, port: int, transport: str, streams: int, tokens: int) -> dict:
-    from chatapp.providers import new_http_client
-    from chatapp.providers.gemini import GeminiProvider
-    from chatapp.providers.openai_compat import OpenAICompatProvider
+async def _one_round(route: str, transport: str, streams: int, tokens: int) -> dict:
+    from chatapp.providers import new_http_client, provider_for
     from chatapp.providers.types import ChatMessage, ChatRequest, TextDelta
 
     client = new_http_client(transport=transport)
-    base = f"http://127.0.0.1:{port}"
-    if route == "aimlapi":
-        provider: Any = OpenAICompatProvider(
-            alias=route, client=client, api_key="bench-key", base_url=f"{base}/v1"
-        )
-        model = "google/gemini-2.5-flash"
-    else:
-        provider = GeminiProvider(
-            alias=route, client=client, api_key="bench-key", base_url=f"{base}/v1beta"
-        )
-        model = "gemini-2.5-flash"
+    provider = provider_for(route, client=client)
+    model = MODELS[route]
     # 50 tok/s, one token per chunk: the S2 ladder's load, the adapter's worst case per token.
     ramp = streams / 100.0
 
@@ -80,16 +81,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--transport", default="aiohttp", choices=("aiohttp", "httpx"))
     parser.add_argument("--routes", default="aimlapi,gemini")
     args = parser.parse_args(argv)
-    _setup_django()
     import uvloop
 
     workdir = new_workdir()
     fake = start_fake(workdir)
+    _setup_django(fake.port)
     results: dict[str, Any] = {"transport": args.transport, "streams": args.streams}
     try:
         for route in args.routes.split(","):
             rounds = [
-                uvloop.run(_one_round(route, fake.port, args.transport, args.streams, args.tokens))
+                uvloop.run(_one_round(route, args.transport, args.streams, args.tokens))
                 for _ in range(args.rounds)
             ]
             per_chunk = [r["us_per_chunk"] for r in rounds]
