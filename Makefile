@@ -29,11 +29,12 @@ run: $(VENV)/.run-deps
 	$(BIN)/uvicorn chatapp.asgi:application --host $(HOST) --port $(PORT) \
 		--timeout-graceful-shutdown 10 --no-access-log
 
-## test: install dev tools, lint, check migrations, run the whole suite (SQLite + in-memory
+## test: install dev tools, lint, check types, check migrations, run the whole suite (SQLite + in-memory
 ## layer; then again on PostgreSQL + Redis when DATABASE_URL and REDIS_URL are set)
 test: $(VENV)/.dev-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	env -u DATABASE_URL -u REDIS_URL $(BIN)/python manage.py makemigrations --check --dry-run
 	env -u DATABASE_URL -u REDIS_URL $(BIN)/pytest
 	@if [ -n "$$DATABASE_URL" ] && [ -n "$$REDIS_URL" ]; then \
@@ -52,6 +53,7 @@ bench: $(VENV)/.bench-deps
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(VENV)/.dev-deps
 	$(BIN)/ruff check --fix .

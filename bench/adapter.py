@@ -44,7 +44,8 @@ def _setup_django(fake_port: int) -> None:
 
 
 async def _one_round(route: str, transport: str, streams: int, tokens: int) -> dict:
-    from chatapp.providers import new_http_client, provider_for
+    from chatapp.providers import provider_for
+    from chatapp.providers.http import new_http_client
     from chatapp.providers.types import ChatMessage, ChatRequest, TextDelta
 
     client = new_http_client(transport=transport)

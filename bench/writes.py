@@ -28,7 +28,12 @@ from django.db import connection, connections  # noqa: E402
 from django.db.backends.signals import connection_created  # noqa: E402
 
 from bench.streams import prompt  # noqa: E402
-from chatapp import generation, selectors, services  # noqa: E402
+from chatapp.conversations.chat_settings import chat_settings_validate  # noqa: E402
+from chatapp.providers import catalog  # noqa: E402
+from chatapp.turns.manager import manager  # noqa: E402
+from chatapp.turns.requests import turn_request  # noqa: E402
+from chatapp.turns.services import turn_start  # noqa: E402
+from chatapp.turns.workers import WORKER_ID  # noqa: E402
 
 
 class StatementLog:
@@ -75,18 +80,20 @@ def _wal_position() -> int | None:
 
 
 def _start(owner: Any, text: str) -> tuple[Any, Any]:
-    chat_settings = services.chat_settings_validate(
-        model_key="aimlapi:google/gemini-2.5-flash", system_prompt="", raw_options={}
+    chat_settings = chat_settings_validate(
+        spec=catalog.get_model_by_key("aimlapi:google/gemini-2.5-flash"),
+        system_prompt="",
+        raw_options={},
     )
-    turn = services.turn_start(
+    turn = turn_start(
         owner=owner,
         conversation_id=uuid.uuid4(),
         text=text,
         idempotency_key=uuid.uuid4(),
         chat_settings=chat_settings,
-        worker_id=generation.WORKER_ID,
+        worker_id=WORKER_ID,
     )
-    return turn, selectors.turn_request(message=turn.assistant_message)
+    return turn, turn_request(message=turn.assistant_message)
 
 
 def _summary(rows: list[tuple[str, int]]) -> dict[str, Any]:
@@ -112,10 +119,11 @@ async def measure(tokens: int, rate: float) -> dict[str, Any]:
     request_rows = LOG.take()
     wal_before = await sync_to_async(_wal_position)()
     started = time.monotonic()
-    run = await generation.manager().launch(
-        message_id=turn.assistant_message.id, route="aimlapi", request=request
-    )
-    await run.task
+    runs = manager()
+    await runs.launch(message_id=turn.assistant_message.id, route="aimlapi", request=request)
+    task = runs.running(turn.assistant_message.id)
+    if task is not None:
+        await task
     duration = time.monotonic() - started
     run_rows = LOG.take()
     wal_after = await sync_to_async(_wal_position)()
@@ -133,15 +141,15 @@ async def measure(tokens: int, rate: float) -> dict[str, Any]:
 
 
 async def main(cases: list[tuple[int, float]]) -> None:
-    manager = generation.manager()
-    await manager.start()
+    runs = manager()
+    await runs.start()
     # Connections opened before the log was installed would go unseen.
     await sync_to_async(connections.close_all)()
     LOG.take()
     results = []
     for tokens, rate in cases:
         results.append(await measure(tokens, rate))
-    await manager.shutdown()
+    await runs.shutdown()
     print(json.dumps({"vendor": connection.vendor, "messages": results}))
 
 

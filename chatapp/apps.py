@@ -9,4 +9,7 @@ class ChatappConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, signals  # noqa: F401  (registers system checks and receivers)
+        # Registers the system checks and the signal receivers.
+        from . import checks  # noqa: F401
+        from .attachments import signals as attachment_signals  # noqa: F401
+        from .turns import signals as turn_signals  # noqa: F401

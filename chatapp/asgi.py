@@ -7,11 +7,13 @@ import logging
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
 
 import django
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIHandler
 from django.db import close_old_connections
+from django.http import HttpRequest, HttpResponseBase
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatapp.settings")
 django.setup(set_prefix=False)
@@ -40,12 +42,12 @@ class SyncChainASGIHandler(ASGIHandler):
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
 
-    async def get_response_async(self, request):  # type: ignore[override]
+    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         return await sync_to_async(
             self._get_response_here, thread_sensitive=False, executor=REQUEST_THREADS
         )(request)
 
-    def _get_response_here(self, request):
+    def _get_response_here(self, request: HttpRequest) -> HttpResponseBase:
         # What Django's request_started/finished receivers do under WSGI, in the thread that
         # uses the connections: drop broken or expired ones (CONN_MAX_AGE, health checks).
         close_old_connections()
@@ -60,19 +62,20 @@ django_asgi_app = SyncChainASGIHandler()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
-from chatapp import generation  # noqa: E402
-from chatapp.consumers import MessageStreamConsumer  # noqa: E402
-from chatapp.middleware import RequestBodyLimit  # noqa: E402
+from chatapp.core.asgi_types import Receive, Scope, Send  # noqa: E402
+from chatapp.turns import manager  # noqa: E402
+from chatapp.turns.consumer import MessageStreamConsumer  # noqa: E402
+from chatapp.web.middleware import RequestBodyLimit  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 
-async def lifespan(scope, receive, send) -> None:
+async def lifespan(scope: Scope, receive: Receive, send: Send) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             try:
-                await generation.manager().start()
+                await manager.manager().start()
             except Exception as exc:
                 log.exception("startup failed")
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -80,7 +83,7 @@ async def lifespan(scope, receive, send) -> None:
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             try:
-                await generation.manager().shutdown()
+                await manager.manager().shutdown()
             finally:
                 await send({"type": "lifespan.shutdown.complete"})
             return
@@ -93,7 +96,9 @@ application = ProtocolTypeRouter(
                 # No AuthMiddlewareStack: it wraps every send of every frame; the consumer
                 # checks the session cookie itself, once, when the browser connects.
                 path("stream/<uuid:message_id>/", MessageStreamConsumer.as_asgi()),
-                re_path(r"", RequestBodyLimit(django_asgi_app)),
+                # Channels routes to ASGI apps through Django's path(); the stubs type it for
+                # views only.
+                re_path(r"", cast(Any, RequestBodyLimit(django_asgi_app))),
             ]
         ),
         "lifespan": lifespan,

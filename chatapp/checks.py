@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import AppConfig
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import CheckMessage, Error, Warning, register
 
 
 @register(deploy=True)
-def shared_channel_layer(app_configs, **kwargs):
+def shared_channel_layer(
+    app_configs: Sequence[AppConfig] | None, **kwargs: Any
+) -> list[CheckMessage]:
     if not settings.REDIS_URL and settings.DATABASE_URL:
         return [
             Warning(
@@ -21,7 +27,9 @@ def shared_channel_layer(app_configs, **kwargs):
 
 
 @register()
-def s3_storage_installed(app_configs, **kwargs):
+def s3_storage_installed(
+    app_configs: Sequence[AppConfig] | None, **kwargs: Any
+) -> list[CheckMessage]:
     """A bucket configured without the optional packages would fail only at the first
     upload; say so at start-up instead."""
     if not settings.AWS_STORAGE_BUCKET_NAME:

@@ -152,7 +152,7 @@ def _standard_tokens(
     # as class="l lScalarPlain". Folding them to the nearest standard ancestor means the
     # HTML handed to the sanitiser already uses TOKEN_CLASSES only, one class per span.
     for ttype, value in tokens:
-        while ttype not in STANDARD_TYPES:
+        while ttype not in STANDARD_TYPES and ttype.parent is not None:
             ttype = ttype.parent
         yield ttype, value
 

@@ -11,6 +11,7 @@ import os
 import secrets
 import sys
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -132,14 +133,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "chatapp.middleware.LoginRequiredMiddleware",
+    # Before the login check, which answers an htmx request with a client-side redirect.
+    "django_htmx.middleware.HtmxMiddleware",
+    "chatapp.web.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
-    "chatapp.middleware.ContentSecurityPolicyMiddleware",
+    "chatapp.web.middleware.ContentSecurityPolicyMiddleware",
 ]
 
-ROOT_URLCONF = "chatapp.urls"
+ROOT_URLCONF = "chatapp.web.urls"
 ASGI_APPLICATION = "chatapp.asgi.application"
 
 TEMPLATES = [
@@ -153,6 +155,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # Template tags live with the web layer, not in an app-level templatetags package.
+            "libraries": {"chat": "chatapp.web.templatetags.chat"},
         },
     }
 ]
@@ -182,12 +186,12 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "db.sqlite3",
+            "NAME": str(VAR_DIR / "db.sqlite3"),
             "OPTIONS": dict(SQLITE_OPTIONS),
             # Request threads are pooled (chatapp.asgi), so a connection serves many requests.
             "CONN_MAX_AGE": 600,
             # A file, not :memory:, so that the browser tests' server thread shares it.
-            "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
+            "TEST": {"NAME": str(VAR_DIR / "test.sqlite3")},
         }
     }
     VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -209,7 +213,10 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "chatapp.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
+        "default": {
+            "BACKEND": "chatapp.core.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": 1000},
+        }
     }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -232,9 +239,9 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-# Uploads are served only by the owner-checking view, never from a public URL (SECURITY 8).
+# Uploads are served only by the owner-checking view, never from a public URL (docs/SECURITY.md rule 8).
 MEDIA_URL = None
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
@@ -246,7 +253,7 @@ STORAGES = {
 }
 if AWS_STORAGE_BUCKET_NAME:
     # Private objects (the bucket's default ACL), never public URLs: the app reads each file
-    # itself and serves it through the owner-checking view (SECURITY 8).
+    # itself and serves it through the owner-checking view (docs/SECURITY.md rule 8).
     STORAGES["default"] = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
@@ -285,7 +292,7 @@ if HTTPS:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "chatapp.logging.RedactSecretsFilter"}},
+    "filters": {"redact_secrets": {"()": "chatapp.core.logging.RedactSecretsFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {
         "console": {
@@ -316,18 +323,18 @@ if AIMLAPI_API_KEY:
     }
 if GEMINI_API_KEY:
     PROVIDERS["gemini"] = {
-        "BACKEND": "chatapp.providers.gemini.GeminiProvider",
+        "BACKEND": "chatapp.providers.gemini.google.GeminiProvider",
         "OPTIONS": {"api_key": GEMINI_API_KEY, "base_url": GEMINI_BASE_URL},
     }
 if SEGMIND_API_KEY:
     PROVIDERS["segmind"] = {
-        "BACKEND": "chatapp.providers.segmind.SegmindProvider",
+        "BACKEND": "chatapp.providers.gemini.segmind.SegmindProvider",
         "OPTIONS": {"api_key": SEGMIND_API_KEY, "base_url": SEGMIND_BASE_URL},
     }
 if not PROVIDERS:
     PROVIDERS["demo"] = {"BACKEND": "chatapp.providers.demo.DemoProvider", "OPTIONS": {}}
 
-# Limits, each named in the error a person sees when they hit it (SECURITY 14).
+# Limits, each named in the error a person sees when they hit it (docs/SECURITY.md rule 14).
 CHAT_LIMITS = {
     "message_chars": CHAT_MAX_MESSAGE_CHARS,
     "sends_per_minute": CHAT_SENDS_PER_MINUTE,
@@ -337,7 +344,7 @@ CHAT_LIMITS = {
     "uploads_per_minute": CHAT_UPLOADS_PER_MINUTE,
 }
 
-# Uploaded images (chatapp.images): caps on what is decoded, each named in its error.
+# Uploaded images (chatapp.attachments.images): caps on what is decoded, each named in its error.
 CHAT_IMAGE_LIMITS = {
     "max_bytes": int(CHAT_MAX_IMAGE_MB * 1_000_000),
     "max_pixels": int(CHAT_MAX_IMAGE_MEGAPIXELS * 1_000_000),
@@ -352,19 +359,22 @@ CHAT_IMAGE_LIMITS = {
 CHAT_IMAGE_ROUTES: dict[str, dict[str, int]] = {
     "default": {"longest_side": CHAT_IMAGE_LONGEST_SIDE, "request_bytes": 20_000_000},
     "aimlapi": {"request_bytes": int(AIMLAPI_MAX_REQUEST_MB * 1_000_000)},
-    # PROTOCOLS.md §3: inline data up to 100 MB per request (base64).
+    # docs/PROTOCOLS.md §3: inline data up to 100 MB per request (base64).
     "gemini": {"request_bytes": 100_000_000},
 }
-# Request bodies above this are refused before they are read (chatapp.middleware): an upload
+# Request bodies above this are refused before they are read (chatapp.web.middleware): an upload
 # plus room for the multipart envelope and the other form fields.
 CHAT_MAX_REQUEST_BODY_BYTES = CHAT_IMAGE_LIMITS["max_bytes"] + 1_000_000
 
-# The generation run (DESIGN.md, steps 2-5).
+# The generation run (docs/ARCHITECTURE.md, "The flow of one turn").
 CHAT_RUN = {
     # Frames published per stream are coalesced to at most one per interval (~20 per second).
     "frame_interval": 1.0 / CHAT_STREAM_FRAMES_PER_SECOND,
     # Partial text is checkpointed to the database at most once per interval.
     "checkpoint_interval": 1.0,
+    # A watcher joining a running answer waits this long for the run's snapshot before it
+    # falls back to the saved text (the run's worker may have died).
+    "snapshot_timeout": 5.0,
     # Retries before the first token for 429 / 5xx / connection errors.
     "retry_attempts": 3,
     "retry_backoff": 0.5,

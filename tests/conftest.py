@@ -45,7 +45,7 @@ def _close_db_pool_before_teardown(django_db_setup: Any) -> Iterator[None]:
     # Connections are per thread: the ones asgiref's thread (sync_to_async) and the app's
     # database threads hold stay checked out until closed in those threads.
     SyncToAsync.single_thread_executor.submit(connections.close_all).result()
-    from chatapp import db
+    from chatapp.core import db
 
     db.on_every_thread(connections.close_all)
     for conn in connections.all():
@@ -103,11 +103,11 @@ def all_routes(settings: Any, aimlapi: Any) -> Any:
     settings.PROVIDERS = {
         **settings.PROVIDERS,
         "gemini": {
-            "BACKEND": "chatapp.providers.gemini.GeminiProvider",
+            "BACKEND": "chatapp.providers.gemini.google.GeminiProvider",
             "OPTIONS": {"api_key": API_KEY, "base_url": aimlapi.gemini_base_url},
         },
         "segmind": {
-            "BACKEND": "chatapp.providers.segmind.SegmindProvider",
+            "BACKEND": "chatapp.providers.gemini.segmind.SegmindProvider",
             "OPTIONS": {
                 "api_key": API_KEY,
                 "base_url": aimlapi.segmind_base_url,
@@ -132,14 +132,14 @@ def fast_runs(settings: Any) -> dict[str, Any]:
 @pytest.fixture
 async def run_manager() -> Any:
     """The run manager of this test's event loop, shut down (runs saved) afterwards."""
-    from chatapp import generation
+    from chatapp.turns.manager import manager
 
     layer = get_channel_layer()
     await layer.flush()
-    manager = generation.manager()
-    await manager.start()
-    yield manager
-    await manager.shutdown(timeout=5)
+    runs = manager()
+    await runs.start()
+    yield runs
+    await runs.shutdown(timeout=5)
     await layer.flush()
 
 
@@ -318,7 +318,7 @@ def statement_log() -> Iterator[StatementLog]:
             if log in conn.execute_wrappers:
                 conn.execute_wrappers.remove(log)
 
-    from chatapp import db
+    from chatapp.core import db
 
     connection_created.connect(install)
     install_here()
@@ -345,25 +345,32 @@ async def start_turn(
     launch: bool = True,
 ) -> Any:
     """Save a turn through the service and launch its run on this loop, as the view does."""
-    from chatapp import generation, selectors, services
+    from chatapp.conversations.chat_settings import chat_settings_validate
+    from chatapp.providers import catalog
+    from chatapp.turns.manager import manager
+    from chatapp.turns.requests import turn_request
+    from chatapp.turns.services import turn_start
+    from chatapp.turns.workers import WORKER_ID
 
     def _start() -> Any:
-        chat_settings = services.chat_settings_validate(
-            model_key=model_key, system_prompt=system_prompt, raw_options=options or {}
+        chat_settings = chat_settings_validate(
+            spec=catalog.get_model_by_key(model_key),
+            system_prompt=system_prompt,
+            raw_options=options or {},
         )
-        turn = services.turn_start(
+        turn = turn_start(
             owner=owner,
             conversation_id=conversation_id or uuid.uuid4(),
             text=text,
             idempotency_key=uuid.uuid4(),
             chat_settings=chat_settings,
-            worker_id=generation.WORKER_ID,
+            worker_id=WORKER_ID,
         )
-        return turn, selectors.turn_request(message=turn.assistant_message)
+        return turn, turn_request(message=turn.assistant_message)
 
     turn, request = await sync_to_async(_start)()
     if launch:
-        await generation.manager().launch(
+        await manager().launch(
             message_id=turn.assistant_message.id,
             route=turn.assistant_message.route,
             request=request,
@@ -373,11 +380,11 @@ async def start_turn(
 
 async def wait_for_run(message_id: uuid.UUID, timeout: float = 10) -> None:
     """Wait until the run of a message has finished and saved its final state."""
-    from chatapp import generation
+    from chatapp.turns.manager import manager
 
-    run = generation.manager().runs.get(message_id)
-    if run is not None and run.task is not None:
-        await asyncio.wait_for(asyncio.shield(run.task), timeout)
+    task = manager().running(message_id)
+    if task is not None:
+        await asyncio.wait_for(asyncio.shield(task), timeout)
 
 
 async def reload_message(message_id: uuid.UUID) -> Any:

@@ -18,12 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
-from chatapp.providers import TRANSPORTS, new_http_client
 from chatapp.providers.base import Provider
 from chatapp.providers.errors import ProviderError
-from chatapp.providers.gemini import GeminiProvider
+from chatapp.providers.gemini.google import GeminiProvider
+from chatapp.providers.gemini.segmind import SegmindProvider
+from chatapp.providers.http import TRANSPORTS, new_http_client
 from chatapp.providers.openai_compat import OpenAICompatProvider
-from chatapp.providers.segmind import SegmindProvider
 from chatapp.providers.types import ChatRequest, Event, TextDelta
 from tests.fakes import upstream as up
 

@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 from django.urls import reverse
 
-from chatapp.logging import RedactSecretsFilter
+from chatapp.core.logging import RedactSecretsFilter
 from tests.conftest import API_KEY, open_stream, wait_for_run
 from tests.fakes.upstream import ECHO_KEY, ErrorReply
 

@@ -11,9 +11,10 @@ import asyncio
 import hashlib
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 from .base import Provider
-from .types import ChatRequest, Event, Finish, ResponseInfo, TextDelta, Usage
+from .types import ChatRequest, Event, Finish, FinishReason, ResponseInfo, TextDelta, Usage
 
 _PIECES = re.compile(r"\S+\s*|\s+")
 
@@ -56,7 +57,7 @@ class DemoProvider(Provider):
         *,
         first_token_delay: float = 0.4,
         token_delay: float = 0.025,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.first_token_delay = first_token_delay
@@ -67,7 +68,7 @@ class DemoProvider(Provider):
         answer = demo_answer(prompt, request.options.get("seed"))
         pieces = _PIECES.findall(answer)
         limit = request.options.get("max_completion_tokens") or request.options.get("max_tokens")
-        finish = "stop"
+        finish: FinishReason = "stop"
         if limit is not None and len(pieces) > limit:
             pieces, finish = pieces[:limit], "length"
         yield ResponseInfo(response_id=f"demo-{request.request_id}", model="demo")

@@ -19,6 +19,8 @@ Messages never contain the API key: adapters pass upstream text through `redact(
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ProviderError(Exception):
     code = "provider_error"
@@ -73,7 +75,9 @@ class PromptBlockedError(BadRequestError):
     code = "prompt_blocked"
     default_message = "Your prompt was blocked by the provider. Rephrase it and send it again."
 
-    def __init__(self, message: str | None = None, *, block_reason: str = "", **kwargs) -> None:
+    def __init__(
+        self, message: str | None = None, *, block_reason: str = "", **kwargs: Any
+    ) -> None:
         super().__init__(message, **kwargs)
         self.block_reason = block_reason
 

@@ -1,6 +1,6 @@
 """The OpenAI-compatible chat completions route (AI/ML API, or any compatible base URL).
 
-Wire facts are in PROTOCOLS.md §1. What this adapter adds on top of plain OpenAI:
+Wire facts are in docs/PROTOCOLS.md §1. What this adapter adds on top of plain OpenAI:
 - errors are not OpenAI-shaped: every documented body is parsed, and a 500 wrapping an
   upstream 4xx ("400 Unable to access model ...") is treated as that 4xx;
 - `x-inference-id` is AI/ML API's billing reference: it is reported in `ResponseInfo` and on
@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import orjson
 
-from . import catalog
+from . import catalog, params
 from .base import Provider
 from .errors import (
     AuthenticationError,
@@ -45,6 +45,7 @@ from .types import (
     ChatRequest,
     Event,
     Finish,
+    FinishReason,
     ImagePart,
     ProviderExtras,
     ReasoningDelta,
@@ -52,14 +53,14 @@ from .types import (
     TextDelta,
     TextPart,
     Usage,
+    deep_merge,
+    json_copy,
 )
 from .wire import (
     SSEParser,
     StrayJSON,
     clip_detail,
-    deep_merge,
     error_object,
-    json_copy,
     message_text,
     read_limited,
     retry_after,
@@ -68,20 +69,8 @@ from .wire import (
     text_reason,
 )
 
-# Neutral option name -> wire name. Only these are ever sent, and only when set.
-OPTION_NAMES: Mapping[str, str] = {
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "max_tokens": "max_tokens",
-    "max_completion_tokens": "max_completion_tokens",
-    "frequency_penalty": "frequency_penalty",
-    "presence_penalty": "presence_penalty",
-    "stop": "stop",
-    "seed": "seed",
-}
-_INTEGER_OPTIONS = frozenset({"max_tokens", "max_completion_tokens", "seed"})
-
-FINISH_REASONS: Mapping[str, str] = {
+# The OpenAI format's finish_reason -> the neutral reason (the raw word is kept with the message).
+FINISH_REASONS: Mapping[str, FinishReason] = {
     "stop": "stop",
     "length": "length",
     "content_filter": "content_filter",
@@ -114,17 +103,11 @@ class OpenAICompatProvider(Provider):
         messages.extend(_wire_message(message, origin) for message in request.messages)
         body: dict[str, Any] = {"model": request.model, "messages": messages, "stream": True}
         spec = catalog.get_model(self.alias, request.model)
-        # PROTOCOLS §1: legacy ids accept `stream` only (they send usage anyway); current
-        # ids and other OpenAI-compatible servers report usage only when asked.
+        # docs/PROTOCOLS.md §1: legacy ids accept `stream` only (they send usage anyway);
+        # current ids and other OpenAI-compatible servers report usage only when asked.
         if spec is None or not spec.legacy:
             body["stream_options"] = {"include_usage": True}
-        for name, value in request.options.items():
-            wire = OPTION_NAMES.get(name)
-            if wire is None or value is None:
-                # Options are validated by the catalog before we get here; an unknown name is
-                # not ours to guess a wire name for.
-                continue
-            body[wire] = _wire_option(name, value)
+        body.update(params.wire_fields(request.options, "openai"))
         return body
 
     def build_headers(self, request: ChatRequest) -> dict[str, str]:
@@ -140,20 +123,14 @@ class OpenAICompatProvider(Provider):
     # --- the stream -----------------------------------------------------------------------
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
-        if self.client is None:
-            raise RuntimeError(
-                f"{type(self).__name__} ({self.alias}) has no httpx.AsyncClient: "
-                "pass client=... when constructing it"
-            )
-        if not self.base_url:
-            raise RuntimeError(f"{type(self).__name__} ({self.alias}) has no base_url")
+        client = self.http_client()
         content = json.dumps(
             self.build_body(request), ensure_ascii=False, separators=(",", ":")
         ).encode()
         state = _State()
         state.origin = {"route": self.alias, "model": request.model}
         try:
-            async with self.client.stream(
+            async with client.stream(
                 "POST",
                 f"{self.base_url}/chat/completions",
                 content=content,
@@ -176,7 +153,7 @@ class OpenAICompatProvider(Provider):
                     try:
                         async for chunk in chunks:
                             for data in parser.feed(chunk):
-                                if type(data) is StrayJSON:
+                                if isinstance(data, StrayJSON):
                                     self._check_stray(data, state)
                                     continue
                                 for event in self._chunk_events(data, state):
@@ -187,7 +164,7 @@ class OpenAICompatProvider(Provider):
                                 break
                         else:
                             for data in parser.close():
-                                if type(data) is StrayJSON:
+                                if isinstance(data, StrayJSON):
                                     self._check_stray(data, state)
                                     continue
                                 for event in self._chunk_events(data, state):
@@ -555,14 +532,6 @@ def _wire_message(message: ChatMessage, origin: dict[str, str]) -> dict[str, Any
         elif part.text:
             content.append({"type": "text", "text": part.text})
     return {"role": "user", "content": content}
-
-
-def _wire_option(name: str, value: Any) -> Any:
-    if name == "stop":
-        return [value] if isinstance(value, str) else [str(item) for item in value]
-    if name in _INTEGER_OPTIONS and isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def _number(value: Any) -> int | float | None:

@@ -61,13 +61,9 @@ class ChatMessage:
 class ChatRequest:
     """Everything an adapter needs for one generation.
 
-    `options` holds only the parameters the person set, under neutral names, already validated
-    against the model's ranges by `catalog.validate_options`: temperature, top_p,
-    max_tokens, max_completion_tokens, frequency_penalty, presence_penalty, stop (a list of
-    strings) and seed; on the Gemini-native routes also top_k, candidate_count, json_output
-    (True), thinking_budget (int), thinking_level ("LOW"...) and safety_settings
-    ({"HARM_CATEGORY_...": threshold}). Adapters map these names to their wire names and
-    send nothing else.
+    `options` holds only the parameters the person set, under the neutral names of
+    `params.PARAMETERS`, already validated against the model's ranges (`catalog.validate_options`).
+    Adapters place them with `params.wire_fields` and send nothing else.
     `request_id` is our id for the turn (the assistant message's UUID), sent upstream where the
     protocol has a place for it so both sides can be reconciled.
     """
@@ -119,13 +115,30 @@ class Usage:
     usd_spent: float | None = None
 
 
+# Why an upstream stopped, in neutral words. A message stores one of these (or "stopped" when
+# the person pressed Stop); the upstream's own word is kept in its provider extras.
+FinishReason = Literal[
+    "stop", "length", "safety", "content_filter", "recitation", "tool_calls", "other"
+]
+
+
 @dataclass(frozen=True, slots=True)
 class Finish:
-    """Why the upstream stopped. `reason` is neutral (stop, length, content_filter, tool_calls,
-    safety, recitation, other); `raw` is the upstream's own spelling, kept for display."""
+    """Why the upstream stopped: `reason` is neutral, `raw` the upstream's own word."""
 
-    reason: str
+    reason: FinishReason
     raw: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """Why an answer ended, in a person's words: `label` for the line under the answer,
+    `explanation` to end "The answer stopped early: ..." (empty for a normal end), and whether
+    the model's safety settings can change that outcome."""
+
+    label: str
+    explanation: str = ""
+    relaxable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +158,25 @@ class Status:
 
 
 Event = ResponseInfo | TextDelta | ReasoningDelta | Usage | Finish | ProviderExtras | Status
+
+
+# --- Provider data ----------------------------------------------------------------------------
+
+
+def json_copy(value: Any) -> Any:
+    """A plain JSON-able copy (mappings and tuples become dicts and lists)."""
+    if isinstance(value, Mapping):
+        return {str(k): json_copy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_copy(v) for v in value]
+    return value
+
+
+def deep_merge(target: dict[str, Any], new: Mapping[str, Any]) -> None:
+    """Merge `new` into `target`, nested mappings key by key, everything else replaced."""
+    for key, value in new.items():
+        current = target.get(key)
+        if isinstance(value, Mapping) and isinstance(current, dict):
+            deep_merge(current, value)
+        else:
+            target[key] = json_copy(value)

@@ -1,5 +1,5 @@
 """What every adapter's wire code shares: the byte-level SSE parser and the small helpers that
-turn upstream bodies and headers into error messages (PROTOCOLS.md §1-§3).
+turn upstream bodies and headers into error messages (docs/PROTOCOLS.md §1-§3).
 
 One parser for every route on purpose: the OpenAI-compatible route and Gemini's own both
 stream `text/event-stream`, and both have been seen writing an error as bare JSON outside
@@ -13,7 +13,6 @@ import email.utils
 import json
 import math
 import re
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -148,26 +147,7 @@ async def read_limited(response: httpx.Response, limit: int) -> bytes:
     return b"".join(parts)[:limit]
 
 
-# --- JSON values ------------------------------------------------------------------------------
-
-
-def json_copy(value: Any) -> Any:
-    """A plain JSON-able copy (mappings and tuples become dicts and lists)."""
-    if isinstance(value, Mapping):
-        return {str(k): json_copy(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_copy(v) for v in value]
-    return value
-
-
-def deep_merge(target: dict[str, Any], new: Mapping[str, Any]) -> None:
-    """Merge `new` into `target`, nested mappings key by key, everything else replaced."""
-    for key, value in new.items():
-        current = target.get(key)
-        if isinstance(value, Mapping) and isinstance(current, dict):
-            deep_merge(current, value)
-        else:
-            target[key] = json_copy(value)
+# --- error bodies ----------------------------------------------------------------------------
 
 
 def status_code(value: Any) -> int | None:

@@ -1,0 +1,1 @@
+"""Accounts: who may sign up, and the first one becoming the administrator."""

@@ -1,0 +1,156 @@
+"""Conversations and their messages: what a person sees in the sidebar and the thread.
+
+Writes go through the domains' services (`conversations.services`, `turns.services`), reads
+through selectors; a streamed answer is written by its run at a bounded rate
+(`turns.persistence`: a checkpoint at most once per second and one final UPDATE).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+if TYPE_CHECKING:
+    from chatapp.attachments.models import Attachment, MessageAttachment
+
+
+class Conversation(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
+    )
+    title = models.CharField(max_length=200, blank=True)
+    route = models.CharField(max_length=32)
+    model = models.CharField(max_length=200)
+    system_prompt = models.TextField(blank=True)
+    # Generation parameters the person set, typed, under the neutral names of
+    # providers.params.PARAMETERS; a parameter left empty is absent, and is not sent.
+    settings = models.JSONField(default=dict, blank=True)
+    pinned = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Last activity (a turn started); the sidebar orders by it. Not auto_now: pinning or
+    # renaming a conversation must not move it to the top.
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "-pinned", "-updated_at"], name="sidebar")]
+
+    def __str__(self) -> str:
+        return self.title or "New chat"
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        STREAMING = "streaming"
+        COMPLETE = "complete"
+        STOPPED = "stopped"
+        INTERRUPTED = "interrupted"
+        FAILED = "failed"
+
+    ACTIVE_STATUSES = (Status.PENDING, Status.STREAMING)
+    # Set by selectors.thread_page on the newest message: only it offers Retry.
+    is_last = False
+    # The message's image links, prefetched for a page (see `images`).
+    image_links: list[MessageAttachment]
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    # The message this one answers or follows; siblings (same parent) are retries/branches.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True)
+    # The sanitised HTML of a finished answer, rendered once (see rendering.answer_html).
+    content_html = models.TextField(blank=True, editable=False)
+    html_version = models.PositiveSmallIntegerField(default=0, editable=False)
+    reasoning = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    # Why the answer ended, in neutral words (providers.types.FinishReason, or "stopped" for
+    # Stop); the upstream's own word is kept in provider_extras["finish_reason"].
+    finish_reason = models.CharField(max_length=32, blank=True)
+
+    # What was asked: route, model and the exact options sent upstream.
+    route = models.CharField(max_length=32, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    request_options = models.JSONField(default=dict, blank=True)
+
+    # What the upstream reported.
+    model_reported = models.CharField(max_length=200, blank=True)
+    upstream_request_id = models.CharField(max_length=200, blank=True)
+    upstream_response_id = models.CharField(max_length=200, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    reasoning_tokens = models.PositiveIntegerField(null=True, blank=True)
+    total_tokens = models.PositiveIntegerField(null=True, blank=True)
+    credits_used = models.DecimalField(max_digits=20, decimal_places=8, null=True, blank=True)
+    usd_spent = models.DecimalField(max_digits=20, decimal_places=8, null=True, blank=True)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # Opaque provider data kept as received, e.g. {"google": {"thought_signature": "..."}}, and
+    # the upstream's own finish reason.
+    provider_extras = models.JSONField(default=dict, blank=True)
+
+    # A client-generated key on user messages: a double submit returns the first turn.
+    idempotency_key = models.UUIDField(null=True, blank=True)
+    # The worker process running this message's generation (see Worker).
+    worker_id = models.UUIDField(null=True, blank=True)
+    # A retried answer stays in the database but leaves the visible thread.
+    superseded = models.BooleanField(default=False)
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["conversation", "created_at", "id"], name="thread"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="one_turn_per_idempotency_key",
+            ),
+            # The database, not only the service, guarantees one active turn per conversation.
+            models.UniqueConstraint(
+                fields=["conversation"],
+                condition=Q(status__in=["pending", "streaming"]),
+                name="one_active_turn_per_conversation",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} {self.id} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def is_terminal(self) -> bool:
+        return not self.is_active
+
+    @property
+    def images(self) -> list[Attachment]:
+        """The images attached to this (user) message, in order. Selectors prefetch them into
+        `image_links` for a whole page; a lone message costs one query."""
+        links = getattr(self, "image_links", None)
+        if links is None:
+            links = list(self.attachment_links.select_related("attachment").order_by("position"))
+            self.image_links = links
+        return [link.attachment for link in links]

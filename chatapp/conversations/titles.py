@@ -1,0 +1,38 @@
+"""A conversation's title from its first message."""
+
+from __future__ import annotations
+
+import re
+
+# What a title keeps of a markdown line: the words, not the markup around them.
+_TITLE_LINE_PREFIX = re.compile(r"^(?:#{1,6}\s+|>\s*|[-*+]\s+|\d{1,3}[.)]\s+)+")
+_TITLE_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+# Paired markers only, as markdown reads them: "2*3" and "__init__" keep their characters.
+_TITLE_MARKERS = re.compile(r"(\*\*|\*|~~|`)(?=\S)(.+?)(?<=\S)\1")
+
+
+def title_from_text(text: str, limit: int = 80) -> str:
+    """A conversation's title from its first message: the first line with words in it,
+    without markdown markup (headings, quotes, list markers, emphasis, code spans, links),
+    cut at a word boundary. Lines inside code fences count only if nothing else has words."""
+    line, code_line, in_fence = "", "", False
+    for raw in text.splitlines():
+        if raw.lstrip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+            continue
+        if in_fence:
+            code_line = code_line or " ".join(raw.split())
+            continue
+        line = _TITLE_LINK.sub(r"\1", _TITLE_LINE_PREFIX.sub("", raw.strip()))
+        for _ in range(3):  # nested emphasis: the outer pair first, then what it held
+            line, found = _TITLE_MARKERS.subn(r"\2", line)
+            if not found:
+                break
+        line = " ".join(line.split())
+        if line:
+            break
+    line = line or code_line or "New chat"
+    if len(line) <= limit:
+        return line
+    cut = line[:limit].rsplit(" ", 1)[0] or line[:limit]
+    return cut.rstrip(",.;:") + "…"

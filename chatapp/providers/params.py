@@ -1,0 +1,460 @@
+"""Every generation parameter, declared once.
+
+A `Parameter` says what a parameter is: its neutral name (the key in `ChatRequest.options`, in
+a conversation's stored settings and in the settings form), its label, its kind, the panel group
+it shows in, whether the panel offers it, and where it goes in each wire format's request body.
+Everything else is derived from `PARAMETERS`: the settings form's fields and controls
+(`web/settings_panel.py`), the parsing and range checks and the labels in their messages
+(`validate`), and the adapters' wire mapping (`wire_fields`). A model in the catalog says only
+which parameters it accepts, each with its `Range`.
+
+Adding a parameter is one entry here and its range on each model that accepts it
+(`catalog.py`); docs/ARCHITECTURE.md shows such a change.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Kind = Literal["float", "int", "stop", "choice", "bool", "safety"]
+WireFormat = Literal["openai", "gemini"]
+
+# The panel's groups, in order, with their headings.
+GROUPS: Mapping[str, str] = {
+    "sampling": "Sampling",
+    "length": "Length",
+    "output": "Output",
+    "thinking": "Thinking",
+    "safety": "Safety",
+}
+
+# How a checkbox or a typed value says "on" and "off" (off is the same as not set).
+ON_WORDS = frozenset({"1", "true", "yes", "on", "json", "application/json"})
+OFF_WORDS = frozenset({"0", "false", "no", "off", "text", "text/plain"})
+
+STOP_SEQUENCE_MAX_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """What one model accepts for one parameter.
+
+    `minimum`/`maximum` bound numbers; `special` lists numbers accepted outside them with their
+    meaning (Gemini 2.5's thinking budget: `((0, "off"), (-1, "dynamic"))`); `max_items` bounds
+    stop sequences; `choices` lists a choice's values (or a safety setting's thresholds), matched
+    case-insensitively and stored as spelled here; `keys` lists the categories a safety setting
+    may name, in the order they are sent; `default` is sent when the person leaves the
+    field empty (legacy models need an explicit max_tokens: the upstream default of 512 cuts
+    answers short).
+    """
+
+    minimum: float | None = None
+    maximum: float | None = None
+    max_items: int | None = None
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
+    special: tuple[tuple[int, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """Where a value goes in one wire format's request: a dotted path into the body
+    (`generationConfig.topP`) and, when the kind's own encoding is not enough, how the neutral
+    value is written there. Two parameters writing objects to one path are merged."""
+
+    path: str
+    encode: Callable[[Any], Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    name: str
+    label: str
+    kind: Kind
+    group: str
+    wire: Mapping[WireFormat, Wire]
+    # Words said under the field after its range (or instead of one, for kinds without).
+    note: str = ""
+    # False: the panel shows it only while it holds a value (e.g. carried over from a model
+    # that accepted it), with the error that says why.
+    offered: bool = True
+    # Parameters that cannot be set together with this one.
+    excludes: tuple[str, ...] = ()
+
+    def describe(self, accepted: Range) -> str:
+        """The accepted values in words, for hints and error messages."""
+        if self.kind == "stop":
+            return f"up to {accepted.max_items} sequences, one per line"
+        if self.kind == "choice":
+            return _either([choice.lower() for choice in accepted.choices])
+        if self.kind == "bool":
+            return "on or off"
+        if self.kind == "safety":
+            return "category=threshold, one per line; thresholds " + _either(list(accepted.choices))
+        if accepted.minimum is not None and accepted.maximum is not None:
+            text = f"{_num(accepted.minimum)}–{_num(accepted.maximum)}"
+        elif accepted.minimum is not None:
+            text = f"at least {_num(accepted.minimum)}"
+        else:
+            text = "any number"
+        if accepted.special:
+            extra = [f"{_num(value)} ({meaning})" for value, meaning in accepted.special]
+            text += (" or " if len(extra) == 1 else ", ") + _either(extra)
+        return text
+
+    def hint(self, accepted: Range) -> str:
+        """What the panel says under the field."""
+        if self.kind in ("bool", "choice", "safety"):
+            return self.note
+        parts = [self.describe(accepted)]
+        if accepted.default is not None:
+            parts.append(f"{accepted.default} when empty")
+        if self.note:
+            parts.append(self.note)
+        return "; ".join(parts)
+
+    def parse(self, value: Any, accepted: Range, *, where: str) -> Any:
+        """The typed value of what a person entered (or of a stored value); None means "off"
+        (a bool), which is the same as not set. Raises ValueError with a message naming the
+        limit. `where` ends the message: "for Gemini 2.5 Flash"."""
+        if self.kind == "stop":
+            items = _stop_items(value)
+            if accepted.max_items is not None and len(items) > accepted.max_items:
+                raise ValueError(
+                    f"{self.label}: at most {accepted.max_items} sequences {where} "
+                    f"(got {len(items)}); put one per line."
+                )
+            if any(len(item) > STOP_SEQUENCE_MAX_CHARS for item in items):
+                raise ValueError(
+                    f"{self.label}: each sequence can be at most {STOP_SEQUENCE_MAX_CHARS} "
+                    "characters."
+                )
+            return items
+        if self.kind == "choice":
+            text = str(value).strip()
+            for choice in accepted.choices:
+                if text.lower() == choice.lower():
+                    return choice
+            raise ValueError(
+                f"{self.label} must be {self.describe(accepted)} {where} (got {text!r})."
+            )
+        if self.kind == "bool":
+            return self._bool(value)
+        if self.kind == "safety":
+            return self._safety(value, accepted, where)
+        number = self._number(value)
+        if any(number == special for special, _ in accepted.special):
+            return int(number) if self.kind == "int" else number
+        low, high = accepted.minimum, accepted.maximum
+        if (low is not None and number < low) or (high is not None and number > high):
+            raise ValueError(
+                f"{self.label} must be {self.describe(accepted)} {where} (got {value})."
+            )
+        return number
+
+    def encode(self, value: Any, wire: Wire) -> Any:
+        """The neutral value as the wire carries it."""
+        if wire.encode is not None:
+            return wire.encode(value)
+        if self.kind == "stop":
+            return [value] if isinstance(value, str) else [str(item) for item in value]
+        if self.kind == "int" and isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
+    def _bool(self, value: Any) -> bool | None:
+        if isinstance(value, bool):
+            return True if value else None
+        text = str(value).strip().lower()
+        if text in ON_WORDS:
+            return True
+        if text in OFF_WORDS:
+            return None
+        raise ValueError(f"{self.label} must be on or off (got {str(value).strip()!r}).")
+
+    def _number(self, value: Any) -> int | float:
+        if isinstance(value, bool):
+            raise ValueError(f"{self.label} must be a number.")
+        text = str(value).strip()
+        if self.kind == "int":
+            try:
+                return int(text)
+            except ValueError:
+                raise ValueError(f"{self.label} must be a whole number (got {text!r}).") from None
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"{self.label} must be a number (got {text!r}).") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{self.label} must be a finite number.")
+        return number
+
+    def _safety(self, value: Any, accepted: Range, where: str) -> dict[str, str]:
+        """{HARM_CATEGORY_...: threshold} in the order of `accepted.keys`, from a mapping (stored
+        settings, the panel's selects) or from text: `harassment=BLOCK_NONE` pairs, one per
+        line or comma-separated."""
+        if isinstance(value, Mapping):
+            pairs = [(str(k), str(v)) for k, v in value.items()]
+        else:
+            pairs = []
+            for item in re.split(r"[\n,;]+", str(value)):
+                if not item.strip():
+                    continue
+                pair = _PAIR.fullmatch(item.strip())
+                if pair is None:
+                    raise ValueError(
+                        f"{self.label}: write each as category=threshold (got {item.strip()!r})."
+                    )
+                pairs.append((pair[1], pair[2]))
+        chosen: dict[str, str] = {}
+        for category, threshold in pairs:
+            key = category.strip().upper().replace(" ", "_")
+            if not key.startswith("HARM_CATEGORY_"):
+                key = f"HARM_CATEGORY_{key}"
+            if key not in accepted.keys:
+                names = ", ".join(c.removeprefix("HARM_CATEGORY_").lower() for c in accepted.keys)
+                raise ValueError(
+                    f"{self.label}: unknown harm category {category.strip()!r} {where}; use {names}."
+                )
+            level = threshold.strip().upper().replace(" ", "_")
+            if level not in accepted.choices:
+                short = key.removeprefix("HARM_CATEGORY_").lower()
+                raise ValueError(
+                    f"{self.label}: the threshold for {short} must be "
+                    f"{_either(list(accepted.choices))} (got {threshold.strip()!r})."
+                )
+            chosen[key] = level
+        return {key: chosen[key] for key in accepted.keys if key in chosen}
+
+
+def _config(name: str) -> Wire:
+    return Wire(f"generationConfig.{name}")
+
+
+PARAMETERS: tuple[Parameter, ...] = (
+    Parameter(
+        "temperature",
+        "Temperature",
+        "float",
+        "sampling",
+        {"openai": Wire("temperature"), "gemini": _config("temperature")},
+    ),
+    Parameter(
+        "top_p", "Top P", "float", "sampling", {"openai": Wire("top_p"), "gemini": _config("topP")}
+    ),
+    Parameter("top_k", "Top K", "int", "sampling", {"gemini": _config("topK")}),
+    Parameter(
+        "frequency_penalty",
+        "Frequency penalty",
+        "float",
+        "sampling",
+        {"openai": Wire("frequency_penalty"), "gemini": _config("frequencyPenalty")},
+    ),
+    Parameter(
+        "presence_penalty",
+        "Presence penalty",
+        "float",
+        "sampling",
+        {"openai": Wire("presence_penalty"), "gemini": _config("presencePenalty")},
+    ),
+    Parameter(
+        "seed", "Seed", "int", "sampling", {"openai": Wire("seed"), "gemini": _config("seed")}
+    ),
+    Parameter(
+        "max_tokens",
+        "Max tokens",
+        "int",
+        "length",
+        {"openai": Wire("max_tokens"), "gemini": _config("maxOutputTokens")},
+    ),
+    Parameter(
+        "max_completion_tokens",
+        "Max completion tokens",
+        "int",
+        "length",
+        {"openai": Wire("max_completion_tokens")},
+    ),
+    Parameter(
+        "stop",
+        "Stop sequences",
+        "stop",
+        "length",
+        {"openai": Wire("stop"), "gemini": _config("stopSequences")},
+    ),
+    Parameter(
+        "json_output",
+        "JSON output",
+        "bool",
+        "output",
+        {"gemini": Wire("generationConfig.responseMimeType", lambda _: "application/json")},
+        note="Answers as JSON (application/json).",
+    ),
+    # Not offered: the app shows the first candidate only, so more would be billed, never seen.
+    Parameter(
+        "candidate_count",
+        "Candidate count",
+        "int",
+        "output",
+        {"gemini": _config("candidateCount")},
+        note="only the first answer is shown, the others are billed all the same",
+        offered=False,
+    ),
+    Parameter(
+        "thinking_budget",
+        "Thinking budget",
+        "int",
+        "thinking",
+        # Thought summaries are shown as reasoning; there are none to ask for when it is off.
+        {
+            "gemini": Wire(
+                "generationConfig.thinkingConfig",
+                lambda budget: {"thinkingBudget": int(budget), "includeThoughts": budget != 0},
+            )
+        },
+    ),
+    Parameter(
+        "thinking_level",
+        "Thinking level",
+        "choice",
+        "thinking",
+        {
+            "gemini": Wire(
+                "generationConfig.thinkingConfig",
+                lambda level: {"thinkingLevel": str(level).upper(), "includeThoughts": True},
+            )
+        },
+        note="Empty: the model's default.",
+        # Gemini answers 400 when both are sent.
+        excludes=("thinking_budget",),
+    ),
+    Parameter(
+        "safety_settings",
+        "Safety settings",
+        "safety",
+        "safety",
+        {
+            "gemini": Wire(
+                "safetySettings",
+                lambda chosen: [
+                    {"category": str(category), "threshold": str(threshold)}
+                    for category, threshold in chosen.items()
+                ],
+            )
+        },
+        note="Empty: Google's default for that category.",
+    ),
+)
+
+BY_NAME: Mapping[str, Parameter] = {parameter.name: parameter for parameter in PARAMETERS}
+
+
+class ParameterConflict(ValueError):
+    """Two parameters that exclude each other were both set."""
+
+
+def conflict_message(first: Parameter, second: Parameter) -> str:
+    return f"Set either a {first.label.lower()} or a {second.label.lower()}, not both."
+
+
+def validate(
+    accepted: Mapping[str, Range], raw: Mapping[str, Any], *, model: str
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Parse and range-check the person's parameters for a model that accepts `accepted`.
+
+    `raw` maps names to what the form sent (strings; empty means "not set") or to typed values
+    (stored settings). Returns (options, errors): options holds only the parameters that were
+    set, typed, in registry order; errors maps a name to a message naming the limit and the
+    model. A parameter the model does not accept is an error if set, never silently dropped.
+    """
+    options: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for parameter in PARAMETERS:
+        value = raw.get(parameter.name)
+        if is_empty(value):
+            continue
+        accepts = accepted.get(parameter.name)
+        if accepts is None:
+            errors[parameter.name] = f"{model} does not accept {parameter.label}; leave it empty."
+            continue
+        try:
+            parsed = parameter.parse(value, accepts, where=f"for {model}")
+        except ValueError as exc:
+            errors[parameter.name] = str(exc)
+        else:
+            if parsed is not None:
+                options[parameter.name] = parsed
+    for parameter in PARAMETERS:
+        for other in parameter.excludes:
+            if parameter.name in options and other in options:
+                errors[parameter.name] = conflict_message(BY_NAME[other], parameter)
+    return options, errors
+
+
+def with_defaults(accepted: Mapping[str, Range], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options a model is sent: those it accepts, each default filled in."""
+    return {
+        parameter.name: options.get(parameter.name, accepted[parameter.name].default)
+        for parameter in PARAMETERS
+        if parameter.name in accepted
+        and (parameter.name in options or accepted[parameter.name].default is not None)
+    }
+
+
+def wire_fields(options: Mapping[str, Any], wire_format: WireFormat) -> dict[str, Any]:
+    """The options' part of a request body in one wire format, nested by each parameter's
+    path. Options without a place in this format are not sent (never guessed). Raises
+    ParameterConflict for two options that exclude each other (validation refuses them
+    earlier; this keeps a request the upstream would refuse from being sent at all)."""
+    body: dict[str, Any] = {}
+    for name, value in options.items():
+        parameter = BY_NAME.get(name)
+        wire = parameter.wire.get(wire_format) if parameter is not None else None
+        if parameter is None or wire is None or value is None:
+            continue
+        for other in parameter.excludes:
+            if options.get(other) is not None:
+                raise ParameterConflict(conflict_message(BY_NAME[other], parameter))
+        *parents, leaf = wire.path.split(".")
+        target = body
+        for key in parents:
+            target = target.setdefault(key, {})
+        encoded = parameter.encode(value, wire)
+        if isinstance(encoded, dict) and isinstance(target.get(leaf), dict):
+            target[leaf].update(encoded)
+        else:
+            target[leaf] = encoded
+    return body
+
+
+def is_empty(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, list | tuple):
+        return not any(str(item) for item in value)
+    if isinstance(value, Mapping):
+        return not value
+    return False
+
+
+_PAIR = re.compile(r"([^=:]+?)\s*[=:]\s*(\S.*)")
+
+
+def _either(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _stop_items(value: Any) -> list[str]:
+    items: Iterable[Any] = value.splitlines() if isinstance(value, str) else value
+    # Stop strings are sent exactly as typed: leading/trailing spaces can matter.
+    return [str(item) for item in items if str(item) != ""]

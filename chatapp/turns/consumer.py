@@ -1,0 +1,318 @@
+"""The SSE endpoint `/stream/<message uuid>/`: attach a browser to one answer's stream.
+
+It speaks the browser half of `turns.protocol`. The consumer never loops inside `handle()`: it
+sets up and returns, then relays group frames as they come while a second task waits for
+`http.disconnect`, so it sees the browser leave at once. It checks the session cookie itself
+when the browser connects (no auth middleware wrapping every send).
+
+A watcher that joins a running answer asks the run for a snapshot of its text. If no snapshot
+comes within `CHAT_RUN["snapshot_timeout"]` (the run's worker died, or the control message was
+lost), it falls back to the text saved in the database, then keeps relaying live frames; the
+offsets keep that seamless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from http.cookies import SimpleCookie
+from importlib import import_module
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.generic.http import AsyncHttpConsumer
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib import auth
+from django.contrib.auth.models import AnonymousUser, User
+from django.http import HttpRequest
+from django.http.request import split_domain_port, validate_host
+from django.utils.html import escape
+
+from chatapp.conversations.models import Message
+from chatapp.core.asgi_types import Receive, Scope, Send
+from chatapp.core.db import db
+
+from . import manager
+from .fragments import message_fragment
+from .protocol import (
+    SSE_HEADERS,
+    SSE_HEARTBEAT,
+    SSE_LIVE,
+    SSE_OPEN,
+    StreamDelta,
+    StreamEnd,
+    StreamSnapshot,
+    StreamStatus,
+    session_group,
+    sse_delta,
+    sse_event,
+    stream_group,
+    terminal_event,
+)
+from .selectors import stream_state
+
+log = logging.getLogger(__name__)
+
+
+def _authorise(session_key: str, message_id: uuid.UUID) -> tuple[User | None, Message | None]:
+    """The person a session cookie belongs to (verified as Django's auth does, session hash
+    included), and the message if it is theirs - in one trip to the database thread."""
+    request = HttpRequest()
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key or None)
+    user = auth.get_user(request)
+    if isinstance(user, AnonymousUser) or not isinstance(user, User):
+        return None, None
+    return user, stream_state(owner=user, message_id=message_id)
+
+
+class MessageStreamConsumer(AsyncHttpConsumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.finished = False
+        self.groups_joined: list[str] = []
+        self.delivered = 0
+        self.awaiting_snapshot = False
+        self.snapshot_requested_at = 0.0
+        self.buffer: list[tuple[int, str]] = []
+        self.ticker: asyncio.Task[None] | None = None
+        self.last_sent = 0.0
+        self.user: User | None = None
+        self.message_id = uuid.UUID(int=0)
+
+    # The connection loop. Channels' AsyncHttpConsumer ends the consumer as soon as handle()
+    # returns, and its dispatch loop starts a task and an asyncio.wait() per message (plus a
+    # database-connection check, a thread hop). An SSE response outlives handle(), and frames
+    # come ~20 times a second per stream, so the loop is our own: set up in handle(), then one
+    # task relays channel-layer messages while another waits for the browser to leave.
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self.base_send = send
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        try:
+            await self.handle(b"")
+            if self.finished:
+                return
+            relay = asyncio.create_task(self._relay())
+            leave = asyncio.create_task(self._wait_for_disconnect(receive))
+            try:
+                await asyncio.wait({relay, leave}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (relay, leave):
+                    task.cancel()
+                await asyncio.gather(relay, leave, return_exceptions=True)
+        finally:
+            await self._cleanup()
+
+    async def _relay(self) -> None:
+        receive, name = self.channel_layer.receive, self.channel_name
+        while not self.finished:
+            message = await receive(name)
+            handler = getattr(self, message["type"].replace(".", "_"), None)
+            if handler is not None:
+                await handler(message)
+
+    async def _wait_for_disconnect(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    # -- setup --
+
+    async def handle(self, body: bytes) -> None:
+        if not self._host_allowed():
+            await self._respond(400, b"Bad host")
+            return
+        self.message_id = self.scope["url_route"]["kwargs"]["message_id"]
+        session_key = self._cookie(settings.SESSION_COOKIE_NAME)
+        user, message = await db(_authorise, session_key, self.message_id)
+        if user is None:
+            await self._respond(403, b"Log in to watch this answer.")
+            return
+        self.user = user
+        if message is None:
+            await self._respond(404, b"Not found")
+            return
+        self.delivered = self._resume_offset()
+        await self.send_headers(status=200, headers=SSE_HEADERS)
+        await self._send(SSE_OPEN)
+        if message.is_terminal:
+            await self._finish_from_db(message)
+            return
+        # Join before re-reading: a run that ends between the two reads has saved its final
+        # state first (we then read it) or publishes its end after we joined (we receive it).
+        await self._join(stream_group(self.message_id))
+        if session_key:
+            await self._join(session_group(session_key))
+        message = await db(stream_state, owner=user, message_id=self.message_id)
+        if message is None or message.is_terminal:
+            await self._finish_from_db(message)
+            return
+        await self._request_snapshot()
+        await self._send(SSE_LIVE)
+        self.ticker = asyncio.create_task(self._tick())
+
+    # -- group frames (handler names mirror the frame types of turns.protocol) --
+
+    async def stream_delta(self, frame: StreamDelta) -> None:
+        if self.awaiting_snapshot:
+            self.buffer.append((frame["o"], frame["t"]))
+            return
+        await self._deliver(frame["o"], frame["t"])
+
+    async def stream_snapshot(self, frame: StreamSnapshot) -> None:
+        if not self.awaiting_snapshot:
+            return
+        if frame.get("status"):
+            await self.stream_status({"type": "stream.status", "text": frame["status"]})
+        await self._caught_up(frame["o"], frame["t"])
+
+    async def stream_status(self, frame: StreamStatus) -> None:
+        await self._send(sse_event("status", escape(frame["text"]), self.delivered))
+
+    async def stream_end(self, frame: StreamEnd) -> None:
+        await self._send(sse_event(frame["event"], frame["html"], frame["end"]))
+        await self._close()
+
+    async def session_ended(self, frame: dict[str, Any]) -> None:
+        # Logged out: end the stream at this event boundary; the page will ask to log in.
+        await self._close()
+
+    # -- internals --
+
+    async def _caught_up(self, start: int, text: str) -> None:
+        """The text up to now arrived (a snapshot, or the saved text): send it, then the frames
+        buffered while waiting for it."""
+        self.awaiting_snapshot = False
+        await self._deliver(start, text)
+        buffered, self.buffer = self.buffer, []
+        for offset, piece in buffered:
+            await self._deliver(offset, piece)
+
+    async def _deliver(self, start: int, text: str) -> None:
+        end = start + len(text)
+        if end <= self.delivered:
+            return  # already sent (overlap between a snapshot and frames)
+        if start > self.delivered:
+            # A frame was lost (e.g. a full channel), or the saved text lags the live frames:
+            # get the missing text, keeping this piece until it comes.
+            if not self.awaiting_snapshot:
+                await self._request_snapshot()
+            self.buffer.append((start, text))
+            return
+        if start < self.delivered:
+            text = text[self.delivered - start :]
+            start = self.delivered
+        self.delivered = end
+        await self._send(sse_delta(start, text))
+
+    async def _request_snapshot(self) -> None:
+        self.awaiting_snapshot = True
+        self.snapshot_requested_at = asyncio.get_running_loop().time()
+        await manager.manager().request_snapshot(
+            self.message_id, after=self.delivered, reply_to=self.channel_name
+        )
+
+    async def _tick(self) -> None:
+        """Heartbeats, and the fallback when a snapshot does not come: the saved text, or the
+        final state if the answer ended meanwhile (the reaper announces the end of an answer
+        whose worker died)."""
+        loop = asyncio.get_running_loop()
+        heartbeat = settings.SSE_HEARTBEAT_SECONDS
+        timeout = settings.CHAT_RUN["snapshot_timeout"]
+        interval = min(1.0, timeout / 2)
+        while not self.finished:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            if self.awaiting_snapshot and now - self.snapshot_requested_at > timeout:
+                await self._fall_back_to_saved_text()
+                if self.finished:
+                    return
+            if now - self.last_sent >= heartbeat:
+                await self._send(SSE_HEARTBEAT)
+
+    async def _fall_back_to_saved_text(self) -> None:
+        assert self.user is not None
+        message = await db(stream_state, owner=self.user, message_id=self.message_id)
+        if message is None or message.is_terminal:
+            await self._finish_from_db(message)
+            return
+        # The saved text lags the run by at most a checkpoint interval: a buffered frame beyond
+        # it is a gap, for which `_deliver` asks the run again (and, if it stays silent, the
+        # next fallback reads a later checkpoint).
+        await self._caught_up(self.delivered, message.content[self.delivered :])
+
+    async def _finish_from_db(self, message: Message | None) -> None:
+        if message is None:
+            await self._close()
+            return
+        html = await db(message_fragment, message)
+        await self._send(sse_event(terminal_event(message.status), html, len(message.content)))
+        await self._close()
+
+    async def _send(self, data: bytes) -> None:
+        if self.finished:
+            return
+        self.last_sent = asyncio.get_running_loop().time()
+        await self.send_body(data, more_body=True)
+
+    async def _close(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        await self.send_body(b"", more_body=False)
+
+    async def _respond(self, status: int, body: bytes) -> None:
+        await self.send_response(
+            status, body, headers=[(b"content-type", b"text/plain; charset=utf-8")]
+        )
+        self.finished = True
+
+    async def _join(self, group: str) -> None:
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups_joined.append(group)
+
+    async def _cleanup(self) -> None:
+        self.finished = True
+        if self.ticker is not None and self.ticker is not asyncio.current_task():
+            self.ticker.cancel()
+        for group in self.groups_joined:
+            with contextlib.suppress(Exception):
+                await self.channel_layer.group_discard(group, self.channel_name)
+        self.groups_joined = []
+
+    def _cookie(self, name: str) -> str:
+        for key, value in self.scope.get("headers", []):
+            if key == b"cookie":
+                cookies: SimpleCookie = SimpleCookie()
+                cookies.load(value.decode("latin-1"))
+                if name in cookies:
+                    return cookies[name].value
+        return ""
+
+    def _resume_offset(self) -> int:
+        """The offset the browser already has: Last-Event-ID on an automatic reconnect, else
+        `?after=` from the page that rendered the partial text."""
+        headers = dict(self.scope.get("headers", []))
+        raw = headers.get(b"last-event-id", b"").decode("latin-1").strip()
+        if not raw:
+            query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+            raw = (query.get("after") or [""])[0]
+        try:
+            return max(0, int(raw))
+        except ValueError:
+            return 0
+
+    def _host_allowed(self) -> bool:
+        headers = dict(self.scope.get("headers", []))
+        host = headers.get(b"host", b"").decode("latin-1")
+        domain, _port = split_domain_port(host)
+        allowed = settings.ALLOWED_HOSTS
+        if settings.DEBUG and not allowed:
+            allowed = [".localhost", "127.0.0.1", "[::1]"]
+        return bool(domain) and validate_host(domain, allowed)

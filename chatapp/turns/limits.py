@@ -1,0 +1,128 @@
+"""The limits a turn is checked against before anything is saved or sent: message length,
+sends per minute and answers at once per person, and whether the thread's images can be read
+by the model and fit the route's request budget. Each error names its limit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, Sum
+from django.db.models.functions import Length
+from django.utils import timezone
+
+from chatapp.attachments import images
+from chatapp.attachments.models import Attachment, MessageAttachment
+from chatapp.conversations.models import Conversation, Message
+from chatapp.core.errors import LimitExceeded, RequestTooLarge, ServiceError
+from chatapp.providers import catalog
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+
+def check_text(text: str, *, with_images: bool = False) -> None:
+    limit = settings.CHAT_LIMITS["message_chars"]
+    if not text.strip() and not with_images:
+        raise ServiceError("Type a message first.")
+    if len(text) > limit:
+        raise ServiceError(
+            f"Your message is {len(text):,} characters long; the limit is {limit:,} characters."
+        )
+
+
+_RATE_SQL = """
+SELECT
+  (SELECT COUNT(*) FROM {message} m JOIN {conversation} c ON m.conversation_id = c.id
+    WHERE c.owner_id = %s AND m.role = %s AND m.created_at >= %s),
+  (SELECT COUNT(*) FROM {message} m JOIN {conversation} c ON m.conversation_id = c.id
+    WHERE c.owner_id = %s AND m.status IN (%s, %s))
+"""
+
+
+def check_rate(owner: User) -> None:
+    """Sends per minute and answers being written at once, per person (docs/SECURITY.md rule 14). One
+    statement for both counts: this is on every send's path to the first token."""
+    since = connection.ops.adapt_datetimefield_value(timezone.now() - timedelta(minutes=1))
+    sql = _RATE_SQL.format(message=Message._meta.db_table, conversation=Conversation._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql, [owner.pk, Message.Role.ASSISTANT, since, owner.pk, *Message.ACTIVE_STATUSES]
+        )
+        sent, active = cursor.fetchone()
+    per_minute = settings.CHAT_LIMITS["sends_per_minute"]
+    if sent >= per_minute:
+        raise LimitExceeded(
+            f"You have sent {sent} messages in the last minute; the limit is {per_minute} per "
+            "minute. Wait a moment and send again."
+        )
+    active_limit = settings.CHAT_LIMITS["active_turns_per_user"]
+    if active >= active_limit:
+        raise LimitExceeded(
+            f"{active} answers are being written for you right now; the limit is {active_limit} "
+            "at a time. Wait for one to finish or press Stop."
+        )
+
+
+def check_images_fit(
+    *,
+    conversation: Conversation,
+    spec: catalog.ModelSpec,
+    new_images: Sequence[Attachment] = (),
+    new_text: str = "",
+    thread_is_empty: bool = False,
+) -> None:
+    """Before any request: the model must read images if the thread has any, and the whole
+    request (every image of the thread, base64-encoded, and the text) must fit the route."""
+    earlier_count, earlier_bytes = 0, 0
+    if not thread_is_empty:
+        thread = MessageAttachment.objects.filter(
+            message__conversation=conversation, message__superseded=False
+        ).aggregate(count=Count("id"), total=Sum("attachment__byte_size"))
+        earlier_count, earlier_bytes = thread["count"] or 0, thread["total"] or 0
+    if (new_images or earlier_count) and not spec.vision:
+        if new_images:
+            raise ServiceError(
+                f"{spec.label} takes text only and cannot read the images attached. Choose a "
+                "model that reads images in Settings, or remove the images."
+            )
+        raise ServiceError(
+            f"This conversation has images, which {spec.label} cannot read (it takes text "
+            "only). Choose a model that reads images in Settings."
+        )
+    if not new_images and not earlier_count:
+        return
+    text_chars = (
+        0
+        if thread_is_empty
+        else Message.objects.filter(conversation=conversation, superseded=False).aggregate(
+            chars=Sum(Length("content"))
+        )["chars"]
+        or 0
+    )
+    new_bytes = sum(a.byte_size for a in new_images)
+    budget = images.route_limits(spec.route)["request_bytes"]
+    text_bytes = text_chars + len(new_text) + len(conversation.system_prompt)
+    encoded = encoded_size(new_bytes, len(new_images))
+    total = encoded + encoded_size(earlier_bytes, earlier_count) + text_bytes
+    if total <= budget:
+        return
+    route = catalog.ROUTE_LABELS.get(spec.route, spec.route)
+    if encoded + len(new_text) > budget:
+        raise RequestTooLarge(
+            f"The images attached come to {images.megabytes(encoded)} once encoded for sending; "
+            f"{route} takes at most {images.megabytes(budget)} per request. Remove an image."
+        )
+    raise RequestTooLarge(
+        f"With the images already in this conversation, this request would come to "
+        f"{images.megabytes(total)}; {route} takes at most {images.megabytes(budget)} per "
+        "request. Start a new conversation to send more images."
+    )
+
+
+def encoded_size(raw_bytes: int, count: int) -> int:
+    """Base64 (4 bytes for every 3) plus the data: URI prefix of each image."""
+    return 4 * ((raw_bytes + 2) // 3) + 40 * count

@@ -1,0 +1,299 @@
+"""The runs of one server process: their manager, its control channel, its heartbeat and
+its reaper; and the two entry points synchronous views call (`launch`, `request_stop`).
+
+One `RunManager` per event loop. Control frames (`run.stop`, `run.sync`) reach it through
+the channel layer wherever the browser is attached (`turns.protocol`), so Stop and a late
+watcher's snapshot work across workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import os
+import uuid
+from collections.abc import Coroutine
+from typing import Any
+
+import httpx
+from asgiref.sync import async_to_sync
+from channels.layers import BaseChannelLayer, get_channel_layer
+from django.conf import settings
+
+from chatapp.conversations.models import Message
+from chatapp.core.db import db
+from chatapp.providers.http import new_http_client
+from chatapp.providers.types import ChatRequest
+
+from .fragments import stream_end
+from .protocol import (
+    ManagerClose,
+    RunStop,
+    RunSync,
+    StreamEnd,
+    control_group,
+    stream_group,
+)
+from .run import Run
+from .workers import HOSTNAME, WORKER_ID, runs_reap, worker_heartbeat
+
+log = logging.getLogger(__name__)
+
+
+def _end_of(message_id: uuid.UUID) -> StreamEnd:
+    return stream_end(Message.objects.select_related("conversation").get(pk=message_id))
+
+
+class RunManager:
+    """The runs of this process, its control channel, its heartbeat and its reaper."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        layer = get_channel_layer()
+        assert layer is not None, "CHANNEL_LAYERS has no default layer"
+        self.layer: BaseChannelLayer = layer
+        self.runs: dict[uuid.UUID, Run] = {}
+        self._run_tasks: dict[uuid.UUID, asyncio.Task[Any]] = {}
+        self.control_channel = ""
+        self._client: httpx.AsyncClient | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._control_task: asyncio.Task[Any] | None = None
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return settings.CHAT_RUN
+
+    # -- lifecycle --
+
+    async def start(self) -> None:
+        """Register this worker, mark runs of dead workers interrupted, listen for control
+        messages. Idempotent; called at ASGI lifespan startup and lazily before a launch."""
+        if self._started:
+            return
+        async with self._start_lock:
+            if self._started:
+                return
+            # The default prefix matters: channels-redis receives every local channel of a
+            # process through one blocking pop on one key, and a channel under another prefix
+            # would hold that pop (5 s) while SSE consumers' messages wait.
+            self.control_channel = await self.layer.new_channel()
+            self._control_task = self._spawn(self._control_loop())
+            await db(worker_heartbeat, worker_id=WORKER_ID, hostname=HOSTNAME, pid=os.getpid())
+            await self.reap()
+            self._spawn(self._heartbeat_loop())
+            self._started = True
+
+    async def shutdown(self, timeout: float = 10.0) -> None:
+        """Save every run still going as interrupted, with its text, then stop."""
+        runs = list(self.runs.values())
+        for run in runs:
+            run.stop("interrupted")
+        tasks = list(self._run_tasks.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+        if self._control_task is not None:
+            # Ask the control loop to return rather than cancel its blocking receive:
+            # channels-redis may then sit out its 5 s pop before the task ends.
+            with contextlib.suppress(Exception):
+                close: ManagerClose = {"type": "manager.close"}
+                await self.layer.send(self.control_channel, close)
+                await asyncio.wait_for(asyncio.shield(self._control_task), 1.0)
+        background = list(self._background)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        self._started = False
+
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = new_http_client()
+        return self._client
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        # A fresh context: runs must not inherit the request's (its thread-sensitive executor
+        # is shut down when the request ends).
+        task = self.loop.create_task(coro, context=contextvars.Context())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    # -- runs --
+
+    async def launch(
+        self, *, message_id: uuid.UUID, route: str, request: ChatRequest, prefix: str = ""
+    ) -> Run:
+        """Start the generation for a pending assistant message saved by `turns.services`
+        (`turn_start`, `turn_retry`, or `turn_continue`: then `prefix` is the text it already
+        has, and what the upstream sends is appended to it, offsets and all).
+
+        Returns once the run can receive Stop, so a Stop pressed right after Send is not lost.
+        """
+        await self.start()
+        if message_id in self.runs:
+            return self.runs[message_id]  # a replayed submit: it is already running
+        run = Run(
+            message_id=message_id,
+            route=route,
+            request=request,
+            prefix=prefix,
+            layer=self.layer,
+            client=self.client(),
+            config=self.config,
+        )
+        self.runs[message_id] = run
+        await self.layer.group_add(control_group(message_id), self.control_channel)
+        self._run_tasks[message_id] = self._spawn(self._run(run))
+        return run
+
+    def running(self, message_id: uuid.UUID) -> asyncio.Task[Any] | None:
+        """The task of a run of this process, until it has ended and saved its final state."""
+        return self._run_tasks.get(message_id)
+
+    async def _run(self, run: Run) -> None:
+        try:
+            await run.main()
+        finally:
+            self.runs.pop(run.message_id, None)
+            self._run_tasks.pop(run.message_id, None)
+            with contextlib.suppress(Exception):
+                await self.layer.group_discard(control_group(run.message_id), self.control_channel)
+
+    async def request_stop(self, message_id: uuid.UUID) -> None:
+        run = self.runs.get(message_id)
+        if run is not None:
+            run.stop("stopped")
+            return
+        stop: RunStop = {"type": "run.stop", "message": message_id.hex}
+        await self.layer.group_send(control_group(message_id), stop)
+
+    async def request_snapshot(self, message_id: uuid.UUID, *, after: int, reply_to: str) -> None:
+        """Ask the run (here or on another worker) for its text after `after`; the answer
+        arrives on `reply_to` as `stream.snapshot`."""
+        run = self.runs.get(message_id)
+        if run is not None:
+            await self.layer.send(reply_to, run.snapshot(after))
+            return
+        sync: RunSync = {
+            "type": "run.sync",
+            "message": message_id.hex,
+            "after": after,
+            "reply_to": reply_to,
+        }
+        await self.layer.group_send(control_group(message_id), sync)
+
+    async def _control_loop(self) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(self.control_channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # channels-redis turns a cancelled blocking pop into redis' TimeoutError.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError from None
+                # A channel-layer hiccup (Redis restarting) must not leave runs unstoppable.
+                log.exception("control channel receive failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            match message:
+                case {"type": "manager.close"}:
+                    return
+                case {"type": "run.stop", "message": str(hex_id)}:
+                    run = self._run_named(hex_id)
+                    if run is not None:
+                        run.stop("stopped")
+                case {"type": "run.sync", "message": str(hex_id), "after": int(after)}:
+                    run = self._run_named(hex_id)
+                    reply_to = message.get("reply_to")
+                    if run is not None and isinstance(reply_to, str):
+                        await self._reply(reply_to, run, after)
+                case _:
+                    log.warning("bad control message %r", message.get("type"))
+
+    def _run_named(self, hex_id: str) -> Run | None:
+        try:
+            return self.runs.get(uuid.UUID(hex_id))
+        except ValueError:
+            return None
+
+    async def _reply(self, reply_to: str, run: Run, after: int) -> None:
+        try:
+            await self.layer.send(reply_to, run.snapshot(after))
+        except Exception:
+            # The watcher went away (its channel is gone or full): it asks again if it is back.
+            log.warning("could not answer a snapshot request for %s", run.message_id)
+
+    # -- liveness --
+
+    async def reap(self) -> None:
+        """Mark runs of dead workers interrupted and tell their watchers."""
+        ids = await db(
+            runs_reap,
+            live_worker_id=WORKER_ID,
+            stale_after=self.config["worker_stale_after"],
+            hostname=HOSTNAME,
+        )
+        for message_id in ids:
+            await self.announce_end(message_id)
+
+    async def announce_end(self, message_id: uuid.UUID) -> None:
+        end = await db(_end_of, message_id)
+        await self.layer.group_send(stream_group(message_id), end)
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.config["heartbeat_interval"]
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await db(
+                    worker_heartbeat,
+                    worker_id=WORKER_ID,
+                    hostname=HOSTNAME,
+                    pid=os.getpid(),
+                )
+                await self.reap()
+            except Exception:
+                log.exception("worker heartbeat failed; retrying in %s s", interval)
+
+
+# --- Entry points for synchronous views -------------------------------------------------------
+#
+# Views are synchronous: under ASGI Django then runs the whole middleware chain in one thread,
+# where an async view behind its middleware pays two thread switches per middleware. These hop
+# once onto the server's event loop (asgiref's async_to_sync, from the request's thread).
+
+
+def launch(*, message_id: uuid.UUID, route: str, request: ChatRequest, prefix: str = "") -> None:
+    async def _launch() -> None:
+        await manager().launch(message_id=message_id, route=route, request=request, prefix=prefix)
+
+    async_to_sync(_launch)()
+
+
+def request_stop(message_id: uuid.UUID) -> None:
+    async def _stop() -> None:
+        await manager().request_stop(message_id)
+
+    async_to_sync(_stop)()
+
+
+# --- The process's manager --------------------------------------------------------------------
+
+_manager: RunManager | None = None
+
+
+def manager() -> RunManager:
+    """The RunManager of the running event loop (a new loop - e.g. in tests - gets a new one)."""
+    global _manager
+    loop = asyncio.get_running_loop()
+    if _manager is None or _manager.loop is not loop:
+        _manager = RunManager()
+    return _manager

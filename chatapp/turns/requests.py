@@ -1,0 +1,115 @@
+"""The request builder: the neutral `ChatRequest` of an assistant message - the visible thread
+before it (text and images), the conversation's system prompt, the options frozen on the
+message when its turn started. Reads only; adapters turn the request into their wire format."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+from chatapp.attachments import images
+from chatapp.attachments.models import MessageAttachment
+from chatapp.attachments.selectors import image_part
+from chatapp.conversations.models import Message
+from chatapp.providers.types import ChatMessage, ChatRequest, Part, TextPart
+
+from .services import Turn
+
+
+def turn_request(*, message: Message) -> ChatRequest:
+    """The neutral request for an assistant message: the visible thread before it, the
+    conversation's system prompt, and the options frozen on the message at turn start."""
+    conversation = message.conversation
+    earlier = (
+        Message.objects.filter(
+            conversation=conversation, superseded=False, created_at__lt=message.created_at
+        )
+        .exclude(pk=message.pk)
+        .order_by("created_at", "id")
+        .only("role", "content", "status", "provider_extras")
+    )
+    image_parts = _thread_images(message)
+    history: list[ChatMessage] = []
+    for row in earlier:
+        if row.role == Message.Role.ASSISTANT and not row.content:
+            # A failed or stopped answer with no text: the model never said anything.
+            continue
+        parts: list[Part] = list(image_parts.get(row.pk, ()))
+        if row.content or not parts:
+            parts.append(TextPart(row.content))
+        history.append(
+            ChatMessage(
+                role="assistant" if row.role == Message.Role.ASSISTANT else "user",
+                parts=tuple(parts),
+                extras=row.provider_extras if row.role == Message.Role.ASSISTANT else {},
+            )
+        )
+    return ChatRequest(
+        model=message.model,
+        messages=tuple(history),
+        system=conversation.system_prompt,
+        options=dict(message.request_options),
+        request_id=message.id.hex,
+    )
+
+
+# Sent after a partial answer to pick it up where it stopped; not shown in the conversation.
+CONTINUE_INSTRUCTION = (
+    "Continue your previous answer exactly where it stopped. Do not repeat anything already "
+    "written and do not comment on the interruption."
+)
+
+
+def continuation_request(*, message: Message) -> ChatRequest:
+    """The request that continues a partial answer: the thread, the partial answer as the
+    model's own turn, and a short instruction. The run appends what comes back to it."""
+    request = turn_request(message=message)
+    partial = ChatMessage(
+        role="assistant", parts=(TextPart(message.content),), extras=message.provider_extras
+    )
+    instruction = ChatMessage.of_text("user", CONTINUE_INSTRUCTION)
+    return dataclasses.replace(request, messages=(*request.messages, partial, instruction))
+
+
+def first_turn_request(*, turn: Turn) -> ChatRequest:
+    """The request of a new conversation's first turn, built from the rows just saved:
+    there is no earlier thread to read (this is on the path to the first token)."""
+    message = turn.assistant_message
+    longest_side = images.route_limits(message.route)["longest_side"]
+    parts: list[Part] = [
+        image_part(link.attachment, longest_side=longest_side)
+        for link in turn.user_message.image_links
+    ]
+    if turn.user_message.content or not parts:
+        parts.append(TextPart(turn.user_message.content))
+    return ChatRequest(
+        model=message.model,
+        messages=(ChatMessage(role="user", parts=tuple(parts)),),
+        system=turn.conversation.system_prompt,
+        options=dict(message.request_options),
+        request_id=message.id.hex,
+    )
+
+
+def _thread_images(message: Message) -> dict[uuid.UUID, list[Part]]:
+    """The images of the thread before `message`, as neutral parts by message id: one query
+    for every attachment of the thread, each file read once, scaled down where the route takes
+    smaller images than the ones stored. Images come before the text they go with."""
+    links = (
+        MessageAttachment.objects.filter(
+            message__conversation_id=message.conversation_id,
+            message__superseded=False,
+            message__created_at__lt=message.created_at,
+        )
+        .select_related("attachment")
+        .order_by("message_id", "position")
+    )
+    longest_side = images.route_limits(message.route)["longest_side"]
+    loaded: dict[uuid.UUID, Part] = {}
+    parts: dict[uuid.UUID, list[Part]] = {}
+    for link in links:
+        attachment = link.attachment
+        if attachment.pk not in loaded:
+            loaded[attachment.pk] = image_part(attachment, longest_side=longest_side)
+        parts.setdefault(link.message_id, []).append(loaded[attachment.pk])
+    return parts

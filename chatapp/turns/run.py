@@ -1,0 +1,366 @@
+"""The generation run: owns one upstream stream, relays it, persists it, finishes it.
+
+A run is detached from the request that started it: it goes on when the browser leaves and
+ends only on completion, error, Stop or shutdown (docs/ARCHITECTURE.md, "The flow of one
+turn"). It speaks the stream protocol of `turns.protocol`: numbered, coalesced `stream.delta`
+frames from one publisher task, a `stream.snapshot` for a late watcher, one `stream.end` after
+the final state is saved.
+
+Persistence is bounded (`turns.persistence`): a checkpoint of the new text at most once per
+`checkpoint_interval` (and only when text changed) and one UPDATE at the end; never a write
+per token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from channels.layers import BaseChannelLayer
+from django.db import OperationalError
+
+from chatapp import rendering
+from chatapp.conversations.models import Message
+from chatapp.core.db import db
+from chatapp.providers import provider_for
+from chatapp.providers.base import Provider
+from chatapp.providers.errors import ProviderError
+from chatapp.providers.types import (
+    ChatRequest,
+    Event,
+    Finish,
+    ProviderExtras,
+    ReasoningDelta,
+    ResponseInfo,
+    Status,
+    TextDelta,
+    Usage,
+    deep_merge,
+)
+
+from .fragments import stream_end
+from .persistence import Outcome, message_checkpoint, message_finish
+from .protocol import StreamDelta, StreamEnd, StreamSnapshot, StreamStatus, stream_group
+from .workers import INTERRUPTED_MESSAGE
+
+log = logging.getLogger(__name__)
+
+
+def _save_final(message_id: uuid.UUID, outcome: Outcome) -> tuple[StreamEnd, bool]:
+    """On a database thread: render the answer once, save the final state, and build the
+    `stream.end` frame from the row as saved (another worker may have ended it first)."""
+    outcome.content_html = rendering.render_markdown(outcome.content) if outcome.content else ""
+    outcome.html_version = rendering.RENDERER_VERSION
+    saved = message_finish(message_id=message_id, outcome=outcome)
+    message = Message.objects.select_related("conversation").get(pk=message_id)
+    return stream_end(message), saved
+
+
+class Run:
+    """One generation (see the module docstring). It owns nothing beyond its answer: the
+    manager gives it the channel layer, the HTTP client and `CHAT_RUN`, and tidies up after it."""
+
+    def __init__(
+        self,
+        *,
+        message_id: uuid.UUID,
+        route: str,
+        request: ChatRequest,
+        layer: BaseChannelLayer,
+        client: httpx.AsyncClient,
+        config: Mapping[str, Any],
+        prefix: str = "",
+    ) -> None:
+        self.layer = layer
+        self.client = client
+        self.config = config
+        self.message_id = message_id
+        self.route = route
+        self.request = request
+        self.group = stream_group(message_id)
+        self._inner: asyncio.Task[None] | None = None
+        self.stop_reason: str | None = None
+
+        # The answer so far: pieces in order; `_published_parts` of them have been framed.
+        # A continued answer starts with the text it had, already published and saved.
+        self._parts: list[str] = [prefix] if prefix else []
+        self._published_parts = len(self._parts)
+        self.length = len(prefix)
+        self.published = len(prefix)
+        self._reasoning: list[str] = []
+        self._status_text = ""
+        self._status_published = ""
+        self._dirty = asyncio.Event()
+        self._publish_lock = asyncio.Lock()
+
+        self.info = ResponseInfo()
+        self.usage: Usage | None = None
+        self.finish: Finish | None = None
+        self.extras: dict[str, Any] = {}
+
+        self.started = time.monotonic()
+        self.first_token_at: float | None = None
+        self._saved_length = len(prefix)
+        self._saved_reasoning = 0
+        self._last_checkpoint = self.started
+        self._checkpoint_timer: asyncio.TimerHandle | None = None
+        self._checkpoint_task: asyncio.Task[None] | None = None
+
+    # -- control --
+
+    def stop(self, reason: str) -> None:
+        """Stop ("stopped") or shutdown ("interrupted"): cancel the upstream stream; the text
+        so far is saved with that status."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if self._inner is not None and not self._inner.done():
+            self._inner.cancel()
+
+    def snapshot(self, after: int) -> StreamSnapshot:
+        text = "".join(self._parts)
+        after = max(0, min(after, len(text)))
+        return {
+            "type": "stream.snapshot",
+            "o": after,
+            "t": text[after:],
+            "status": self._status_text,
+        }
+
+    # -- the run --
+
+    async def main(self) -> None:
+        try:
+            outcome = await self._execute()
+        except Exception:
+            log.exception("generation run for %s crashed", self.message_id)
+            outcome = self._outcome(
+                Message.Status.FAILED,
+                error_code="internal",
+                error_message="Something went wrong on this server while writing the answer.",
+            )
+        await self._finalise(outcome)
+
+    async def _execute(self) -> Outcome:
+        provider = provider_for(self.route, client=self.client)
+        publisher = asyncio.create_task(self._publisher())
+        self._inner = asyncio.create_task(self._generate(provider))
+        if self.stop_reason is not None:  # Stop arrived before the run began
+            self._inner.cancel()
+        try:
+            await self._inner
+            reason = self.finish.reason if self.finish else ""
+            return self._outcome(Message.Status.COMPLETE, finish_reason=reason)
+        except asyncio.CancelledError:
+            if self.stop_reason is None or not self._inner.cancelled():
+                raise
+            if self.stop_reason == "stopped":
+                return self._outcome(Message.Status.STOPPED, finish_reason="stopped")
+            return self._outcome(
+                Message.Status.INTERRUPTED,
+                error_code="interrupted",
+                error_message=INTERRUPTED_MESSAGE,
+            )
+        except ProviderError as exc:
+            log.warning(
+                "run %s failed: %s %s (%s)", self.message_id, exc.code, exc.status, exc.detail[:300]
+            )
+            return self._outcome(
+                Message.Status.FAILED,
+                error_code=exc.code,
+                error_message=exc.message,
+                upstream_request_id=exc.upstream_request_id,
+            )
+        finally:
+            # Never cancel a frame half-sent: a lost frame would leave watchers with a gap.
+            async with self._publish_lock:
+                publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publisher
+
+    async def _generate(self, provider: Provider) -> None:
+        attempts = self.config["retry_attempts"]
+        attempt = 1
+        while True:
+            try:
+                async for event in provider.stream(self.request):
+                    self._on_event(event)
+                return
+            except ProviderError as exc:
+                # Once text has been shown, a retry would repeat or contradict it.
+                if self.length or not exc.retryable or attempt >= attempts:
+                    raise
+                delay = exc.retry_after
+                if delay is None:
+                    delay = self.config["retry_backoff"] * 2 ** (attempt - 1)
+                delay = min(delay, self.config["retry_max_wait"])
+                attempt += 1
+                # Nothing of a failed attempt may stick to the answer of the next one.
+                self.extras, self.usage, self.finish = {}, None, None
+                self._reasoning.clear()
+                self._set_status(f"{exc.message} Trying again (attempt {attempt} of {attempts})…")
+                await asyncio.sleep(delay)
+
+    def _on_event(self, event: Event) -> None:
+        """The per-token path: append and wake the publisher; no I/O, no allocation beyond the
+        piece itself. Text deltas come first: they are nearly every event."""
+        match event:
+            case TextDelta(text=text):
+                if not text:
+                    return
+                if self.first_token_at is None:
+                    self.first_token_at = time.monotonic()
+                    self._status_text = ""
+                self._parts.append(text)
+                self.length += len(text)
+                self._dirty.set()
+            case ReasoningDelta(text=text):
+                self._reasoning.append(text)
+            case Usage():
+                self.usage = event
+            case Finish():
+                self.finish = event
+            case ResponseInfo(request_id=request_id, response_id=response_id, model=model):
+                self.info = ResponseInfo(
+                    request_id=request_id or self.info.request_id,
+                    response_id=response_id or self.info.response_id,
+                    model=model or self.info.model,
+                )
+            case ProviderExtras(data=data):
+                deep_merge(self.extras, data)
+            case Status(text=text):
+                self._set_status(text)
+
+    def _set_status(self, text: str) -> None:
+        self._status_text = text
+        self._dirty.set()
+
+    # -- publishing and checkpoints --
+
+    async def _publisher(self) -> None:
+        interval = self.config["frame_interval"]
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            async with self._publish_lock:
+                await self._publish()
+            await asyncio.sleep(interval)
+
+    async def _publish(self) -> None:
+        if self._status_text != self._status_published:
+            self._status_published = self._status_text
+            status: StreamStatus = {"type": "stream.status", "text": self._status_text}
+            await self.layer.group_send(self.group, status)
+        if self.published < self.length:
+            pending = self._parts[self._published_parts :]
+            text = pending[0] if len(pending) == 1 else "".join(pending)
+            # Keep one piece per frame, so snapshots and checkpoints join few strings.
+            self._parts[self._published_parts :] = [text]
+            self._published_parts = len(self._parts)
+            start, self.published = self.published, self.length
+            delta: StreamDelta = {"type": "stream.delta", "o": start, "t": text}
+            await self.layer.group_send(self.group, delta)
+            self._schedule_checkpoint()
+
+    def _schedule_checkpoint(self) -> None:
+        if self._checkpoint_timer is not None or (
+            self._checkpoint_task is not None and not self._checkpoint_task.done()
+        ):
+            return
+        due = self._last_checkpoint + self.config["checkpoint_interval"]
+        loop = asyncio.get_running_loop()
+        self._checkpoint_timer = loop.call_at(
+            loop.time() + max(0.0, due - time.monotonic()), self._checkpoint
+        )
+
+    def _checkpoint(self) -> None:
+        self._checkpoint_timer = None
+        if self._saved_length >= self.length:
+            return
+        self._last_checkpoint = time.monotonic()
+        text = "".join(self._parts)
+        reasoning = "".join(self._reasoning)
+        saving = (len(text), len(reasoning))
+        self._checkpoint_task = asyncio.ensure_future(
+            db(
+                message_checkpoint,
+                message_id=self.message_id,
+                content_tail=text[self._saved_length :],
+                reasoning_tail=reasoning[self._saved_reasoning :],
+            )
+        )
+        self._checkpoint_task.add_done_callback(lambda task: self._checkpoint_done(task, saving))
+
+    def _checkpoint_done(self, task: asyncio.Task[None], saving: tuple[int, int]) -> None:
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            # Nothing advanced: the next checkpoint appends from the last saved offset, and
+            # the final save writes the whole text anyway.
+            log.warning("checkpoint of %s failed: %s", self.message_id, task.exception())
+            self._schedule_checkpoint()
+            return
+        self._saved_length, self._saved_reasoning = saving
+        if self._saved_length < self.length:  # text arrived while this one was saving
+            self._schedule_checkpoint()
+
+    async def _finalise(self, outcome: Outcome) -> None:
+        if self._checkpoint_timer is not None:
+            self._checkpoint_timer.cancel()
+            self._checkpoint_timer = None
+        if self._checkpoint_task is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpoint_task
+        await self._publish()  # the last frame, so the delta stream is complete
+        end, saved = await self._save_with_retries(outcome)
+        if not saved:
+            log.warning("run %s finished after its message was already final", self.message_id)
+        await self.layer.group_send(self.group, end)
+
+    async def _save_with_retries(self, outcome: Outcome) -> tuple[StreamEnd, bool]:
+        # A database blip at the very end must not lose a finished answer.
+        delay = 0.2
+        for attempt in range(8):
+            try:
+                return await db(_save_final, self.message_id, outcome)
+            except OperationalError:
+                if attempt == 7:
+                    raise
+                log.warning("saving %s failed; retrying in %.1f s", self.message_id, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")
+
+    def _outcome(self, status: str, **fields: Any) -> Outcome:
+        now = time.monotonic()
+        usage = self.usage or Usage()
+        fields.setdefault("upstream_request_id", None)
+        extras = dict(self.extras)
+        if self.finish is not None and self.finish.raw:
+            # The neutral reason is stored on the message; the upstream's own word stays here.
+            extras["finish_reason"] = self.finish.raw
+        return Outcome(
+            status=status,
+            content="".join(self._parts),
+            reasoning="".join(self._reasoning),
+            model_reported=self.info.model or "",
+            upstream_request_id=fields.pop("upstream_request_id") or self.info.request_id or "",
+            upstream_response_id=self.info.response_id or "",
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            total_tokens=usage.total_tokens,
+            credits_used=usage.credits_used,
+            usd_spent=usage.usd_spent,
+            ttft_ms=round((self.first_token_at - self.started) * 1000)
+            if self.first_token_at is not None
+            else None,
+            duration_ms=round((now - self.started) * 1000),
+            provider_extras=extras or None,
+            **fields,
+        )

@@ -1,0 +1,122 @@
+"""Deny-by-default login and the Content-Security-Policy header."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequired
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import resolve_url
+from django_htmx.http import HttpResponseClientRedirect
+
+from chatapp.attachments.images import megabytes
+from chatapp.core.asgi_types import ASGIApp, ASGIMessage, Receive, Scope, Send
+
+# No inline script or style anywhere; images only from this origin (plus data:/blob: for
+# previews of images being attached), so markdown in an answer cannot load a tracking pixel.
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "connect-src 'self'",
+        "font-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+class ContentSecurityPolicyMiddleware:
+    """Adds the CSP header (the chain runs synchronously: see chatapp.asgi)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        return response
+
+
+class LoginRequiredMiddleware(DjangoLoginRequired):
+    """Every view needs a login unless marked `@login_not_required` (Django 5.1+). htmx
+    requests get a full-page redirect instead of a login form swapped into a fragment."""
+
+    def process_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., HttpResponseBase],
+        view_args: tuple[Any, ...],
+        view_kwargs: dict[str, Any],
+    ) -> HttpResponseBase | None:
+        response = super().process_view(request, view_func, view_args, view_kwargs)
+        if response is not None and getattr(request, "htmx", False):
+            return HttpResponseClientRedirect(resolve_url(settings.LOGIN_URL), status=401)
+        return response
+
+
+class RequestBodyLimit:
+    """ASGI middleware: refuse a request body over `CHAT_MAX_REQUEST_BODY_BYTES` (413) before
+    Django reads it. Django's ASGI handler spools any body to a temporary file first, so
+    without this a single request could fill the disk before the upload view says no."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = settings.CHAT_MAX_REQUEST_BODY_BYTES
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(send, f"This upload is {megabytes(int(declared))}")
+            return
+        received = 0
+        exceeded = False
+        started = False
+
+        async def limited_receive() -> ASGIMessage:
+            nonlocal received, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # Django sees a client that went away and stops reading; we answer.
+                    exceeded = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracking_send(message: ASGIMessage) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        await self.app(scope, limited_receive, tracking_send)
+        if exceeded and not started:
+            await self._refuse(send, f"This upload is over {megabytes(limit)}")
+
+    async def _refuse(self, send: Send, what: str) -> None:
+        limit = megabytes(settings.CHAT_IMAGE_LIMITS["max_bytes"])
+        body = f"{what}; the limit is {limit} for an image.".encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

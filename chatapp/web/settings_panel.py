@@ -1,0 +1,289 @@
+"""The settings panel: its form, its controls and the context its templates draw.
+
+Every parameter field and control is derived from the parameter registry
+(`providers.params.PARAMETERS`): the form has one field per parameter (and one select per harm
+category for the safety settings), the panel shows those the chosen model accepts, grouped as
+the registry says, with their ranges as hints. Validation is `conversations.chat_settings`'
+one door.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+
+from chatapp.conversations.chat_settings import ChatSettings, chat_settings_validate
+from chatapp.core.errors import InvalidSettings
+from chatapp.providers import catalog, params
+from chatapp.providers.gemini.safety import ADJUSTABLE_CATEGORIES, THRESHOLDS
+from chatapp.providers.params import Parameter, Range
+
+from .requests import AuthenticatedRequest
+
+# The safety settings as the panel shows them: one select per harm category, combined by the
+# form into the `safety_settings` option.
+SAFETY_FIELDS: tuple[tuple[str, str], ...] = tuple(
+    (f"safety_{category.removeprefix('HARM_CATEGORY_').lower()}", category)
+    for category in ADJUSTABLE_CATEGORIES
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    value: str
+    label: str
+    selected: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Select:
+    name: str
+    label: str
+    choices: tuple[Choice, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ParamControl:
+    """One parameter of the settings panel, ready for the template. `control` is "text",
+    "stop" (a textarea, one sequence a line), "checkbox", "select" or "safety" (`selects`,
+    one per harm category)."""
+
+    name: str
+    label: str
+    control: str
+    group: str
+    value: str = ""
+    hint: str = ""
+    error: str = ""
+    inputmode: str = "decimal"
+    choices: tuple[Choice, ...] = ()
+    selects: tuple[Select, ...] = ()
+
+    @property
+    def checked(self) -> bool:
+        return bool(self.value.strip()) and self.value.strip().lower() not in params.OFF_WORDS
+
+    @property
+    def wide(self) -> bool:
+        return self.control in ("stop", "safety")
+
+
+@dataclass(frozen=True, slots=True)
+class ControlGroup:
+    heading: str
+    controls: tuple[ParamControl, ...]
+
+
+class SettingsForm(forms.Form):
+    """The settings panel. Every parameter is optional; an empty field is not sent. The
+    parameter fields are added below, from the registry."""
+
+    model = forms.CharField()
+    system_prompt = forms.CharField(required=False, strip=False)
+
+    chat_settings: ChatSettings
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        try:
+            self.chat_settings = chat_settings_validate(
+                spec=catalog.get_model_by_key(data["model"]),
+                system_prompt=data.get("system_prompt", ""),
+                raw_options=raw_options(data),
+            )
+        except InvalidSettings as exc:
+            for field, message in exc.errors.items():
+                self.add_error(field if field in self.fields else None, message)
+        return data
+
+    @classmethod
+    def initial_for(
+        cls, spec: catalog.ModelSpec, system_prompt: str, options: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        initial: dict[str, Any] = {"model": spec.key, "system_prompt": system_prompt}
+        for name, value in options.items():
+            if name == "safety_settings" and isinstance(value, dict):
+                for field, category in SAFETY_FIELDS:
+                    if category in value:
+                        initial[field] = str(value[category])
+            elif isinstance(value, list):
+                initial[name] = "\n".join(value)
+            elif isinstance(value, bool):
+                initial[name] = "on" if value else ""
+            else:
+                initial[name] = str(value)
+        return initial
+
+    def controls(
+        self, spec: catalog.ModelSpec, *, posted: Collection[str] | None = None
+    ) -> list[ParamControl]:
+        """The parameters the panel shows for `spec`, in registry order: those the model
+        accepts and the registry offers, plus any that holds a value the model does not
+        accept, with its error, so nothing is dropped unseen. `posted` names the fields the
+        browser sent (those on the page now), which stay listed so that their errors can be
+        cleared in place."""
+        values = {name: self._value(name) for name in self.fields}
+        errors = self._display_errors(spec, values)
+        sent = set(posted or ())
+        if sent & {field for field, _ in SAFETY_FIELDS}:
+            sent.add("safety_settings")
+        shown = []
+        for parameter in params.PARAMETERS:
+            name = parameter.name
+            offered = name in spec.ranges and parameter.offered
+            if offered or name in sent or _has_value(name, values):
+                shown.append(_control(parameter, spec, values, errors.get(name, "")))
+        return shown
+
+    def _value(self, name: str) -> str:
+        value = self[name].value()
+        return "" if value is None else str(value)
+
+    def _display_errors(self, spec: catalog.ModelSpec, values: Mapping[str, str]) -> dict[str, str]:
+        if self.is_bound:
+            return {name: " ".join(map(str, messages)) for name, messages in self.errors.items()}
+        # Stored settings the model no longer accepts (it changed, or left the catalog) are
+        # marked when the page is drawn, not only after the first change.
+        try:
+            chat_settings_validate(spec=spec, system_prompt="", raw_options=raw_options(values))
+        except InvalidSettings as exc:
+            return exc.errors
+        return {}
+
+
+def _parameter_fields() -> dict[str, forms.Field]:
+    fields: dict[str, forms.Field] = {}
+    for parameter in params.PARAMETERS:
+        # Stop sequences and safety lines are kept exactly as typed (spaces can matter).
+        strip = parameter.kind not in ("stop", "safety")
+        fields[parameter.name] = forms.CharField(required=False, strip=strip)
+    for field, _ in SAFETY_FIELDS:
+        fields[field] = forms.CharField(required=False)
+    return fields
+
+
+SettingsForm.base_fields.update(_parameter_fields())
+
+
+def raw_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The registry's raw options from form values: the safety selects become one mapping
+    (other clients may send `category=threshold` lines in `safety_settings` instead)."""
+    raw = {parameter.name: values.get(parameter.name) for parameter in params.PARAMETERS}
+    chosen = {category: values[field] for field, category in SAFETY_FIELDS if values.get(field)}
+    if chosen:
+        raw["safety_settings"] = chosen
+    return raw
+
+
+def groups(controls: list[ParamControl]) -> list[ControlGroup]:
+    """The controls under their groups' headings, in the registry's group order."""
+    by_group: dict[str, list[ParamControl]] = {}
+    for control in controls:
+        by_group.setdefault(control.group, []).append(control)
+    return [
+        ControlGroup(heading, tuple(by_group[group]))
+        for group, heading in params.GROUPS.items()
+        if group in by_group
+    ]
+
+
+def _has_value(name: str, values: Mapping[str, str]) -> bool:
+    if name == "safety_settings" and any(values.get(field) for field, _ in SAFETY_FIELDS):
+        return True
+    return bool(str(values.get(name) or "").strip())
+
+
+def _control(
+    parameter: Parameter, spec: catalog.ModelSpec, values: Mapping[str, str], error: str
+) -> ParamControl:
+    name = parameter.name
+    accepted = spec.ranges.get(name)
+    # A value the model does not accept is shown as some model defines it.
+    shape = accepted or catalog.any_range(name) or Range()
+    hint = parameter.hint(accepted) if accepted is not None else ""
+    value = values.get(name, "")
+    common = functools.partial(
+        ParamControl, name, parameter.label, group=parameter.group, hint=hint, error=error
+    )
+    if parameter.kind == "safety":
+        selects = tuple(
+            Select(
+                field,
+                ADJUSTABLE_CATEGORIES[category],
+                _choices(values.get(field, ""), shape.choices, THRESHOLDS, "Google's default"),
+            )
+            for field, category in SAFETY_FIELDS
+        )
+        return common("safety", selects=selects)
+    if parameter.kind == "bool":
+        return common("checkbox", value=value)
+    if parameter.kind == "choice":
+        levels = accepted.choices if accepted is not None else ()
+        return common("select", value=value, choices=_choices(value, levels, {}, "Model default"))
+    if parameter.kind == "stop":
+        return common("stop", value=value)
+    inputmode = "decimal"
+    if parameter.kind == "int":
+        negative = (shape.minimum or 0) < 0 or any(v < 0 for v, _ in shape.special)
+        # Phone keypads for "numeric" have no minus sign.
+        inputmode = "text" if negative else "numeric"
+    return common("text", value=value, inputmode=inputmode)
+
+
+def _choices(
+    current: str, options: tuple[str, ...], labels: Mapping[str, str], empty: str
+) -> tuple[Choice, ...]:
+    """A select's options; a value held but not among them is kept as the selected option
+    (its error says why), so saving again never drops it unseen."""
+    current = current.strip()
+    items = [Choice("", empty, not current)]
+    matched = False
+    for option in options:
+        selected = bool(current) and current.lower() == option.lower()
+        matched |= selected
+        items.append(Choice(option, labels.get(option, option.capitalize()), selected))
+    if current and not matched:
+        items.append(Choice(current, current, True))
+    return tuple(items)
+
+
+# --- What the panel's templates draw -------------------------------------------------------------
+
+
+def settings_context(
+    form: SettingsForm, spec: catalog.ModelSpec, *, posted: Collection[str] | None = None
+) -> dict[str, Any]:
+    """The context of the options section (`_settings_options.html`): the route of the chosen
+    model, its note, and the parameters the form shows for it."""
+    controls = form.controls(spec, posted=posted)
+    return {
+        "settings_form": form,
+        "settings_spec": spec,
+        "route_note": catalog.ROUTE_NOTES.get(spec.route, ""),
+        "settings_controls": controls,
+        "settings_groups": groups(controls),
+    }
+
+
+def settings_feedback(
+    request: AuthenticatedRequest, form: SettingsForm, **extra: Any
+) -> dict[str, Any]:
+    """The context of `_settings_feedback.html` after a change in the panel. A new model
+    re-renders the options section (its parameters differ); any other field gets its error,
+    hint and the status swapped in place, so nothing moves under the cursor."""
+    spec = catalog.get_model_by_key(form.data.get("model", "")) or catalog.default_model()
+    # app.js names the changed field (the request comes from the panel, not the field); the
+    # section also records the model it was drawn for, which catches a model change folded
+    # into a later one by the trigger's delay, or sent before its autosave.
+    drawn_for = form.data.get("options_for")
+    new_model = request.htmx.trigger_name == "model" or (
+        drawn_for is not None and drawn_for != spec.key
+    )
+    context = settings_context(form, spec, posted=None if new_model else set(form.data))
+    return {**context, "rerender": new_model, **extra}

@@ -1,0 +1,114 @@
+"""Template helpers for messages. HTML itself is made only in `chatapp.rendering`; words about
+why an answer ended and about Gemini's safety ratings come from the provider layer, which owns
+each upstream's vocabulary."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import template
+from django.urls import get_script_prefix
+from django.utils.safestring import SafeString
+
+from chatapp import rendering
+from chatapp.conversations.models import Message
+from chatapp.providers import catalog, endings
+from chatapp.providers.gemini import safety
+from chatapp.providers.types import Ending
+
+register = template.Library()
+
+
+def _ending(message: Message) -> Ending:
+    extras = message.provider_extras if isinstance(message.provider_extras, dict) else {}
+    raw = extras.get("finish_reason")
+    return endings.describe(message.finish_reason, raw if isinstance(raw, str) else "")
+
+
+@register.filter
+def answer_html(message: Message) -> SafeString:
+    return rendering.answer_html(message.content, message.content_html, message.html_version)
+
+
+@register.filter
+def plain(text: str) -> SafeString:
+    return rendering.render_plain(text or "")
+
+
+@register.simple_tag
+def ending_note(message: Message) -> str:
+    """A sentence under a complete answer that ended for another reason than a normal stop
+    (or has no text at all), so that no answer is ever an empty bubble."""
+    if message.status != Message.Status.COMPLETE:
+        return ""
+    if message.finish_reason in endings.NORMAL:
+        return "" if message.content else "The model returned no text."
+    ending = _ending(message)
+    if message.content:
+        note = f"The answer stopped early: {ending.explanation}."
+    else:
+        note = f"No answer: {ending.explanation}."
+    spec = catalog.get_model(message.route, message.model)
+    if ending.relaxable and spec is not None and "safety_settings" in spec.ranges:
+        note += " The safety settings in Settings can relax the filters."
+    said = (message.provider_extras or {}).get("finish_message")
+    if isinstance(said, str) and said.strip():
+        note += f" The provider said: {said.strip()[:500]}"
+    return note
+
+
+@register.simple_tag
+def safety_report(message: Message) -> safety.SafetyReport | None:
+    """What the "Safety ratings" disclosure under an answer shows (None: nothing)."""
+    return safety.report(message.provider_extras)
+
+
+@register.filter
+def route_label(route: str) -> str:
+    return catalog.ROUTE_LABELS.get(route, route)
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms / 1000:.2f} s" if ms < 10_000 else f"{ms / 1000:.1f} s"
+
+
+def _amount(value: Decimal) -> str:
+    text = f"{value:.8f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+@register.simple_tag
+def message_meta(message: Message) -> list[tuple[str, str]]:
+    """(label, value) pairs for the line under an answer: model reported, tokens, credits,
+    time to first token, duration, why it ended. Missing figures are left out."""
+    items: list[tuple[str, str]] = []
+    model = message.model_reported or message.model
+    route = catalog.ROUTE_LABELS.get(message.route, message.route)
+    items.append(("model", f"{route} · {model}" if model else route))
+    tokens = []
+    if message.prompt_tokens is not None:
+        tokens.append(f"{message.prompt_tokens:,} in")
+    if message.completion_tokens is not None:
+        tokens.append(f"{message.completion_tokens:,} out")
+    if message.reasoning_tokens:
+        tokens.append(f"{message.reasoning_tokens:,} reasoning")
+    if tokens:
+        items.append(("tokens", " / ".join(tokens) + " tokens"))
+    if message.credits_used is not None:
+        items.append(("credits", f"{_amount(message.credits_used)} credits"))
+    if message.usd_spent:
+        items.append(("cost", f"${_amount(message.usd_spent)}"))
+    if message.ttft_ms is not None:
+        items.append(("ttft", f"first token {_seconds(message.ttft_ms)}"))
+    if message.duration_ms is not None:
+        items.append(("duration", _seconds(message.duration_ms)))
+    if message.finish_reason:
+        items.append(("finish", _ending(message).label))
+    return items
+
+
+@register.simple_tag
+def stream_url(message: Message) -> str:
+    """The SSE endpoint of a message (routed by chatapp.asgi, outside Django's URLconf), with
+    the offset of the text the page already shows."""
+    return f"{get_script_prefix()}stream/{message.id}/?after={len(message.content)}"

@@ -1,0 +1,41 @@
+"""The URLconf. `/stream/<id>/` is routed in `chatapp.asgi`, outside Django, to the SSE
+consumer."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from .views import accounts, attachments, conversations, pages, turns
+
+CONVERSATION = "c/<uuid:conversation_id>/"
+MESSAGE = CONVERSATION + "m/<uuid:message_id>/"
+ATTACHMENT = "attachments/<uuid:attachment_id>/"
+
+urlpatterns = [
+    path("", pages.chat_home, name="chat-home"),
+    path("healthz", accounts.healthz, name="healthz"),
+    path("settings/check/", conversations.settings_check, name="settings-check"),
+    path("sidebar/", pages.sidebar_more, name="sidebar-more"),
+    path(CONVERSATION, pages.conversation_detail, name="conversation-detail"),
+    path(CONVERSATION + "older/", pages.conversation_older, name="conversation-older"),
+    path(CONVERSATION + "messages/", turns.turn_create, name="turn-create"),
+    path(CONVERSATION + "stop/", turns.turn_stop, name="turn-stop"),
+    path(
+        CONVERSATION + "settings/",
+        conversations.conversation_settings,
+        name="conversation-settings",
+    ),
+    path(CONVERSATION + "pin/", conversations.conversation_pin, name="conversation-pin"),
+    path(CONVERSATION + "delete/", conversations.conversation_delete, name="conversation-delete"),
+    path(MESSAGE + "retry/", turns.message_retry, name="message-retry"),
+    path(MESSAGE + "continue/", turns.message_continue, name="message-continue"),
+    path("attachments/", attachments.attachment_upload, name="attachment-upload"),
+    path(ATTACHMENT, attachments.attachment_file, name="attachment"),
+    path(ATTACHMENT + "thumbnail/", attachments.attachment_thumbnail, name="attachment-thumbnail"),
+    path("accounts/login/", accounts.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/signup/", accounts.signup, name="signup"),
+    path("admin/", admin.site.urls),
+]

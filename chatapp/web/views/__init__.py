@@ -1,0 +1,1 @@
+"""Views by noun: pages, turns, attachments, conversations, accounts."""

@@ -1,0 +1,110 @@
+"""The chat page (a new chat or a conversation), its older messages and the sidebar's pages."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from chatapp.attachments import images
+from chatapp.conversations import selectors
+from chatapp.conversations.models import Conversation
+from chatapp.providers import catalog
+
+from ..requests import AuthenticatedRequest
+from ..settings_panel import SettingsForm, settings_context
+
+
+@require_GET
+def chat_home(request: AuthenticatedRequest) -> HttpResponse:
+    """A new chat: nothing is saved until the first message is sent."""
+    spec, system_prompt, options = selectors.chat_settings_initial(owner=request.user)
+    form = SettingsForm(initial=SettingsForm.initial_for(spec, system_prompt, options))
+    context = page_context(
+        request,
+        conversation=None,
+        send_url=reverse("turn-create", args=[uuid.uuid4()]),
+        settings_form=form,
+        spec=spec,
+    )
+    return render(request, "chatapp/chat.html", context)
+
+
+@require_GET
+def conversation_detail(request: AuthenticatedRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    conversation = selectors.conversation_for_owner(
+        owner=request.user, conversation_id=conversation_id
+    )
+    spec = catalog.get_model(conversation.route, conversation.model)
+    shown_spec = spec or catalog.default_model()
+    form = SettingsForm(
+        initial=SettingsForm.initial_for(
+            shown_spec, conversation.system_prompt, conversation.settings
+        )
+    )
+    context = page_context(
+        request,
+        conversation=conversation,
+        send_url=reverse("turn-create", args=[conversation.id]),
+        settings_form=form,
+        spec=shown_spec,
+        page=selectors.thread_page(conversation=conversation),
+    )
+    if spec is None:
+        context["settings_notice"] = (
+            f"The model this conversation used ({conversation.model}) is not available on this "
+            "server any more; choose another one."
+        )
+    return render(request, "chatapp/chat.html", context)
+
+
+@require_GET
+def conversation_older(request: AuthenticatedRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    conversation = selectors.conversation_for_owner(
+        owner=request.user, conversation_id=conversation_id
+    )
+    page = selectors.thread_page(conversation=conversation, before=request.GET.get("before"))
+    return render(
+        request, "chatapp/_thread_page.html", {"conversation": conversation, "page": page}
+    )
+
+
+@require_GET
+def sidebar_more(request: AuthenticatedRequest) -> HttpResponse:
+    """The next page of the sidebar ("Show more")."""
+    sidebar = selectors.sidebar_page(owner=request.user, before=request.GET.get("before", ""))
+    current = request.GET.get("current", "")
+    return render(
+        request, "chatapp/_sidebar_items.html", {"sidebar": sidebar, "current_id": current}
+    )
+
+
+def page_context(
+    request: AuthenticatedRequest,
+    *,
+    conversation: Conversation | None,
+    send_url: str,
+    settings_form: SettingsForm,
+    spec: catalog.ModelSpec,
+    page: selectors.ThreadPage | None = None,
+) -> dict[str, Any]:
+    busy = bool(page and any(m.is_active for m in page.messages))
+    return {
+        "conversation": conversation,
+        "sidebar": selectors.sidebar_page(owner=request.user),
+        "page": page,
+        "busy": busy,
+        "send_url": send_url,
+        "composer_key": uuid.uuid4(),
+        **settings_context(settings_form, spec),
+        "model_groups": catalog.grouped_models(),
+        "demo_only": list(settings.PROVIDERS) == ["demo"],
+        "images_per_message": settings.CHAT_LIMITS["images_per_message"],
+        "image_max_bytes": settings.CHAT_IMAGE_LIMITS["max_bytes"],
+        "image_max_size": images.megabytes(settings.CHAT_IMAGE_LIMITS["max_bytes"]),
+    }

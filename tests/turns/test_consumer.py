@@ -1,0 +1,120 @@
+"""The SSE consumer on its own: a watcher that joins a running answer whose run never answers
+the snapshot request falls back to the saved text, then relays live frames (or the final
+state), with no gap and no repeat."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+
+from chatapp.conversations.models import Conversation, Message
+from chatapp.turns.protocol import StreamDelta, StreamEnd, control_group, stream_group
+from chatapp.turns.workers import WORKER_ID
+from tests.conftest import open_stream
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+SAVED = "Hello, "
+
+
+@pytest.fixture
+def silent_run(settings, user) -> Message:
+    """An answer this worker is writing (so the reaper leaves it alone) with its first
+    checkpoint saved, but no run in this process: a snapshot request reaches nobody."""
+    settings.CHAT_RUN = {**settings.CHAT_RUN, "snapshot_timeout": 0.2}
+    conversation = Conversation.objects.create(owner=user, route="aimlapi", model="x")
+    Message.objects.create(conversation=conversation, role="user", content="Hi")
+    return Message.objects.create(
+        conversation=conversation,
+        role="assistant",
+        status=Message.Status.STREAMING,
+        content=SAVED,
+        route="aimlapi",
+        model="x",
+        worker_id=WORKER_ID,
+    )
+
+
+async def test_a_watcher_whose_run_is_silent_gets_the_saved_text_then_live_frames(
+    run_manager, silent_run, cookie
+):
+    stream = open_stream(silent_run.id, cookie=cookie)
+    await stream.start()
+    await stream.attached()
+    assert silent_run.id not in run_manager.runs
+
+    saved = await stream.next_event()
+    assert saved is not None
+    assert (saved.event, json.loads(saved.data), saved.id) == ("delta", {"o": 0, "t": SAVED}, "7")
+
+    layer = get_channel_layer()
+    # The run's next frame overlaps what was saved: only the new part is sent.
+    overlap: StreamDelta = {"type": "stream.delta", "o": 3, "t": "lo, world"}
+    await layer.group_send(stream_group(silent_run.id), overlap)
+    live = await stream.next_event()
+    assert live is not None
+    assert (live.event, json.loads(live.data), live.id) == ("delta", {"o": 7, "t": "world"}, "12")
+
+    end: StreamEnd = {"type": "stream.end", "event": "done", "html": "<article></article>", "end": 12}
+    await layer.group_send(stream_group(silent_run.id), end)
+    done = await stream.next_event()
+    assert done is not None
+    assert (done.event, done.data) == ("done", "<article></article>")
+    assert await stream.next_event() is None
+
+
+async def test_a_watcher_whose_run_ended_silently_gets_the_final_state(
+    run_manager, silent_run, cookie, settings
+):
+    settings.CHAT_RUN = {**settings.CHAT_RUN, "snapshot_timeout": 1.0}
+    layer = get_channel_layer()
+    # Listen where the run would: the snapshot request arrives, and nobody answers it.
+    control = await layer.new_channel()
+    await layer.group_add(control_group(silent_run.id), control)
+    stream = open_stream(silent_run.id, cookie=cookie, after=len(SAVED))
+    await stream.start()
+    await stream.attached()
+    request = await asyncio.wait_for(layer.receive(control), 5)
+    assert (request["type"], request["after"]) == ("run.sync", len(SAVED))
+    # The run's worker saved the final answer, but its end never reached this watcher.
+    await Message.objects.filter(pk=silent_run.id).aupdate(
+        status=Message.Status.COMPLETE, content=SAVED + "world", finish_reason="stop"
+    )
+
+    done = await stream.next_event()
+    assert done is not None
+    assert done.event == "done"
+    assert done.id == str(len(SAVED + "world"))
+    assert "Hello, world" in done.data
+    assert await stream.next_event() is None
+
+
+async def test_a_frame_beyond_the_saved_text_waits_for_the_gap_to_fill(
+    run_manager, silent_run, cookie
+):
+    """The saved text lags the run by up to a checkpoint: a live frame past it is held until a
+    later checkpoint (or snapshot) fills the gap, then sent - never a hole in the answer."""
+    stream = open_stream(silent_run.id, cookie=cookie)
+    await stream.start()
+    await stream.attached()
+    layer = get_channel_layer()
+    ahead: StreamDelta = {"type": "stream.delta", "o": 12, "t": "!"}
+    await layer.group_send(stream_group(silent_run.id), ahead)
+
+    saved = await stream.next_event()
+    assert saved is not None
+    assert json.loads(saved.data) == {"o": 0, "t": SAVED}
+    # The next checkpoint brings the missing characters; the held frame follows them.
+    await sync_to_async(
+        Message.objects.filter(pk=silent_run.id).update
+    )(content=SAVED + "world")
+    gap = await stream.next_event()
+    held = await stream.next_event()
+    assert gap is not None
+    assert held is not None
+    assert json.loads(gap.data) == {"o": 7, "t": "world"}
+    assert (json.loads(held.data), held.id) == ({"o": 12, "t": "!"}, "13")

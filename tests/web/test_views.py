@@ -1,0 +1,551 @@
+"""Views: sending, idempotency, one active turn, limits, settings, and access control."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import AsyncClient, Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from chatapp.conversations.titles import title_from_text
+from chatapp.models import Conversation, Message
+from tests.conftest import wait_for_run
+from tests.fakes.upstream import Gate, Reply, Text
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+MODEL = "aimlapi:google/gemini-2.5-flash"
+
+
+def send_form(text: str = "Hello", *, key: uuid.UUID | None = None, **settings: str) -> dict:
+    return {"text": text, "idempotency_key": str(key or uuid.uuid4()), "model": MODEL, **settings}
+
+
+@pytest.fixture
+async def async_client(user) -> AsyncClient:
+    client = AsyncClient()
+    await sync_to_async(client.force_login)(user)
+    return client
+
+
+async def test_first_message_creates_the_conversation_and_goes_to_its_page(
+    aimlapi, run_manager, async_client, user
+):
+    aimlapi.enqueue(Reply([Text("Hi there")]))
+    conversation_id = uuid.uuid4()
+    response = await async_client.post(
+        reverse("turn-create", args=[conversation_id]),
+        {**send_form("What is Gemini?", temperature="0.5"), "page": "new"},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    location = json.loads(response["HX-Location"])
+    assert location["path"] == f"/c/{conversation_id}/"
+    conversation = await Conversation.objects.aget(pk=conversation_id)
+    assert conversation.owner_id == user.pk
+    assert conversation.title == "What is Gemini?"
+    assert conversation.settings == {"temperature": 0.5}
+    assistant = await Message.objects.aget(conversation=conversation, role="assistant")
+    await wait_for_run(assistant.id)
+    assert (await Message.objects.aget(pk=assistant.id)).content == "Hi there"
+
+
+@pytest.mark.parametrize(
+    ("first_message", "title"),
+    [
+        ("Explain **markdown** with some `code`.", "Explain markdown with some code."),
+        ("## Plan\n\nsteps", "Plan"),
+        ("> quoted [a link](https://example.com) ![pic](x.png)", "quoted a link pic"),
+        ("- item ~~struck~~ **bold *nested* text**", "item struck bold nested text"),
+        ("```python\nprint(1)\n```\nWhat does this print?", "What does this print?"),
+        ("```python\nprint(1)\n```", "print(1)"),
+        ("3) Third step", "Third step"),
+        # Not markup: a lone star, dunder names, a year that starts a sentence.
+        ("What is 2*3? And __init__?", "What is 2*3? And __init__?"),
+        ("2024. A year", "2024. A year"),
+        ("   \n\n", "New chat"),
+    ],
+)
+def test_titles_drop_markdown_markup_but_keep_the_words(first_message, title):
+    assert title_from_text(first_message) == title
+
+
+async def test_send_in_a_conversation_returns_both_messages_and_a_fresh_key(
+    aimlapi, run_manager, async_client, user
+):
+    aimlapi.enqueue(Reply([Gate("hold"), Text("ok")]))
+    conversation_id = uuid.uuid4()
+    response = await async_client.post(
+        reverse("turn-create", args=[conversation_id]), send_form("<script>alert(1)</script>")
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.count("<article") == 2
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert" not in html
+    assert 'sse-connect="/stream/' in html
+    assert re.search(r'id="idempotency-key"[^>]*hx-swap-oob="true"', html)
+    aimlapi.release("hold")
+
+
+async def test_double_submit_with_the_same_key_makes_one_turn(aimlapi, run_manager, async_client):
+    aimlapi.enqueue(Reply([Gate("hold"), Text("ok")]))
+    conversation_id = uuid.uuid4()
+    form = send_form(key=uuid.uuid4())
+    url = reverse("turn-create", args=[conversation_id])
+    first = await async_client.post(url, form)
+    second = await async_client.post(url, form)
+    assert first.status_code == second.status_code == 200
+    assert await Message.objects.filter(conversation_id=conversation_id).acount() == 2
+    ids = re.findall(r'id="m-([0-9a-f-]+)"', first.content.decode())
+    assert ids == re.findall(r'id="m-([0-9a-f-]+)"', second.content.decode())
+    aimlapi.release("hold")
+    assert len(aimlapi.wait_for_requests(1)) >= 1
+    await wait_for_run(uuid.UUID(ids[1]))
+    assert len(aimlapi.requests) == 1  # one upstream call
+
+
+async def test_a_second_turn_while_one_runs_is_409(aimlapi, run_manager, async_client):
+    aimlapi.enqueue(Reply([Gate("hold"), Text("ok")]))
+    conversation_id = uuid.uuid4()
+    url = reverse("turn-create", args=[conversation_id])
+    assert (await async_client.post(url, send_form("one"))).status_code == 200
+    response = await async_client.post(url, send_form("two"), headers={"HX-Request": "true"})
+    assert response.status_code == 409
+    assert "still being written" in response.content.decode()
+    assert response["HX-Retarget"] == "#composer-error"
+    aimlapi.release("hold")
+
+
+async def test_too_long_a_message_names_the_limit_and_saves_nothing(
+    aimlapi, run_manager, async_client, settings
+):
+    settings.CHAT_LIMITS = {**settings.CHAT_LIMITS, "message_chars": 100}
+    response = await async_client.post(
+        reverse("turn-create", args=[uuid.uuid4()]), send_form("x" * 101)
+    )
+    assert response.status_code == 400
+    assert "101 characters" in response.content.decode()
+    assert "the limit is 100 characters" in response.content.decode()
+    assert await Message.objects.acount() == 0
+
+
+async def test_sends_per_minute_are_limited(aimlapi, run_manager, async_client, settings):
+    settings.CHAT_LIMITS = {**settings.CHAT_LIMITS, "sends_per_minute": 2}
+    for _ in range(2):
+        aimlapi.enqueue(Reply([Text("ok")]))
+    for _ in range(2):
+        conversation_id = uuid.uuid4()
+        response = await async_client.post(
+            reverse("turn-create", args=[conversation_id]), send_form()
+        )
+        assert response.status_code == 200
+    response = await async_client.post(reverse("turn-create", args=[uuid.uuid4()]), send_form())
+    assert response.status_code == 429
+    assert "the limit is 2 per minute" in response.content.decode()
+    for message in [m async for m in Message.objects.filter(role="assistant")]:
+        await wait_for_run(message.id)
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "value", "words"),
+    [
+        ("aimlapi:gemini-1.5-pro", "top_p", "0.05", "Top P must be 0.1–1 for Gemini 1.5 Pro"),
+        ("aimlapi:google/gemini-2.5-flash", "top_p", "0.005", "Top P must be 0.01–1"),
+        ("aimlapi:google/gemini-2.5-flash", "temperature", "2.5", "Temperature must be 0–2"),
+        ("aimlapi:google/gemini-2.5-flash", "seed", "0", "Seed must be 1–"),
+        ("aimlapi:gemini-1.5-pro", "seed", "5", "does not accept Seed"),
+        ("aimlapi:google/gemini-2.5-flash", "max_tokens", "abc", "whole number"),
+        ("aimlapi:google/gemini-2.5-flash", "stop", "a\nb\nc\nd\ne", "at most 4 sequences"),
+    ],
+)
+async def test_settings_out_of_range_are_refused_before_any_request(
+    aimlapi, run_manager, async_client, model, field, value, words
+):
+    response = await async_client.post(
+        reverse("turn-create", args=[uuid.uuid4()]),
+        {**send_form(), "model": model, field: value},
+    )
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert words in html
+    assert f'id="err-{field}"' in html
+    assert await Message.objects.acount() == 0
+    assert aimlapi.requests == []
+
+
+async def test_settings_autosave_and_check(aimlapi, async_client, user):
+    conversation = await Conversation.objects.acreate(
+        owner=user, route="aimlapi", model="gemini-1.5-pro"
+    )
+    url = reverse("conversation-settings", args=[conversation.id])
+    ok = await async_client.post(url, {"model": MODEL, "temperature": "1.2", "stop": "END\nSTOP"})
+    assert "Saved." in ok.content.decode()
+    await conversation.arefresh_from_db()
+    assert conversation.model == "google/gemini-2.5-flash"
+    assert conversation.settings == {"temperature": 1.2, "stop": ["END", "STOP"]}
+
+    bad = await async_client.post(url, {"model": "aimlapi:gemini-1.5-pro", "seed": "3"})
+    assert "Not saved" in bad.content.decode()
+    await conversation.arefresh_from_db()
+    assert conversation.model == "google/gemini-2.5-flash"  # unchanged
+
+    hints = await async_client.post(reverse("settings-check"), {"model": "aimlapi:gemini-1.5-pro"})
+    assert re.search(r'id="hint-top_p"[^>]*>0.1–1<', hints.content.decode())
+
+
+async def test_stop_is_a_post_and_get_never_starts_a_generation(
+    aimlapi, run_manager, async_client, user
+):
+    conversation_id = uuid.uuid4()
+    assert (
+        await async_client.get(reverse("turn-create", args=[conversation_id]))
+    ).status_code == 405
+    assert (await async_client.get(reverse("turn-stop", args=[conversation_id]))).status_code == 405
+    assert await Message.objects.acount() == 0
+    assert aimlapi.requests == []
+
+
+async def test_retry_answers_again_and_supersedes_the_failed_answer(
+    aimlapi, run_manager, async_client, fast_runs
+):
+    from tests.fakes.upstream import ErrorReply
+
+    aimlapi.enqueue(ErrorReply.unauthorized())
+    conversation_id = uuid.uuid4()
+    await async_client.post(reverse("turn-create", args=[conversation_id]), send_form("Q"))
+    failed = await Message.objects.aget(conversation_id=conversation_id, role="assistant")
+    await wait_for_run(failed.id)
+    aimlapi.enqueue(Reply([Text("Second try worked")]))
+    response = await async_client.post(reverse("message-retry", args=[conversation_id, failed.id]))
+    assert response.status_code == 200
+    replacement = await Message.objects.aget(
+        conversation_id=conversation_id, role="assistant", superseded=False
+    )
+    await wait_for_run(replacement.id)
+    await replacement.arefresh_from_db()
+    assert replacement.content == "Second try worked"
+    assert replacement.parent_id == failed.parent_id
+    assert [m["role"] for m in aimlapi.requests[1].json["messages"]] == ["user"]
+    page = await async_client.get(reverse("conversation-detail", args=[conversation_id]))
+    assert "Second try worked" in page.content.decode()
+    assert str(failed.id) not in page.content.decode()
+
+
+# --- Access: every route, as anonymous, owner and another user (SECURITY 9, 10) ------------------
+
+
+def _routes() -> list[tuple[str, str]]:
+    found = []
+
+    def walk(patterns, prefix=""):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                if str(pattern.pattern).startswith("admin/"):
+                    continue
+                walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            elif isinstance(pattern, URLPattern):
+                found.append((pattern.name, prefix + str(pattern.pattern)))
+
+    walk(get_resolver().url_patterns)
+    return found
+
+
+PUBLIC = {"login", "signup", "healthz"}
+POST_ONLY = {
+    "turn-create",
+    "turn-stop",
+    "message-retry",
+    "message-continue",
+    "conversation-settings",
+    "conversation-pin",
+    "conversation-delete",
+    "settings-check",
+    "attachment-upload",
+    "logout",
+}
+
+
+def _url(name: str, conversation: Conversation, message: Message) -> str:
+    kwargs = {}
+    pattern = dict(_routes())[name]
+    if "<uuid:conversation_id>" in pattern:
+        kwargs["conversation_id"] = conversation.id
+    if "<uuid:message_id>" in pattern:
+        kwargs["message_id"] = message.id
+    if "<uuid:attachment_id>" in pattern:
+        # Owners and other users of real attachments: tests/attachments/test_images.py.
+        kwargs["attachment_id"] = uuid.uuid4()
+    return reverse(name, kwargs=kwargs)
+
+
+@pytest.fixture
+def owned(user) -> tuple[Conversation, Message]:
+    conversation = Conversation.objects.create(
+        owner=user, route="aimlapi", model="google/gemini-2.5-flash", title="Mine"
+    )
+    Message.objects.create(conversation=conversation, role="user", content="hello")
+    answer = Message.objects.create(
+        conversation=conversation, role="assistant", status="failed", content="x"
+    )
+    return conversation, answer
+
+
+def test_the_url_walk_covers_every_route():
+    names = {name for name, _ in _routes()}
+    assert names == PUBLIC | POST_ONLY | {
+        "chat-home",
+        "conversation-detail",
+        "conversation-older",
+        "sidebar-more",
+        "attachment",
+        "attachment-thumbnail",
+    }
+
+
+@pytest.mark.parametrize("name", [n for n, _ in _routes() if n not in PUBLIC])
+def test_anonymous_is_sent_to_login(name, owned):
+    conversation, message = owned
+    client = Client()
+    url = _url(name, conversation, message)
+    response = client.post(url) if name in POST_ONLY else client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+    htmx = (
+        client.post(url, headers={"HX-Request": "true"})
+        if name in POST_ONLY
+        else client.get(url, headers={"HX-Request": "true"})
+    )
+    assert htmx.status_code == 401
+    assert htmx["HX-Redirect"] == "/accounts/login/"
+
+
+@pytest.mark.parametrize("name", [n for n, p in _routes() if "conversation_id" in p])
+def test_another_user_gets_404_for_every_conversation_url(name, owned, other_user, aimlapi):
+    conversation, message = owned
+    client = Client()
+    client.force_login(other_user)
+    url = _url(name, conversation, message)
+    response = client.post(url, send_form()) if name in POST_ONLY else client.get(url)
+    assert response.status_code == 404
+    conversation.refresh_from_db()
+    assert conversation.owner.username == "alice"
+    assert Message.objects.filter(conversation=conversation).count() == 2
+
+
+@pytest.mark.parametrize("name", ["conversation-detail", "conversation-older"])
+def test_owner_can_read(name, owned, user_client, aimlapi):
+    conversation, message = owned
+    response = user_client.get(_url(name, conversation, message))
+    assert response.status_code == 200
+
+
+def test_state_changes_need_csrf(owned, user):
+    conversation, message = owned
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    for name in POST_ONLY - {"logout"}:
+        response = client.post(_url(name, conversation, message), send_form())
+        assert response.status_code == 403, name
+    assert Message.objects.filter(conversation=conversation).count() == 2
+
+
+def test_healthz_is_public():
+    response = Client().get("/healthz")
+    assert response.status_code == 200
+    assert response.content == b"ok"
+
+
+def test_pages_carry_the_content_security_policy(user_client, owned):
+    response = user_client.get(reverse("conversation-detail", args=[owned[0].id]))
+    csp = response["Content-Security-Policy"]
+    assert "script-src 'self'" in csp
+    assert "img-src 'self' data: blob:" in csp
+    assert "object-src 'none'" in csp
+    assert "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
+    html = response.content.decode()
+    assert '"allowEval": false' in html
+    assert '"allowScriptTags": false' in html
+    assert '"selfRequestsOnly": true' in html
+    assert "<script>" not in html
+    assert " onclick=" not in html
+
+
+def test_long_conversations_page_by_keyset(user_client, user, aimlapi):
+    from chatapp.conversations.selectors import THREAD_PAGE_SIZE
+
+    conversation = Conversation.objects.create(
+        owner=user, route="aimlapi", model="google/gemini-2.5-flash"
+    )
+    Message.objects.bulk_create(
+        Message(conversation=conversation, role="user", content=f"message number {i:03d}")
+        for i in range(THREAD_PAGE_SIZE * 2 + 5)
+    )
+    html = user_client.get(reverse("conversation-detail", args=[conversation.id])).content.decode()
+    shown = re.findall(r"message number (\d{3})", html)
+    assert len(shown) == THREAD_PAGE_SIZE
+    assert shown[-1] == f"{THREAD_PAGE_SIZE * 2 + 4:03d}"
+    seen = set(shown)
+    while match := re.search(r'hx-get="([^"]+/older/\?before=[^"]+)"', html):
+        html = user_client.get(match.group(1).replace("&amp;", "&")).content.decode()
+        page = re.findall(r"message number (\d{3})", html)
+        assert not seen & set(page)  # no message twice
+        seen |= set(page)
+    assert len(seen) == THREAD_PAGE_SIZE * 2 + 5
+
+
+async def test_logging_out_ends_that_sessions_streams(aimlapi, run_manager, user):
+    """SECURITY 11: a stream open in a session ends when that session logs out."""
+    from tests.conftest import open_stream, session_cookie, start_turn
+
+    client = Client()
+    await sync_to_async(client.force_login)(user)
+    aimlapi.enqueue(Reply([Text("part"), Gate("never")]))
+    turn = await start_turn(user, "Hello")
+    stream = open_stream(turn.assistant_message.id, cookie=session_cookie(client))
+    await stream.start()
+    await stream.attached()
+    await sync_to_async(client.post)("/accounts/logout/")
+    while await stream.next_event() is not None:
+        pass
+    assert stream.ended  # the response finished without a terminal event
+    assert b"event: done" not in stream.body
+    await run_manager.request_stop(turn.assistant_message.id)
+
+
+def test_the_sidebar_pages_by_keyset_pinned_first(user_client, user):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from chatapp.conversations.selectors import SIDEBAR_PAGE_SIZE
+
+    now = timezone.now()
+    Conversation.objects.bulk_create(
+        Conversation(
+            owner=user,
+            title=f"chat {i:03d}",
+            route="aimlapi",
+            model="m",
+            updated_at=now - timedelta(minutes=i),
+            pinned=(i == 120),
+        )
+        for i in range(SIDEBAR_PAGE_SIZE * 2 + 30)
+    )
+    html = user_client.get(reverse("chat-home")).content.decode()
+    titles = re.findall(r"chat (\d{3})</a>", html)
+    assert titles[0] == "120"  # pinned first, although old
+    assert titles[1:4] == ["000", "001", "002"]
+    seen = list(titles)
+    while match := re.search(r'hx-get="(/sidebar/\?before=[^"]+)"', html):
+        html = user_client.get(match.group(1).replace("&amp;", "&")).content.decode()
+        seen += re.findall(r"chat (\d{3})</a>", html)
+    assert sorted(seen) == [f"{i:03d}" for i in range(SIDEBAR_PAGE_SIZE * 2 + 30)]
+
+
+async def test_continue_picks_up_an_interrupted_answer_where_it_stopped(
+    aimlapi, run_manager, async_client, user, cookie
+):
+    from chatapp.turns.requests import CONTINUE_INSTRUCTION
+    from tests.conftest import open_stream
+
+    def _interrupted() -> tuple[Conversation, Message]:
+        conversation = Conversation.objects.create(
+            owner=user, route="aimlapi", model="google/gemini-2.5-flash", title="T"
+        )
+        question = Message.objects.create(conversation=conversation, role="user", content="Tell me")
+        answer = Message.objects.create(
+            conversation=conversation,
+            parent=question,
+            role="assistant",
+            status="interrupted",
+            content="The first half, ",
+            route="aimlapi",
+            model="google/gemini-2.5-flash",
+            request_options={"temperature": 0.2},
+            error_code="interrupted",
+            error_message="The server stopped.",
+        )
+        return conversation, answer
+
+    conversation, answer = await sync_to_async(_interrupted)()
+    aimlapi.enqueue(Reply([Gate("go"), Text("and the second half.")]))
+    response = await async_client.post(
+        reverse("message-continue", args=[conversation.id, answer.id])
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert f'sse-connect="/stream/{answer.id}/?after=16"' in html  # streams on from its text
+    stream = open_stream(answer.id, cookie=cookie, after=16)
+    await stream.start()
+    await stream.attached()
+    aimlapi.release("go")
+    rest, terminal = await stream.read_until_terminal()
+    await wait_for_run(answer.id)
+
+    assert rest == "and the second half."
+    assert terminal.event == "done"
+    await answer.arefresh_from_db()
+    assert answer.status == Message.Status.COMPLETE
+    assert answer.content == "The first half, and the second half."
+    assert answer.error_message == ""
+    sent = aimlapi.requests[0].json
+    assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]
+    assert sent["messages"][1]["content"] == "The first half, "
+    assert sent["messages"][2]["content"] == CONTINUE_INSTRUCTION
+    assert sent["temperature"] == 0.2  # the options it was asked with
+
+
+async def test_only_the_last_unfinished_answer_can_be_continued(
+    aimlapi, run_manager, async_client, user
+):
+    def _rows() -> tuple[Conversation, Message, Message]:
+        conversation = Conversation.objects.create(
+            owner=user, route="aimlapi", model="google/gemini-2.5-flash"
+        )
+        done = Message.objects.create(
+            conversation=conversation,
+            role="assistant",
+            status="complete",
+            content="Whole",
+            route="aimlapi",
+            model="google/gemini-2.5-flash",
+        )
+        empty = Message.objects.create(
+            conversation=conversation,
+            role="assistant",
+            status="failed",
+            content="",
+            route="aimlapi",
+            model="google/gemini-2.5-flash",
+        )
+        return conversation, done, empty
+
+    conversation, done, empty = await sync_to_async(_rows)()
+    for message, words in ((done, "stopped part-way"), (empty, "no text")):
+        response = await async_client.post(
+            reverse("message-continue", args=[conversation.id, message.id])
+        )
+        assert response.status_code == 409
+        assert words in response.content.decode()
+    assert aimlapi.requests == []
+
+
+async def test_answers_written_at_once_are_limited_per_person(
+    aimlapi, run_manager, async_client, settings
+):
+    settings.CHAT_LIMITS = {**settings.CHAT_LIMITS, "active_turns_per_user": 2}
+    for _ in range(3):
+        aimlapi.enqueue(Reply([Gate("hold"), Text("ok")]))
+    for _ in range(2):
+        response = await async_client.post(reverse("turn-create", args=[uuid.uuid4()]), send_form())
+        assert response.status_code == 200
+    response = await async_client.post(reverse("turn-create", args=[uuid.uuid4()]), send_form())
+    assert response.status_code == 429
+    assert "the limit is 2 at a time" in response.content.decode()
+    aimlapi.release("hold")
