@@ -71,7 +71,7 @@ class ModelSpec:
 
 
 def _openai_ranges(
-    *, legacy: bool, output_max: int, default_max_tokens: int | None
+    *, legacy: bool, output_max: int, default_max_tokens: int | None, reasoning: bool = False
 ) -> dict[str, Range]:
     ranges = {
         "temperature": Range(0, 2),
@@ -84,6 +84,8 @@ def _openai_ranges(
     if not legacy:
         ranges["max_completion_tokens"] = Range(1, output_max)
         ranges["seed"] = Range(1, SEED_MAX)
+    if reasoning:
+        ranges["reasoning_effort"] = Range(choices=("low", "medium", "high"))
     return ranges
 
 
@@ -97,6 +99,7 @@ def _aimlapi(
     output_max: int = 65_536,
     default_max_tokens: int | None = None,
     aliases: tuple[str, ...] = (),
+    reasoning: bool = False,
 ) -> ModelSpec:
     return ModelSpec(
         route="aimlapi",
@@ -107,7 +110,10 @@ def _aimlapi(
         deprecated=deprecated,
         aliases=aliases,
         ranges=_openai_ranges(
-            legacy=legacy, output_max=output_max, default_max_tokens=default_max_tokens
+            legacy=legacy,
+            output_max=output_max,
+            default_max_tokens=default_max_tokens,
+            reasoning=reasoning,
         ),
     )
 
@@ -176,8 +182,10 @@ def _native(
 CATALOG: dict[str, tuple[ModelSpec, ...]] = {
     "aimlapi": (
         # Current ids first: they are what a person should pick today.
-        _aimlapi("google/gemini-2.5-flash", "Gemini 2.5 Flash"),
-        _aimlapi("google/gemini-2.5-pro", "Gemini 2.5 Pro"),
+        # reasoning_effort: only on some ids (not on 3-1-pro-preview, docs/PROTOCOLS.md §1);
+        # offered where Google's own OpenAI-compatible endpoint documents it, Gemini 2.5.
+        _aimlapi("google/gemini-2.5-flash", "Gemini 2.5 Flash", reasoning=True),
+        _aimlapi("google/gemini-2.5-pro", "Gemini 2.5 Pro", reasoning=True),
         _aimlapi("google/gemini-3-flash-preview", "Gemini 3 Flash (preview)"),
         _aimlapi("google/gemini-3-1-pro-preview", "Gemini 3.1 Pro (preview)"),
         _aimlapi("google/gemini-3-5-flash", "Gemini 3.5 Flash"),

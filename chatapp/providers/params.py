@@ -304,6 +304,15 @@ PARAMETERS: tuple[Parameter, ...] = (
         note="only the first answer is shown, the others are billed all the same",
         offered=False,
     ),
+    # AI/ML API's OpenAI-format counterpart of a thinking budget (docs/PROTOCOLS.md §1).
+    Parameter(
+        "reasoning_effort",
+        "Reasoning effort",
+        "choice",
+        "thinking",
+        {"openai": Wire("reasoning_effort")},
+        note="Empty: the model's default.",
+    ),
     Parameter(
         "thinking_budget",
         "Thinking budget",

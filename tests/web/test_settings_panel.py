@@ -142,8 +142,9 @@ def test_each_route_shows_the_options_its_model_accepts_in_the_registrys_groups(
         "max_tokens",
         "max_completion_tokens",
         "stop",
+        "reasoning_effort",
     ]
-    assert groups_shown(html) == ["Sampling", "Length"]
+    assert groups_shown(html) == ["Sampling", "Length", "Thinking"]
     assert "Route: <strong>AI/ML API</strong>" in html
 
     conversation.route, conversation.model = "gemini", "gemini-2.5-flash"
