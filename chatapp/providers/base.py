@@ -8,8 +8,22 @@ from typing import ClassVar
 
 import httpx
 
-from .errors import redact
+from .errors import (
+    MalformedResponseError,
+    ProviderError,
+    UpstreamConnectionError,
+    UpstreamTimeout,
+    redact,
+)
 from .types import ChatRequest, Event
+from .wire import clip_detail, read_limited
+
+# An error page is read this far at most; a non-streamed answer is one JSON document, and this
+# only guards memory against a runaway body.
+ERROR_BODY_LIMIT = 64 * 1024
+JSON_BODY_LIMIT = 32 * 1024 * 1024
+# What httpx raises for a request that never got a usable answer.
+TRANSPORT_ERRORS = (httpx.TransportError, httpx.InvalidURL, httpx.DecodingError)
 
 
 class Provider(ABC):
@@ -70,3 +84,65 @@ class Provider(ABC):
         if not self.base_url:
             raise RuntimeError(f"{type(self).__name__} ({self.alias}) has no base_url")
         return self.client
+
+    # --- errors every route maps alike -------------------------------------------------------
+
+    async def read_error_body(self, response: httpx.Response) -> bytes:
+        """At most ERROR_BODY_LIMIT bytes of an error response (none if it breaks off)."""
+        try:
+            return await read_limited(response, ERROR_BODY_LIMIT)
+        except httpx.HTTPError:
+            return b""
+
+    def error_text(self, raw: bytes) -> str:
+        """An error body as text, safe to redact: a body cut at the limit may end in part of
+        the key, which `redact` would then miss, so that tail goes."""
+        text = raw.decode("utf-8", "replace")
+        if len(raw) >= ERROR_BODY_LIMIT and self.api_key:
+            text = text[: -len(self.api_key)]
+        return text
+
+    def transport_error(
+        self, exc: Exception, *, started: bool, request_id: str | None
+    ) -> ProviderError:
+        """One of httpx's TRANSPORT_ERRORS as the error tree's (the caller raises it `from
+        exc`); `started`: the response head had arrived."""
+        detail = clip_detail(self.redact(str(exc) or type(exc).__name__))
+        if isinstance(exc, httpx.ConnectTimeout):
+            return UpstreamConnectionError(
+                "Could not reach the provider (the connection timed out). Press Retry.",
+                detail=detail,
+            )
+        if isinstance(exc, httpx.PoolTimeout):
+            return UpstreamConnectionError(
+                "Too many answers are streaming at once; no connection to the provider was "
+                "free. Press Retry.",
+                detail=detail,
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            which = "write" if isinstance(exc, httpx.WriteTimeout) else "read"
+            seconds = getattr(self.client.timeout, which, None) if self.client else None
+            what = "sending the request" if which == "write" else "no data"
+            suffix = f" ({what} for {seconds:g} s)." if seconds else "."
+            return UpstreamTimeout(
+                UpstreamTimeout.default_message.rstrip(".") + suffix,
+                upstream_request_id=request_id,
+                detail=detail,
+            )
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+            message = (
+                "The connection to the provider dropped before the answer was complete. "
+                "Press Retry."
+                if started
+                else None
+            )
+            return UpstreamConnectionError(message, upstream_request_id=request_id, detail=detail)
+        if isinstance(exc, httpx.DecodingError):
+            return MalformedResponseError(upstream_request_id=request_id, detail=detail)
+        if isinstance(exc, httpx.InvalidURL):
+            return UpstreamConnectionError(
+                f"The provider's base URL is not usable ({self.redact(str(exc))}). "
+                "Check this route's configuration.",
+            )
+        # ConnectError, WriteError, proxy and protocol errors before any answer.
+        return UpstreamConnectionError(upstream_request_id=request_id, detail=detail)

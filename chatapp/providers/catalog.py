@@ -118,6 +118,22 @@ def _aimlapi(
     )
 
 
+def _legacy(
+    model_id: str, label: str, *, default_max_tokens: int, vision: bool = True
+) -> ModelSpec:
+    """A deprecated Gemini 1.x id on AI/ML API: 8,192 output tokens at most, and an explicit
+    max_tokens always (the upstream default of 512 cuts answers short)."""
+    return _aimlapi(
+        model_id,
+        label,
+        legacy=True,
+        deprecated=True,
+        vision=vision,
+        output_max=8192,
+        default_max_tokens=default_max_tokens,
+    )
+
+
 def _gemini_ranges(
     *, route: str, output_max: int, legacy: bool, thinking: Mapping[str, Range]
 ) -> dict[str, Range]:
@@ -192,40 +208,10 @@ CATALOG: dict[str, tuple[ModelSpec, ...]] = {
         _aimlapi("google/gemini-flash-latest", "Gemini Flash (latest)"),
         _aimlapi("google/gemini-pro-latest", "Gemini Pro (latest)"),
         # The seed documents' ids, which AI/ML API now lists as deprecated (may answer 404).
-        _aimlapi(
-            "gemini-1.5-pro",
-            "Gemini 1.5 Pro",
-            legacy=True,
-            deprecated=True,
-            output_max=8192,
-            default_max_tokens=8192,
-        ),
-        _aimlapi(
-            "gemini-1.5-flash",
-            "Gemini 1.5 Flash",
-            legacy=True,
-            deprecated=True,
-            output_max=8192,
-            default_max_tokens=8192,
-        ),
-        _aimlapi(
-            "gemini-pro",
-            "Gemini 1.0 Pro",
-            legacy=True,
-            deprecated=True,
-            vision=False,
-            output_max=8192,
-            default_max_tokens=2048,
-        ),
-        _aimlapi(
-            "google/gemini-pro",
-            "Gemini 1.0 Pro",
-            legacy=True,
-            deprecated=True,
-            vision=False,
-            output_max=8192,
-            default_max_tokens=2048,
-        ),
+        _legacy("gemini-1.5-pro", "Gemini 1.5 Pro", default_max_tokens=8192),
+        _legacy("gemini-1.5-flash", "Gemini 1.5 Flash", default_max_tokens=8192),
+        _legacy("gemini-pro", "Gemini 1.0 Pro", default_max_tokens=2048, vision=False),
+        _legacy("google/gemini-pro", "Gemini 1.0 Pro", default_max_tokens=2048, vision=False),
     ),
     "gemini": (
         _native("gemini", "gemini-2.5-flash", "Gemini 2.5 Flash", thinking=_FLASH_25),

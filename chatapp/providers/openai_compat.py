@@ -27,7 +27,7 @@ import httpx
 import orjson
 
 from . import catalog, params
-from .base import Provider
+from .base import JSON_BODY_LIMIT, TRANSPORT_ERRORS, Provider
 from .errors import (
     AuthenticationError,
     BadRequestError,
@@ -81,9 +81,6 @@ FINISH_REASONS: Mapping[str, FinishReason] = {
 # AI/ML API echoes X-Client-Request-Id only in this form; anything else is not sent.
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
-ERROR_BODY_LIMIT = 64 * 1024
-# A non-streamed answer is one JSON document; this only guards memory against a runaway body.
-JSON_BODY_LIMIT = 32 * 1024 * 1024
 # After [DONE] the zero-length chunk normally follows at once; reading it lets httpx return the
 # connection to the pool. A server that keeps the stream open after [DONE] is not waited for.
 DRAIN_AFTER_DONE = 0.5
@@ -191,31 +188,9 @@ class OpenAICompatProvider(Provider):
                         yield event
                     if state.done:
                         await _drain(chunks)
-        except httpx.TimeoutException as exc:
-            raise self._timeout_error(exc, state) from exc
-        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            message = (
-                "The connection to the provider dropped before the answer was complete. "
-                "Press Retry."
-                if state.started
-                else None
-            )
-            raise UpstreamConnectionError(
-                message, upstream_request_id=self._rid(state), detail=self._detail(str(exc))
-            ) from exc
-        except httpx.DecodingError as exc:
-            raise MalformedResponseError(
-                upstream_request_id=self._rid(state), detail=self._detail(str(exc))
-            ) from exc
-        except httpx.TransportError as exc:
-            # ConnectError, WriteError, proxy and protocol errors before any answer.
-            raise UpstreamConnectionError(
-                upstream_request_id=self._rid(state), detail=self._detail(str(exc))
-            ) from exc
-        except httpx.InvalidURL as exc:
-            raise UpstreamConnectionError(
-                f"The provider's base URL is not usable ({self.redact(str(exc))}). "
-                "Check this route's configuration.",
+        except TRANSPORT_ERRORS as exc:
+            raise self.transport_error(
+                exc, started=state.started, request_id=state.inference_id
             ) from exc
 
     # --- events ---------------------------------------------------------------------------
@@ -391,38 +366,9 @@ class OpenAICompatProvider(Provider):
     def _detail(self, text: str) -> str:
         return clip_detail(self.redact(text))
 
-    def _timeout_error(self, exc: httpx.TimeoutException, state: _State) -> ProviderError:
-        if isinstance(exc, httpx.ConnectTimeout):
-            return UpstreamConnectionError(
-                "Could not reach the provider (the connection timed out). Press Retry.",
-                detail=self._detail(str(exc)),
-            )
-        if isinstance(exc, httpx.PoolTimeout):
-            return UpstreamConnectionError(
-                "Too many answers are streaming at once; no connection to the provider was free. "
-                "Press Retry.",
-                detail=self._detail(str(exc)),
-            )
-        seconds = _timeout_seconds(
-            self.client, "write" if isinstance(exc, httpx.WriteTimeout) else "read"
-        )
-        what = "sending the request" if isinstance(exc, httpx.WriteTimeout) else "no data"
-        suffix = f" ({what} for {seconds} s)." if seconds else "."
-        return UpstreamTimeout(
-            UpstreamTimeout.default_message.rstrip(".") + suffix,
-            upstream_request_id=self._rid(state),
-            detail=self._detail(str(exc) or type(exc).__name__),
-        )
-
     async def _status_error(self, response: httpx.Response, state: _State) -> ProviderError:
-        try:
-            raw = await read_limited(response, ERROR_BODY_LIMIT)
-        except httpx.HTTPError:
-            raw = b""
-        text = raw.decode("utf-8", "replace")
-        if len(raw) >= ERROR_BODY_LIMIT and self.api_key:
-            # The cut may have split the key, which redact() would then miss.
-            text = text[: -len(self.api_key)]
+        raw = await self.read_error_body(response)
+        text = self.error_text(raw)
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
@@ -592,10 +538,3 @@ def _error_class(status: int | None) -> type[ProviderError]:
     if status is not None and 400 <= status < 500:
         return BadRequestError
     return UpstreamError
-
-
-def _timeout_seconds(client: httpx.AsyncClient | None, which: str) -> str:
-    seconds = getattr(client.timeout, which, None) if client is not None else None
-    if seconds is None:
-        return ""
-    return f"{seconds:g}"

@@ -7,7 +7,7 @@ only the new text) and one final UPDATE, never a write per token (bench S6).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -15,6 +15,7 @@ from django.db import connection
 from django.utils import timezone
 
 from chatapp.conversations.models import Message
+from chatapp.providers.types import Usage
 
 
 def message_checkpoint(*, message_id: uuid.UUID, content_tail: str, reasoning_tail: str) -> None:
@@ -56,12 +57,7 @@ class Outcome:
     model_reported: str = ""
     upstream_request_id: str = ""
     upstream_response_id: str = ""
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    reasoning_tokens: int | None = None
-    total_tokens: int | None = None
-    credits_used: float | None = None
-    usd_spent: float | None = None
+    usage: Usage = field(default_factory=Usage)
     ttft_ms: int | None = None
     duration_ms: int | None = None
     provider_extras: dict[str, Any] | None = None
@@ -82,12 +78,12 @@ def message_finish(*, message_id: uuid.UUID, outcome: Outcome) -> bool:
         "model_reported": outcome.model_reported[:200],
         "upstream_request_id": outcome.upstream_request_id[:200],
         "upstream_response_id": outcome.upstream_response_id[:200],
-        "prompt_tokens": _count(outcome.prompt_tokens),
-        "completion_tokens": _count(outcome.completion_tokens),
-        "reasoning_tokens": _count(outcome.reasoning_tokens),
-        "total_tokens": _count(outcome.total_tokens),
-        "credits_used": _decimal(outcome.credits_used),
-        "usd_spent": _decimal(outcome.usd_spent),
+        "prompt_tokens": _count(outcome.usage.prompt_tokens),
+        "completion_tokens": _count(outcome.usage.completion_tokens),
+        "reasoning_tokens": _count(outcome.usage.reasoning_tokens),
+        "total_tokens": _count(outcome.usage.total_tokens),
+        "credits_used": _decimal(outcome.usage.credits_used),
+        "usd_spent": _decimal(outcome.usage.usd_spent),
         "ttft_ms": outcome.ttft_ms,
         "duration_ms": outcome.duration_ms,
         "finished_at": timezone.now(),

@@ -338,7 +338,6 @@ class Run:
 
     def _outcome(self, status: str, **fields: Any) -> Outcome:
         now = time.monotonic()
-        usage = self.usage or Usage()
         fields.setdefault("upstream_request_id", None)
         extras = dict(self.extras)
         if self.finish is not None and self.finish.raw:
@@ -351,12 +350,7 @@ class Run:
             model_reported=self.info.model or "",
             upstream_request_id=fields.pop("upstream_request_id") or self.info.request_id or "",
             upstream_response_id=self.info.response_id or "",
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            total_tokens=usage.total_tokens,
-            credits_used=usage.credits_used,
-            usd_spent=usage.usd_spent,
+            usage=self.usage or Usage(),
             ttft_ms=round((self.first_token_at - self.started) * 1000)
             if self.first_token_at is not None
             else None,

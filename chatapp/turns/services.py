@@ -248,17 +248,11 @@ def _conversation_for_turn(
     conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
     title = title_from_text(text) if text.strip() else "Image"
     if conversation is None:
-        conversation = Conversation.objects.create(
-            id=conversation_id,
-            owner=owner,
-            title=title,
-            route=chat_settings.spec.route,
-            model=chat_settings.spec.id,
-            system_prompt=chat_settings.system_prompt,
-            settings=chat_settings.options,
-            created_at=now,
-            updated_at=now,
+        conversation = Conversation(
+            id=conversation_id, owner=owner, title=title, created_at=now, updated_at=now
         )
+        conversation_settings_apply(conversation=conversation, chat_settings=chat_settings)
+        conversation.save(force_insert=True)
         return conversation, True
     if conversation.owner_id != owner.pk:
         # Someone else's id: behave exactly as if it did not exist (docs/SECURITY.md rule 9).

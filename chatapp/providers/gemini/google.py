@@ -25,11 +25,10 @@ from urllib.parse import quote
 
 import httpx
 
+from ..base import JSON_BODY_LIMIT, TRANSPORT_ERRORS
 from ..types import ChatRequest, Event
 from ..wire import SSEParser, StrayJSON, error_object, read_limited
 from .wire import (
-    JSON_BODY_LIMIT,
-    TRANSPORT_ERRORS,
     ErrorMapper,
     NativeProvider,
     ResponseReader,
@@ -104,7 +103,7 @@ class GeminiProvider(NativeProvider):
                 for event in reader.end(whole_body=False):
                     yield event
         except TRANSPORT_ERRORS as exc:
-            raise self.transport_error(exc, errors, started=started) from exc
+            raise self.transport_error(exc, started=started, request_id=errors.request_id) from exc
 
     @staticmethod
     def _events(

@@ -29,12 +29,10 @@ from urllib.parse import quote
 
 import httpx
 
+from ..base import ERROR_BODY_LIMIT, JSON_BODY_LIMIT, TRANSPORT_ERRORS
 from ..types import ChatRequest, Event, Status, TextDelta
 from ..wire import read_limited
 from .wire import (
-    ERROR_BODY_LIMIT,
-    JSON_BODY_LIMIT,
-    TRANSPORT_ERRORS,
     NativeProvider,
     option_fields,
     system_instruction,
@@ -97,7 +95,7 @@ class SegmindProvider(NativeProvider):
             try:
                 status, headers, raw = exchange.result()
             except TRANSPORT_ERRORS as exc:
-                raise self.transport_error(exc, errors, started=False) from exc
+                raise self.transport_error(exc, started=False, request_id=None) from exc
         finally:
             if not exchange.done():
                 # Stop (CancelledError at the wait above) or the consumer went away: cancel the

@@ -65,7 +65,6 @@ from ..types import (
 from ..wire import (
     clip_detail,
     message_text,
-    read_limited,
     retry_after,
     seconds_until,
     shorten,
@@ -215,10 +214,6 @@ _BAD_REQUEST = (
     "The provider refused the request as invalid: check this conversation's settings and "
     "attachments."
 )
-
-ERROR_BODY_LIMIT = 64 * 1024
-# A non-streamed answer is one JSON document; this only guards memory against a runaway body.
-JSON_BODY_LIMIT = 32 * 1024 * 1024
 
 
 # --- requests ---------------------------------------------------------------------------------
@@ -809,68 +804,14 @@ class NativeProvider(Provider):
         self, response: httpx.Response, errors: ErrorMapper, raw: bytes | None = None
     ) -> ProviderError:
         if raw is None:
-            try:
-                raw = await read_limited(response, ERROR_BODY_LIMIT)
-            except httpx.HTTPError:
-                raw = b""
+            raw = await self.read_error_body(response)
         return self.error_from_raw(response.status_code, raw, response.headers, errors)
 
     def error_from_raw(
         self, status: int, raw: bytes, headers: httpx.Headers, errors: ErrorMapper
     ) -> ProviderError:
-        text = raw.decode("utf-8", "replace")
-        if len(raw) >= ERROR_BODY_LIMIT and self.api_key:
-            # The cut may have split the key, which redact() would then miss.
-            text = text[: -len(self.api_key)]
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
-        return errors.from_body(status, body, text, headers)
-
-    def transport_error(
-        self, exc: Exception, errors: ErrorMapper, *, started: bool
-    ) -> ProviderError:
-        """httpx's exceptions -> the error tree (the caller raises it `from exc`)."""
-        detail = errors.detail(str(exc) or type(exc).__name__)
-        rid = errors.request_id
-        if isinstance(exc, httpx.ConnectTimeout):
-            return UpstreamConnectionError(
-                "Could not reach the provider (the connection timed out). Press Retry.",
-                detail=detail,
-            )
-        if isinstance(exc, httpx.PoolTimeout):
-            return UpstreamConnectionError(
-                "Too many answers are streaming at once; no connection to the provider was "
-                "free. Press Retry.",
-                detail=detail,
-            )
-        if isinstance(exc, httpx.TimeoutException):
-            which = "write" if isinstance(exc, httpx.WriteTimeout) else "read"
-            seconds = getattr(self.client.timeout, which, None) if self.client else None
-            what = "sending the request" if which == "write" else "no data"
-            suffix = f" ({what} for {seconds:g} s)." if seconds else "."
-            return UpstreamTimeout(
-                UpstreamTimeout.default_message.rstrip(".") + suffix,
-                upstream_request_id=rid,
-                detail=detail,
-            )
-        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
-            message = (
-                "The connection to the provider dropped before the answer was complete. "
-                "Press Retry."
-                if started
-                else None
-            )
-            return UpstreamConnectionError(message, upstream_request_id=rid, detail=detail)
-        if isinstance(exc, httpx.DecodingError):
-            return MalformedResponseError(upstream_request_id=rid, detail=detail)
-        if isinstance(exc, httpx.InvalidURL):
-            return UpstreamConnectionError(
-                f"The provider's base URL is not usable ({self.redact(str(exc))}). "
-                "Check this route's configuration.",
-            )
-        return UpstreamConnectionError(upstream_request_id=rid, detail=detail)
-
-
-TRANSPORT_ERRORS = (httpx.TransportError, httpx.InvalidURL, httpx.DecodingError)
+        return errors.from_body(status, body, self.error_text(raw), headers)

@@ -87,15 +87,8 @@ def turn_stop(request: AuthenticatedRequest, conversation_id: uuid.UUID) -> Http
 def message_retry(
     request: AuthenticatedRequest, conversation_id: uuid.UUID, message_id: uuid.UUID
 ) -> HttpResponse:
-    message = selectors.message_for_owner(
-        owner=request.user, conversation_id=conversation_id, message_id=message_id
-    )
-    try:
-        replacement = services.turn_retry(message=message, worker_id=WORKER_ID)
-    except ServiceError as exc:
-        return composer_error(exc.message, exc.status)
-    _ensure_running(replacement, lambda: turn_request(message=replacement))
-    return _message_fragment(replacement)
+    """Answer the same prompt again: a new answer replaces this one in the thread."""
+    return _answer_again(request, conversation_id, message_id, continued=False)
 
 
 @require_POST
@@ -103,15 +96,32 @@ def message_continue(
     request: AuthenticatedRequest, conversation_id: uuid.UUID, message_id: uuid.UUID
 ) -> HttpResponse:
     """Continue an answer that stopped part-way: the same message streams on from its text."""
+    return _answer_again(request, conversation_id, message_id, continued=True)
+
+
+def _answer_again(
+    request: AuthenticatedRequest,
+    conversation_id: uuid.UUID,
+    message_id: uuid.UUID,
+    *,
+    continued: bool,
+) -> HttpResponse:
     message = selectors.message_for_owner(
         owner=request.user, conversation_id=conversation_id, message_id=message_id
     )
     try:
-        message = services.turn_continue(message=message, worker_id=WORKER_ID)
+        if continued:
+            answer = services.turn_continue(message=message, worker_id=WORKER_ID)
+        else:
+            answer = services.turn_retry(message=message, worker_id=WORKER_ID)
     except ServiceError as exc:
         return composer_error(exc.message, exc.status)
-    _ensure_running(message, lambda: continuation_request(message=message), prefix=message.content)
-    return _message_fragment(message)
+    if continued:
+        _ensure_running(answer, lambda: continuation_request(message=answer), answer.content)
+    else:
+        _ensure_running(answer, lambda: turn_request(message=answer))
+    html = render_to_string("chatapp/_message.html", {"message": answer, "is_last": True})
+    return HttpResponse(html)
 
 
 def _ensure_running(
@@ -124,8 +134,3 @@ def _ensure_running(
         manager.launch(
             message_id=message.id, route=message.route, request=build_request(), prefix=prefix
         )
-
-
-def _message_fragment(message: Message) -> HttpResponse:
-    html = render_to_string("chatapp/_message.html", {"message": message, "is_last": True})
-    return HttpResponse(html)
