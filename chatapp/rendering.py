@@ -1,8 +1,9 @@
 """Text -> HTML: the one place in the project where markup is made from untrusted text.
 
 Everything a user typed or a model produced reaches the page through `render_markdown` or
-`render_plain`. A repository hook flags `mark_safe(` / `|safe` / `SafeString(` anywhere
-else, so new HTML-producing code belongs here, behind the same sanitiser.
+`render_plain`. `tests/test_architecture.py` fails on `mark_safe(` / `|safe` /
+`SafeString(` anywhere else (docs/SECURITY.md rule 2), so new HTML-producing code belongs here,
+behind the same sanitiser.
 
 Pipeline for markdown, always in this order:
 

@@ -1,5 +1,5 @@
 """Test images, generated with Pillow (no binaries in the repository): good ones in every
-accepted format and mode, and the hostile corpus of SECURITY.md §Uploads.
+accepted format and mode, and the hostile corpus of docs/SECURITY.md rules 6–7.
 
 Big images are made from Pillow's C primitives (gradients, Gaussian noise) so that a 40 MB
 photo takes about a second, not a minute of Python loops.

@@ -1,4 +1,4 @@
-"""chatapp.rendering: SECURITY.md rules 1-4 (inert raw HTML, link schemes, no htmx/event/style
+"""chatapp.rendering: docs/SECURITY.md rules 1-4 (inert raw HTML, link schemes, no htmx/event/style
 attributes, no auto-loaded images) and the markdown features the chat relies on.
 
 The safety checks parse the output with the stdlib HTMLParser and compare it with an

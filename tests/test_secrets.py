@@ -1,4 +1,4 @@
-"""SECURITY 12: the API key never reaches a browser or a log line, even when an upstream
+"""docs/SECURITY.md rule 12: the API key never reaches a browser or a log line, even when an upstream
 echoes it back in an error."""
 
 from __future__ import annotations

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 from django.conf import settings
@@ -31,3 +35,45 @@ def test_settings_read_the_environment_only_through_the_recording_helper():
     source = Path(settings_module.__file__).read_text()
     direct = re.findall(r"os\.environ(?:\.get)?\s*[\[(]\s*['\"]([A-Z_]+)", source)
     assert direct == [], f"read these through _env(): {direct}"
+
+
+def test_production_settings_pass_the_deploy_check(tmp_path):
+    """docs/SECURITY.md rule 17: with a real secret, HTTPS and a host name, Django's deploy
+    checks (and ours) find nothing, not even a warning."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "REDIS_URL", "DJANGO_DEBUG")
+    }
+    env.update(
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(60),
+        DJANGO_HTTPS="true",
+        DJANGO_ALLOWED_HOSTS="chat.example.com",
+        CHAT_VAR_DIR=str(tmp_path),
+    )
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no issues" in done.stdout
+
+
+def test_the_deploy_check_notices_an_insecure_configuration(tmp_path):
+    """The check above could pass by not running: without HTTPS it must complain."""
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL",)}
+    env.update(DJANGO_SECRET_KEY="short", CHAT_VAR_DIR=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "security.W004" in done.stderr + done.stdout  # no HSTS

@@ -1,4 +1,4 @@
-"""Logging filter that keeps API keys out of every log line (SECURITY 12)."""
+"""Logging filter that keeps API keys out of every log line (docs/SECURITY.md rule 12)."""
 
 from __future__ import annotations
 

@@ -1,38 +1,7 @@
-"""The stream protocol: what a run, the processes around it and a watching browser say to each
-other. Described here once; docs/ARCHITECTURE.md tells the same story with the flow of a turn.
-
-Channel-layer groups
-- `stream_group(id)`: the SSE consumers watching one answer, on any worker.
-- `control_group(id)`: the control channel of the one process running that answer, so that Stop
-  and a snapshot request reach the run wherever the browser is attached.
-- `session_group(key)`: the streams of one login session; logging out ends them.
-
-Frames on the channel layer (the TypedDicts below; a consumer's handler for `stream.delta` is
-its method `stream_delta`, as in Channels):
-- `stream.delta`: characters [o, o + len(t)) of the answer. A run publishes its frames in order
-  from a single task, coalesced to at most one per `CHAT_RUN["frame_interval"]` (~20 a second),
-  the first at once.
-- `stream.snapshot`: the run's text after the offset a watcher asked with (`run.sync`); a late
-  joiner takes it, then the frames it buffered meanwhile. Overlap is cut by offset, so nothing
-  is missing and nothing repeats.
-- `stream.status`: a short note while no text has arrived (waiting for Segmind, retrying).
-- `stream.end`: published after the final state is saved, with the message's final HTML; a
-  watcher that finds the message already terminal reads the same from the database.
-- `session.ended`: the session logged out.
-- `run.stop`, `run.sync` (to the control group) and `manager.close` (to a manager's own channel).
-
-Server-sent events to the browser
-- At once `retry:` and a comment (`: stream open`), so proxies and the browser see the stream
-  open; `: live` once attached to a running answer.
-- `event: delta`, `id: <end offset>`, `data: {"o": <start offset>, "t": "<text>"}` for each
-  piece, in order. The browser appends `t` from its own offset: a piece it has is never shown
-  twice. Resume: `Last-Event-ID` (automatic reconnect) or `?after=<offset>` (a page rendered
-  with some text already) says what it has; everything after it comes first.
-- `event: status` with an escaped note.
-- Exactly one terminal event: `done` (complete, stopped or interrupted) or `error` (failed),
-  whose data is the message's final HTML fragment; then the response ends.
-- `: hb` comments at most `SSE_HEARTBEAT_SECONDS` apart while nothing else is sent.
-"""
+"""The stream protocol's definition: the channel-layer groups, the frames sent to them
+(TypedDicts; a consumer's handler for `stream.delta` is its method `stream_delta`, as in
+Channels) and the server-sent events a browser reads. docs/ARCHITECTURE.md, "The stream
+protocol", tells how they fit together; every part that speaks it imports it from here."""
 
 from __future__ import annotations
 
@@ -48,12 +17,16 @@ TerminalEvent = Literal["done", "error"]
 
 
 class StreamDelta(TypedDict):
+    """Characters [o, o + len(t)) of the answer, in order, at most one frame per interval."""
+
     type: Literal["stream.delta"]
     o: int
     t: str
 
 
 class StreamSnapshot(TypedDict):
+    """The run's text after the offset a watcher asked with `run.sync`, and its status note."""
+
     type: Literal["stream.snapshot"]
     o: int
     t: str
@@ -61,11 +34,15 @@ class StreamSnapshot(TypedDict):
 
 
 class StreamStatus(TypedDict):
+    """A short note while no text has arrived (waiting for Segmind, retrying)."""
+
     type: Literal["stream.status"]
     text: str
 
 
 class StreamEnd(TypedDict):
+    """Published after the final state is saved: the terminal event and the final fragment."""
+
     type: Literal["stream.end"]
     event: TerminalEvent
     html: str

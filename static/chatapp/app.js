@@ -1,4 +1,4 @@
-// The little JavaScript HTML cannot replace (DESIGN.md, Front end): streamed text appended
+// The little JavaScript HTML cannot replace (docs/ARCHITECTURE.md, "The front end"): streamed text appended
 // piece by piece, Enter to send, composer state, image uploads (button, paste, drop) with
 // progress, auto-scroll, Copy buttons, the narrow-screen menu. No inline script anywhere (the CSP forbids it); everything hangs off document events.
 (function () {

@@ -306,7 +306,7 @@ class Reply:
 class ErrorReply:
     """A fixed response: any status, any body. dict/list bodies are sent as JSON, str as
     text/plain, bytes as they are. The constructors below reproduce each documented AI/ML API
-    error shape (PROTOCOLS.md §1 Errors)."""
+    error shape (docs/PROTOCOLS.md §1, errors)."""
 
     status: int
     body: Any = b""
@@ -448,7 +448,7 @@ class ErrorReply:
     def gateway_timeout(cls) -> ErrorReply:
         return cls.aimlapi(504, "Generation timed out")
 
-    # -- Google's and Segmind's shapes (PROTOCOLS.md §2, §3) --
+    # -- Google's and Segmind's shapes (docs/PROTOCOLS.md §2, §3) --
 
     @classmethod
     def google(
@@ -916,14 +916,14 @@ _ENDS_EARLY = (Drop, Stall, Raw, Data)
 
 
 class GeminiRenderer(Renderer):
-    """Google's `:streamGenerateContent?alt=sse` and `:generateContent` (PROTOCOLS.md §3).
+    """Google's `:streamGenerateContent?alt=sse` and `:generateContent` (docs/PROTOCOLS.md §3).
 
     Streams are `data: <GenerateContentResponse>` events with no `[DONE]`: the body ends when
     the answer does. Each Text step is one chunk (a step may hold several tokens, as Gemini's
     chunks do); the finishReason and the final usage ride on the last content chunk, unless
     something (a Drop, a Stall, an error) follows it, in which case a separate closing chunk
     carries them. `usageMetadata` is cumulative in every chunk. Requests need
-    `x-goog-api-key`; `?key=` in the URL is refused (SECURITY 12).
+    `x-goog-api-key`; `?key=` in the URL is refused (docs/SECURITY.md rule 12).
     """
 
     name = "gemini"
@@ -1189,7 +1189,7 @@ class GeminiRenderer(Renderer):
 
 
 class SegmindRenderer(GeminiRenderer):
-    """Segmind's `POST /segmind/{model}` (PROTOCOLS.md §2): `{"messages": {"system_instruction",
+    """Segmind's `POST /segmind/{model}` (docs/PROTOCOLS.md §2): `{"messages": {"system_instruction",
     "contents", "generationConfig"}}` in, one JSON body out (no streaming). Answers
     Gemini-native `candidates` by default, or the older OpenAI-style `choices` with
     `Reply(legacy_shape=True)`. Errors are `{"error": "<string>"}` (`ErrorReply.segmind`)."""

@@ -937,7 +937,7 @@ async def test_a_rejected_key_is_an_authentication_error(
 
 
 def test_legacy_ids_get_no_stream_options_and_current_ids_ask_for_usage(settings):
-    """PROTOCOLS §1: `stream_options` is for current ids; legacy ids take `stream` only."""
+    """docs/PROTOCOLS.md §1: `stream_options` is for current ids; legacy ids take `stream` only."""
     from chatapp.providers.openai_compat import OpenAICompatProvider
     from chatapp.providers.types import ChatMessage, ChatRequest
 

@@ -59,7 +59,12 @@ async def test_a_watcher_whose_run_is_silent_gets_the_saved_text_then_live_frame
     assert live is not None
     assert (live.event, json.loads(live.data), live.id) == ("delta", {"o": 7, "t": "world"}, "12")
 
-    end: StreamEnd = {"type": "stream.end", "event": "done", "html": "<article></article>", "end": 12}
+    end: StreamEnd = {
+        "type": "stream.end",
+        "event": "done",
+        "html": "<article></article>",
+        "end": 12,
+    }
     await layer.group_send(stream_group(silent_run.id), end)
     done = await stream.next_event()
     assert done is not None
@@ -109,9 +114,7 @@ async def test_a_frame_beyond_the_saved_text_waits_for_the_gap_to_fill(
     assert saved is not None
     assert json.loads(saved.data) == {"o": 0, "t": SAVED}
     # The next checkpoint brings the missing characters; the held frame follows them.
-    await sync_to_async(
-        Message.objects.filter(pk=silent_run.id).update
-    )(content=SAVED + "world")
+    await sync_to_async(Message.objects.filter(pk=silent_run.id).update)(content=SAVED + "world")
     gap = await stream.next_event()
     held = await stream.next_event()
     assert gap is not None

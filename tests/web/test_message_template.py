@@ -234,3 +234,15 @@ def test_ratings_from_upstream_are_escaped_and_bounded():
 def test_no_ratings_no_disclosure(extras):
     parsed = render(ended("STOP", content="Hi", provider_extras=extras))
     assert "msg-safety" not in parsed.by_class
+
+
+def test_a_finished_answers_html_sits_in_a_container_htmx_ignores():
+    """docs/SECURITY.md rule 3: whatever the sanitiser let through, htmx processes nothing in
+    an answer's body (hx-disable on its container)."""
+    html = render_to_string(
+        "chatapp/_message.html", {"message": ended("STOP", content="**Hi**"), "is_last": True}
+    )
+    body = Text(html)
+    container = next(attrs for tag, attrs in body.tags if "msg-body" in (attrs.get("class") or ""))
+    assert "hx-disable" in container
+    assert body.text("msg-body") == "Hi"

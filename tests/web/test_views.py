@@ -236,7 +236,7 @@ async def test_retry_answers_again_and_supersedes_the_failed_answer(
     assert str(failed.id) not in page.content.decode()
 
 
-# --- Access: every route, as anonymous, owner and another user (SECURITY 9, 10) ------------------
+# --- Access: every route, as anonymous, owner and another user (docs/SECURITY.md rules 9, 10) -----
 
 
 def _routes() -> list[tuple[str, str]]:
@@ -400,7 +400,7 @@ def test_long_conversations_page_by_keyset(user_client, user, aimlapi):
 
 
 async def test_logging_out_ends_that_sessions_streams(aimlapi, run_manager, user):
-    """SECURITY 11: a stream open in a session ends when that session logs out."""
+    """docs/SECURITY.md rule 11: a stream open in a session ends when that session logs out."""
     from tests.conftest import open_stream, session_cookie, start_turn
 
     client = Client()
