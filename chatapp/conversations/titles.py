@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 
 # What a title keeps of a markdown line: the words, not the markup around them.
-_TITLE_LINE_PREFIX = re.compile(r"^(?:#{1,6}\s+|>\s*|[-*+]\s+|\d{1,3}[.)]\s+)+")
+# A marker counts at the end of the line too: an empty heading or list item has no words.
+_TITLE_LINE_PREFIX = re.compile(r"^(?:#{1,6}(?:\s+|$)|>\s*|[-*+](?:\s+|$)|\d{1,3}[.)](?:\s+|$))+")
+# A thematic break (---, ***, ___) is a line of markup alone.
+_THEMATIC_BREAK = re.compile(r"(?:-[ \t]*){3,}|(?:\*[ \t]*){3,}|(?:_[ \t]*){3,}")
 _TITLE_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 # Paired markers only, as markdown reads them: "2*3" and "__init__" keep their characters.
 _TITLE_MARKERS = re.compile(r"(\*\*|\*|~~|`)(?=\S)(.+?)(?<=\S)\1")
@@ -22,6 +25,8 @@ def title_from_text(text: str, limit: int = 80) -> str:
             continue
         if in_fence:
             code_line = code_line or " ".join(raw.split())
+            continue
+        if _THEMATIC_BREAK.fullmatch(raw.strip()):
             continue
         line = _TITLE_LINK.sub(r"\1", _TITLE_LINE_PREFIX.sub("", raw.strip()))
         for _ in range(3):  # nested emphasis: the outer pair first, then what it held

@@ -111,7 +111,7 @@ def check_images_fit(
     if total <= budget:
         return
     route = catalog.ROUTE_LABELS.get(spec.route, spec.route)
-    if encoded + len(new_text) > budget:
+    if encoded + len(new_text) + len(conversation.system_prompt) > budget:
         raise RequestTooLarge(
             f"The images attached come to {images.megabytes(encoded)} once encoded for sending; "
             f"{route} takes at most {images.megabytes(budget)} per request. Remove an image."

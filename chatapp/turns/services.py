@@ -82,14 +82,7 @@ def turn_start(
                     new_text=text,
                     thread_is_empty=created,
                 )
-            parent = (
-                None
-                if created
-                else conversation.messages.filter(superseded=False)
-                .order_by("-created_at", "-id")
-                .only("id")
-                .first()
-            )
+            parent = None if created else _latest(conversation)
             user_message = Message(
                 conversation=conversation,
                 parent=parent,
@@ -146,6 +139,9 @@ def turn_retry(*, message: Message, worker_id: uuid.UUID) -> Message:
             conversation = locked.conversation
             if conversation.messages.filter(status__in=Message.ACTIVE_STATUSES).exists():
                 raise TurnConflict(BUSY)
+            if _latest_id(conversation) != locked.pk:
+                # Its replacement would follow the later messages and be asked the wrong question.
+                raise TurnConflict("Only the last answer of a conversation can be retried.")
             chat_settings = chat_settings_stored(conversation=conversation)
             # The settings may have changed since: the images must still be readable and fit.
             check_images_fit(conversation=conversation, spec=chat_settings.spec)
@@ -187,13 +183,7 @@ def turn_continue(*, message: Message, worker_id: uuid.UUID) -> Message:
                 raise TurnConflict("Only an answer that stopped part-way can be continued.")
             if not locked.content:
                 raise TurnConflict("This answer has no text to continue from; press Retry.")
-            latest = (
-                locked.conversation.messages.filter(superseded=False)
-                .order_by("-created_at", "-id")
-                .only("id")
-                .first()
-            )
-            if latest is None or latest.pk != locked.pk:
+            if _latest_id(locked.conversation) != locked.pk:
                 raise TurnConflict("Only the last answer of a conversation can be continued.")
             if catalog.get_model(locked.route, locked.model) is None:
                 raise ServiceError(
@@ -210,6 +200,21 @@ def turn_continue(*, message: Message, worker_id: uuid.UUID) -> Message:
     except IntegrityError:
         raise TurnConflict(BUSY) from None
     return locked
+
+
+def _latest(conversation: Conversation) -> Message | None:
+    """The conversation's newest visible message (its id only)."""
+    return (
+        conversation.messages.filter(superseded=False)
+        .order_by("-created_at", "-id")
+        .only("id")
+        .first()
+    )
+
+
+def _latest_id(conversation: Conversation) -> uuid.UUID | None:
+    latest = _latest(conversation)
+    return latest.pk if latest is not None else None
 
 
 def _assistant_message(

@@ -176,7 +176,8 @@ def test_the_sidebar_loads_only_the_columns_it_shows(user):
 @pytest.mark.xfail(
     strict=True,
     reason="pinned conversations beyond the first page's limit are never listed: the first "
-    "page slices them to `limit` and later pages only list unpinned ones",
+    "page slices them to `limit` and later pages only list unpinned ones (left for the "
+    "history issue, which regroups the sidebar under Pinned, Today, ...)",
 )
 def test_every_pinned_conversation_is_reachable_even_with_more_than_a_page(user):
     for i in range(3):

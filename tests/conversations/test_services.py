@@ -280,20 +280,12 @@ def test_title_edge_cases(text, title):
     assert title_from_text(text) == title
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the line is stripped before the prefix pattern, which needs whitespace after the "
-    "marker: an empty heading or list item keeps its marker as the title",
-)
 @pytest.mark.parametrize("marker", ["#", "##", "-", "*", "1."])
 def test_an_empty_heading_or_list_item_is_skipped_like_an_empty_quote(marker):
     assert title_from_text("> \nok") == "ok"  # an empty quote is skipped
     assert title_from_text(f"{marker} \nok") == "ok"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a thematic break has no words but becomes the title ('---', '*')"
-)
 @pytest.mark.parametrize("rule", ["---", "***", "___"])
 def test_a_thematic_break_is_not_a_title(rule):
     assert title_from_text(f"{rule}\nok") == "ok"

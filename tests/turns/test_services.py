@@ -25,7 +25,6 @@ from chatapp.core.errors import (
 from chatapp.models import Attachment, Conversation, Message, MessageAttachment
 from chatapp.providers import catalog
 from chatapp.turns.limits import check_images_fit, check_rate, check_text
-from chatapp.turns.requests import turn_request
 from chatapp.turns.services import CONTINUABLE, Turn, turn_continue, turn_retry, turn_start
 
 pytestmark = pytest.mark.django_db
@@ -431,11 +430,6 @@ def test_a_route_without_its_own_budget_uses_the_default(user, settings):
     assert "Segmind takes at most 1 MB per request" in caught.value.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the first check leaves out the system prompt, so an image that fits alone but not "
-    "with a long system prompt is told about images 'already in this conversation' in a new one",
-)
 def test_a_new_conversation_is_not_told_of_images_already_in_it(user, settings):
     budget(settings, request_bytes=1_000_000)
     conversation = thread_with_images(user, system_prompt="p" * 70_000)
@@ -518,23 +512,17 @@ def test_retry_while_another_answer_is_written_is_a_conflict(user):
     assert not Message.objects.get(pk=old.pk).superseded
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="turn_retry accepts an answer that is not the conversation's last: its replacement "
-    "goes to the end of the thread and its request ends with the later answer, not the question",
-)
-def test_a_retried_earlier_answer_is_asked_its_own_question(user):
+def test_only_the_last_answer_can_be_retried(user):
+    """An earlier answer's replacement would follow the later messages and be asked the
+    wrong question (editing and regenerating any answer is the message tree's job)."""
     first = start(user, "First question")
     old = finish(first.assistant_message)
     second = start(user, "Second question", conversation_id=first.conversation.pk)
     finish(second.assistant_message)
-    try:
-        replacement = turn_retry(message=old, worker_id=WORKER)
-    except TurnConflict:
-        return  # refusing it, as turn_continue does, would be right too
-    request = turn_request(message=replacement)
-    assert request.messages[-1].role == "user"
-    assert request.messages[-1].text == "First question"
+    with pytest.raises(TurnConflict) as caught:
+        turn_retry(message=old, worker_id=WORKER)
+    assert caught.value.message == "Only the last answer of a conversation can be retried."
+    assert not Message.objects.get(pk=old.pk).superseded
 
 
 # --- turn_continue -----------------------------------------------------------------------------
