@@ -15,6 +15,7 @@ from .errors import (
     UpstreamTimeout,
     redact,
 )
+from .params import WireFormat
 from .types import ChatRequest, Event
 from .wire import clip_detail, read_limited
 
@@ -48,8 +49,9 @@ class Provider(ABC):
 
     # Shown in the UI; a configured route may rename it (OPTIONS["label"]).
     label: str = ""
-    # The wire format whose names `params.wire_fields` uses for this adapter's options.
-    wire_format: ClassVar[str] = ""
+    # Where `params.wire_fields` puts this adapter's options ("openai" or "gemini"); the
+    # offline demo reads its few options directly.
+    wire_format: ClassVar[WireFormat | None] = None
 
     def __init__(
         self,

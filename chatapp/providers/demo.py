@@ -50,7 +50,6 @@ def demo_answer(prompt: str, seed: int | None = None) -> str:
 
 class DemoProvider(Provider):
     label = "Offline demo"
-    wire_format = "demo"
 
     def __init__(
         self,

@@ -21,7 +21,7 @@ import json
 import math
 import re
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import orjson
@@ -40,6 +40,7 @@ from .errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from .params import WireFormat
 from .types import (
     ChatMessage,
     ChatRequest,
@@ -88,7 +89,7 @@ DRAIN_AFTER_DONE = 0.5
 
 class OpenAICompatProvider(Provider):
     label = "AI/ML API"
-    wire_format = "openai"
+    wire_format: ClassVar[WireFormat] = "openai"
 
     # --- request --------------------------------------------------------------------------
 
@@ -104,7 +105,7 @@ class OpenAICompatProvider(Provider):
         # current ids and other OpenAI-compatible servers report usage only when asked.
         if spec is None or not spec.legacy:
             body["stream_options"] = {"include_usage": True}
-        body.update(params.wire_fields(request.options, "openai"))
+        body.update(params.wire_fields(request.options, self.wire_format))
         return body
 
     def build_headers(self, request: ChatRequest) -> dict[str, str]:

@@ -42,6 +42,7 @@ from .protocol import (
     SSE_HEARTBEAT,
     SSE_LIVE,
     SSE_OPEN,
+    SessionEnded,
     StreamDelta,
     StreamEnd,
     StreamSnapshot,
@@ -179,7 +180,7 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         await self._send(sse_event(frame["event"], frame["html"], frame["end"]))
         await self._close()
 
-    async def session_ended(self, frame: dict[str, Any]) -> None:
+    async def session_ended(self, frame: SessionEnded) -> None:
         # Logged out: end the stream at this event boundary; the page will ask to log in.
         await self._close()
 

@@ -26,7 +26,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import orjson
@@ -46,6 +46,7 @@ from ..errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from ..params import WireFormat
 from ..types import (
     ChatMessage,
     ChatRequest,
@@ -783,7 +784,7 @@ class NativeProvider(Provider):
     """What the Google and Segmind adapters share: the client checks, the body parts, the
     mapping of transport failures. Each subclass owns its URL, headers and envelope."""
 
-    wire_format = "gemini"
+    wire_format: ClassVar[WireFormat] = "gemini"
     segmind: bool = False
 
     def contents(self, request: ChatRequest) -> list[dict[str, Any]]:
