@@ -35,6 +35,10 @@ pytestmark = [
 ]
 
 
+# The most server CPU one turn may cost before the burst's time to first token fails.
+TURN_CPU_BOUND_MS = 40
+
+
 @pytest.fixture(scope="module")
 def servers():
     workdir = new_workdir()
@@ -68,8 +72,12 @@ def test_streams_add_little_to_the_upstream(servers):
         direct, via_app = rung["direct"], rung["app"]
         assert via_app["errors"] == 0, via_app["error_samples"]
         assert via_app["chunks"] == direct["chunks"]  # every chunk arrived, none twice
-        # Time to first token: the upstream's 300 ms dominates; the app adds little.
-        assert via_app["ttft_ms"]["p50"] <= 1.5 * direct["ttft_ms"]["p50"]
+        # Time to first token: the upstream's 300 ms dominates; the app adds little - but 20
+        # sends within 0.2 s queue on the server's one core, the median one behind about ten
+        # others (each turn costs ~20 ms of server CPU on this 2-core machine, bench S2). The
+        # bound allows 40 ms a turn: twice today's cost fails it, the queue's spread does not.
+        queued = (rung["streams"] // 2) * TURN_CPU_BOUND_MS if rung["streams"] > 1 else 0
+        assert via_app["ttft_ms"]["p50"] <= 1.5 * direct["ttft_ms"]["p50"] + queued
         # The whole answer takes as long as the upstream's, give or take.
         assert via_app["duration_s"] <= 1.3 * direct["duration_s"]
         # A chunk waits at most a few frames, a small part of the answer's length.
