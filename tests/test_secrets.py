@@ -4,6 +4,7 @@ echoes it back in an error."""
 from __future__ import annotations
 
 import io
+import json
 import logging
 import uuid
 
@@ -13,7 +14,8 @@ from django.test import AsyncClient
 from django.urls import reverse
 
 from chatapp.core.logging import RedactSecretsFilter
-from tests.conftest import API_KEY, open_stream, wait_for_run
+from chatapp.models import Message
+from tests.conftest import API_KEY, open_stream, start_turn, wait_for_run
 from tests.fakes.upstream import ECHO_KEY, ErrorReply
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -63,8 +65,6 @@ async def test_key_absent_from_responses_and_logs_during_a_failing_call(
             },
         )
     ]
-    from chatapp.models import Message
-
     message = await Message.objects.aget(conversation_id=conversation_id, role="assistant")
     await wait_for_run(message.id)
     stream = open_stream(message.id, cookie=cookie)
@@ -84,3 +84,91 @@ async def test_key_absent_from_responses_and_logs_during_a_failing_call(
     logs = console_output.getvalue()
     assert "[redacted]" in logs
     assert API_KEY not in logs
+
+
+def echoing_answer(route: str) -> ErrorReply:
+    """A successful whole answer that echoes the key in every string field it has."""
+    if route == "aimlapi":
+        return ErrorReply(
+            200,
+            {
+                "id": f"chatcmpl-{ECHO_KEY}",
+                "object": "chat.completion",
+                "model": f"google/gemini-2.5-flash {ECHO_KEY}",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {
+                            "role": "assistant",
+                            "content": "An answer.",
+                            "extra_content": {"google": {"thought_signature": ECHO_KEY}},
+                        },
+                        "finish_reason": ECHO_KEY,
+                    }
+                ],
+            },
+        )
+    rating = {"category": f"HARM_CATEGORY_{ECHO_KEY}", "probability": ECHO_KEY}
+    return ErrorReply(
+        200,
+        {
+            "candidates": [
+                {
+                    "content": {"role": "model", "parts": [{"text": "An answer."}]},
+                    "finishReason": "OTHER",
+                    "finishMessage": f"Stopped for {ECHO_KEY}",
+                    "safetyRatings": [rating],
+                    "citationMetadata": {"citationSources": [{"uri": f"https://x/{ECHO_KEY}"}]},
+                    "index": 0,
+                }
+            ],
+            "promptFeedback": {"safetyRatings": [rating]},
+            "modelVersion": f"gemini-2.5-flash-{ECHO_KEY}",
+            "responseId": ECHO_KEY,
+        },
+        headers={"x-request-id": ECHO_KEY},
+    )
+
+
+@pytest.mark.parametrize(
+    ("route", "model"),
+    [
+        ("aimlapi", "aimlapi:google/gemini-2.5-flash"),
+        ("gemini", "gemini:gemini-2.5-flash"),
+        ("segmind", "segmind:gemini-2.5-flash"),
+    ],
+)
+async def test_a_successful_answer_echoing_the_key_never_shows_or_stores_it(
+    all_routes, run_manager, user, cookie, route, model, django_user_model
+):
+    """Every string an upstream sends is redacted before it is stored, framed or shown: ids,
+    model names, finish reasons and messages, safety ratings, citations, prompt feedback."""
+    all_routes.enqueue(echoing_answer(route))
+    turn = await start_turn(user, "hi", model_key=model)
+    await wait_for_run(turn.assistant_message.id)
+    assert all_routes.requests[-1].api_key == API_KEY  # the upstream got the key, and echoed it
+    message = await Message.objects.aget(pk=turn.assistant_message.id)
+    assert message.content == "An answer."
+    stored = json.dumps(
+        {field.name: str(getattr(message, field.attname)) for field in Message._meta.fields}
+    ) + json.dumps(message.provider_extras)
+    assert "[redacted]" in stored
+    assert API_KEY not in stored
+
+    stream = open_stream(message.id, cookie=cookie)
+    await stream.start()
+    await stream.read_until_terminal()
+    client = AsyncClient()
+    await sync_to_async(client.force_login)(user)
+    page = await client.get(reverse("conversation-detail", args=[turn.conversation.id]))
+    admin = await sync_to_async(django_user_model.objects.create_superuser)(
+        username="root", password="pw-root-123!"
+    )
+    admin_client = AsyncClient()
+    await sync_to_async(admin_client.force_login)(admin)
+    listed = await admin_client.get(reverse("admin:chatapp_message_changelist"))
+    shown = await admin_client.get(reverse("admin:chatapp_message_change", args=[message.pk]))
+    for body in (stream.body.decode(), page.content.decode(), listed.content.decode()):
+        assert API_KEY not in body
+    assert shown.status_code == 200
+    assert API_KEY not in shown.content.decode()

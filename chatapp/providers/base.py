@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
-from typing import ClassVar
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, ClassVar
 
 import httpx
 
@@ -16,7 +16,16 @@ from .errors import (
     redact,
 )
 from .params import WireFormat
-from .types import ChatRequest, Event
+from .types import (
+    ChatRequest,
+    Event,
+    Finish,
+    ProviderExtras,
+    ReasoningDelta,
+    ResponseInfo,
+    Status,
+    TextDelta,
+)
 from .wire import clip_detail, read_limited
 
 # An error page is read this far at most; a non-streamed answer is one JSON document, and this
@@ -75,6 +84,44 @@ class Provider(ABC):
 
     def redact(self, text: str) -> str:
         return redact(text, self.api_key)
+
+    def redact_event(self, event: Event) -> Event:
+        """The event with the key taken out of every string the upstream sent (an upstream
+        may echo it in an id, a model name, a safety rating...; docs/SECURITY.md rule 12).
+        The per-token path: a text delta without the key is returned as it is."""
+        key = self.api_key
+        if len(key) < 4:
+            return event
+        match event:
+            case TextDelta(text=text):
+                return TextDelta(self.redact(text)) if key in text else event
+            case ReasoningDelta(text=text):
+                return ReasoningDelta(self.redact(text)) if key in text else event
+            case ResponseInfo(request_id=rid, response_id=response_id, model=model):
+                return ResponseInfo(
+                    request_id=self._redact_optional(rid),
+                    response_id=self._redact_optional(response_id),
+                    model=self._redact_optional(model),
+                )
+            case ProviderExtras(data=data):
+                return ProviderExtras(self._redact_json(data))
+            case Finish(reason=reason, raw=raw):
+                return Finish(reason=reason, raw=self.redact(raw))
+            case Status(text=text):
+                return Status(self.redact(text))
+        return event
+
+    def _redact_optional(self, value: str | None) -> str | None:
+        return None if value is None else self.redact(value)
+
+    def _redact_json(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, Mapping):
+            return {self.redact(str(k)): self._redact_json(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._redact_json(v) for v in value]
+        return value
 
     def http_client(self) -> httpx.AsyncClient:
         """The injected client; an adapter built without one is a configuration error."""

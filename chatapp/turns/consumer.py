@@ -235,7 +235,19 @@ class MessageStreamConsumer(AsyncHttpConsumer):
                 if self.finished:
                     return
             if now - self.last_sent >= heartbeat:
+                # Quiet for a heartbeat: also make sure the answer has not ended unannounced
+                # (its end frame lost with a channel-layer hiccup). One read per quiet period.
+                if await self._ended_unannounced():
+                    return
                 await self._send(SSE_HEARTBEAT)
+
+    async def _ended_unannounced(self) -> bool:
+        assert self.user is not None
+        message = await db(stream_state, owner=self.user, message_id=self.message_id)
+        if message is None or message.is_terminal:
+            await self._finish_from_db(message)
+            return True
+        return False
 
     async def _fall_back_to_saved_text(self) -> None:
         assert self.user is not None

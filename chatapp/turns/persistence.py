@@ -2,10 +2,17 @@
 
 Bounded by design: a checkpoint at most once per `CHAT_RUN["checkpoint_interval"]` (appending
 only the new text) and one final UPDATE, never a write per token (bench S6).
+
+This is where values from an upstream meet the database, so every one is made storable here:
+counts outside the columns' range and non-finite or oversized amounts are dropped (an
+upstream once reported 9,223,372,036,854,775,813 prompt tokens), strings are cut to their
+column and lose NUL characters (PostgreSQL refuses them; U+FFFD keeps offsets), and the provider
+extras become plain JSON PostgreSQL accepts (no NaN, no NUL).
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -32,8 +39,8 @@ def message_checkpoint(*, message_id: uuid.UUID, content_tail: str, reasoning_ta
             f"UPDATE {table} SET content = content || %s, reasoning = reasoning || %s, "
             "status = %s WHERE id = %s AND status IN (%s, %s)",
             [
-                content_tail,
-                reasoning_tail,
+                storable_text(content_tail),
+                storable_text(reasoning_tail),
                 Message.Status.STREAMING,
                 Message._meta.pk.get_db_prep_value(message_id, connection),
                 *Message.ACTIVE_STATUSES,
@@ -68,42 +75,78 @@ def message_finish(*, message_id: uuid.UUID, outcome: Outcome) -> bool:
     (e.g. marked interrupted by another worker while this one was partitioned away)."""
     fields: dict[str, Any] = {
         "status": outcome.status,
-        "content": outcome.content,
-        "content_html": outcome.content_html,
+        "content": storable_text(outcome.content),
+        "content_html": storable_text(outcome.content_html),
         "html_version": outcome.html_version,
-        "reasoning": outcome.reasoning,
-        "error_code": outcome.error_code,
-        "error_message": outcome.error_message,
-        "finish_reason": outcome.finish_reason[:32],
-        "model_reported": outcome.model_reported[:200],
-        "upstream_request_id": outcome.upstream_request_id[:200],
-        "upstream_response_id": outcome.upstream_response_id[:200],
+        "reasoning": storable_text(outcome.reasoning),
+        "error_code": storable_text(outcome.error_code, 64),
+        "error_message": storable_text(outcome.error_message),
+        "finish_reason": storable_text(outcome.finish_reason, 32),
+        "model_reported": storable_text(outcome.model_reported, 200),
+        "upstream_request_id": storable_text(outcome.upstream_request_id, 200),
+        "upstream_response_id": storable_text(outcome.upstream_response_id, 200),
         "prompt_tokens": _count(outcome.usage.prompt_tokens),
         "completion_tokens": _count(outcome.usage.completion_tokens),
         "reasoning_tokens": _count(outcome.usage.reasoning_tokens),
         "total_tokens": _count(outcome.usage.total_tokens),
         "credits_used": _decimal(outcome.usage.credits_used),
         "usd_spent": _decimal(outcome.usage.usd_spent),
-        "ttft_ms": outcome.ttft_ms,
-        "duration_ms": outcome.duration_ms,
+        "ttft_ms": _count(outcome.ttft_ms),
+        "duration_ms": _count(outcome.duration_ms),
         "finished_at": timezone.now(),
     }
     if outcome.provider_extras is not None:
-        fields["provider_extras"] = outcome.provider_extras
+        fields["provider_extras"] = storable_json(outcome.provider_extras)
     updated = Message.objects.filter(pk=message_id, status__in=Message.ACTIVE_STATUSES).update(
         **fields
     )
     return bool(updated)
 
 
+# PositiveIntegerField's range on every engine Django supports (PostgreSQL's integer).
+COUNT_MAX = 2**31 - 1
+# DecimalField(max_digits=20, decimal_places=8): twelve digits before the point.
+AMOUNT_LIMIT = Decimal(10) ** 12
+
+
+def storable_text(value: str, limit: int | None = None) -> str:
+    """Text a column takes: no NUL (one character for one, so offsets hold), at most `limit`."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    return value if limit is None else value[:limit]
+
+
+def storable_json(value: Any, depth: int = 0) -> Any:
+    """Plain JSON that PostgreSQL's jsonb and SQLite both accept: strings without NUL, finite
+    numbers, string keys; nesting past 64 levels is dropped."""
+    if depth > 64:
+        return None
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, bool) or value is None or isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {storable_text(str(k)): storable_json(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable_json(v, depth + 1) for v in value]
+    return storable_text(str(value))
+
+
 def _count(value: int | None) -> int | None:
-    return value if isinstance(value, int) and value >= 0 else None
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 <= value <= COUNT_MAX else None
 
 
 def _decimal(value: float | None) -> Decimal | None:
-    if value is None:
+    if value is None or isinstance(value, bool):
         return None
     try:
-        return Decimal(str(value)).quantize(Decimal("0.00000001"))
+        amount = Decimal(str(value))
+        if not amount.is_finite() or abs(amount) >= AMOUNT_LIMIT:
+            return None
+        return amount.quantize(Decimal("0.00000001"))
     except (InvalidOperation, ValueError):
         return None

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 from channels.layers import BaseChannelLayer
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
 
 from chatapp import rendering
 from chatapp.conversations.models import Message
@@ -50,6 +50,11 @@ from .protocol import StreamDelta, StreamEnd, StreamSnapshot, StreamStatus, stre
 from .workers import INTERRUPTED_MESSAGE
 
 log = logging.getLogger(__name__)
+
+SAVE_FAILED = (
+    "Something went wrong on this server while saving the answer. The text it had is kept; "
+    "press Retry to ask again."
+)
 
 
 def _save_final(message_id: uuid.UUID, outcome: Outcome) -> tuple[StreamEnd, bool]:
@@ -186,10 +191,11 @@ class Run:
     async def _generate(self, provider: Provider) -> None:
         attempts = self.config["retry_attempts"]
         attempt = 1
+        redact = provider.redact_event
         while True:
             try:
                 async for event in provider.stream(self.request):
-                    self._on_event(event)
+                    self._on_event(redact(event))
                 return
             except ProviderError as exc:
                 # Once text has been shown, a retry would repeat or contradict it.
@@ -316,25 +322,51 @@ class Run:
         if self._checkpoint_task is not None:
             with contextlib.suppress(Exception):
                 await self._checkpoint_task
-        await self._publish()  # the last frame, so the delta stream is complete
+        try:
+            await self._publish()  # the last frame, so the delta stream is complete
+        except Exception:
+            # Watchers resync by offset from what is saved next; the save must still happen.
+            log.exception("the last frame of %s could not be published", self.message_id)
         end, saved = await self._save_with_retries(outcome)
         if not saved:
             log.warning("run %s finished after its message was already final", self.message_id)
-        await self.layer.group_send(self.group, end)
+        try:
+            await self.layer.group_send(self.group, end)
+        except Exception:
+            # The answer is saved: a watcher that misses this frame finds it final when it
+            # next looks at the database (turns.consumer).
+            log.exception("the end of %s could not be published", self.message_id)
 
     async def _save_with_retries(self, outcome: Outcome) -> tuple[StreamEnd, bool]:
-        # A database blip at the very end must not lose a finished answer.
-        delay = 0.2
-        for attempt in range(8):
+        """Save the final state, whatever goes wrong: a database blip is retried (with
+        backoff, until it works or the process stops); anything else about this outcome
+        (a value the database refuses) saves it as failed instead, with its text, so no
+        answer is left active and its conversation locked."""
+        delay, reduced = 0.2, False
+        while True:
             try:
                 return await db(_save_final, self.message_id, outcome)
-            except OperationalError:
-                if attempt == 7:
-                    raise
+            except (OperationalError, InterfaceError):
                 log.warning("saving %s failed; retrying in %.1f s", self.message_id, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        raise AssertionError("unreachable")
+            except Exception:
+                if reduced:
+                    log.exception("saving %s as failed failed too; retrying", self.message_id)
+                else:
+                    log.exception("saving %s failed; saving it as failed", self.message_id)
+                    outcome, reduced = self._failure(outcome), True
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def _failure(self, outcome: Outcome) -> Outcome:
+        """The outcome reduced to what cannot be refused: the text, no upstream figures."""
+        return Outcome(
+            status=Message.Status.FAILED,
+            content=outcome.content,
+            reasoning=outcome.reasoning,
+            error_code="internal",
+            error_message=SAVE_FAILED,
+            duration_ms=outcome.duration_ms,
+        )
 
     def _outcome(self, status: str, **fields: Any) -> Outcome:
         now = time.monotonic()
