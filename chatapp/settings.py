@@ -138,7 +138,7 @@ MIDDLEWARE = [
     "chatapp.web.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "chatapp.web.middleware.ContentSecurityPolicyMiddleware",
+    "chatapp.web.middleware.SecurityHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "chatapp.web.urls"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from django.db.models import Prefetch, Q
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 THREAD_PAGE_SIZE = 50
+# Longer than any cursor `_cursor` writes (an ISO time with microseconds and an offset, a UUID).
+CURSOR_MAX_CHARS = 80
 
 
 def conversation_for_owner(*, owner: User, conversation_id: uuid.UUID) -> Conversation:
@@ -138,8 +140,17 @@ def _cursor(stamp: datetime, row_id: uuid.UUID) -> str:
 
 
 def _parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The (time, id) of a page cursor, or 404 for anything this module did not write: a
+    cursor is an aware ISO time and a UUID, and the time must exist in UTC too (9999-12-31
+    at -14:00 does not, and the database adapter would overflow converting it)."""
     try:
+        if len(cursor) > CURSOR_MAX_CHARS:
+            raise ValueError(cursor)
         stamp, _, hex_id = cursor.rpartition("_")
-        return datetime.fromisoformat(stamp), uuid.UUID(hex_id)
-    except ValueError:
+        when = datetime.fromisoformat(stamp)
+        if when.tzinfo is None:
+            raise ValueError(stamp)
+        when.astimezone(UTC)
+        return when, uuid.UUID(hex_id)
+    except (ValueError, OverflowError):
         raise Http404("Bad page cursor.") from None

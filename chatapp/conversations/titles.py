@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 # What a title keeps of a markdown line: the words, not the markup around them.
 # A marker counts at the end of the line too: an empty heading or list item has no words.
@@ -12,6 +13,17 @@ _THEMATIC_BREAK = re.compile(r"(?:-[ \t]*){3,}|(?:\*[ \t]*){3,}|(?:_[ \t]*){3,}"
 _TITLE_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 # Paired markers only, as markdown reads them: "2*3" and "__init__" keep their characters.
 _TITLE_MARKERS = re.compile(r"(\*\*|\*|~~|`)(?=\S)(.+?)(?<=\S)\1")
+
+
+def plain_title(text: str) -> str:
+    """A title as plain visible text: no control or format characters, so a bidirectional
+    override (U+202E) cannot reverse the sidebar, the page title or the admin around it. The
+    zero-width joiner stays: emoji sequences need it."""
+    return " ".join(
+        "".join(
+            ch for ch in text if ch == "\u200d" or unicodedata.category(ch) not in ("Cc", "Cf")
+        ).split()
+    )
 
 
 def title_from_text(text: str, limit: int = 80) -> str:
@@ -36,7 +48,7 @@ def title_from_text(text: str, limit: int = 80) -> str:
         line = " ".join(line.split())
         if line:
             break
-    line = line or code_line or "New chat"
+    line = plain_title(line or code_line) or "New chat"
     if len(line) <= limit:
         return line
     cut = line[:limit].rsplit(" ", 1)[0] or line[:limit]

@@ -1,4 +1,4 @@
-"""Deny-by-default login and the Content-Security-Policy header."""
+"""Deny-by-default login, security headers, and the request-body limit."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequired
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import resolve_url
+from django.utils.cache import patch_cache_control
 from django_htmx.http import HttpResponseClientRedirect
 
 from chatapp.attachments.images import megabytes
@@ -32,8 +33,11 @@ CSP = "; ".join(
 )
 
 
-class ContentSecurityPolicyMiddleware:
-    """Adds the CSP header (the chain runs synchronously: see chatapp.asgi)."""
+class SecurityHeadersMiddleware:
+    """The CSP on every response, and `Cache-Control: private, no-store` on what a signed-in
+    person is shown, unless the view said otherwise (their images cache privately): a shared
+    cache or the back button on a shared computer must not keep someone's conversations. The
+    chain runs synchronously (chatapp.asgi)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -41,6 +45,9 @@ class ContentSecurityPolicyMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", CSP)
+        user = getattr(request, "user", None)
+        if not response.has_header("Cache-Control") and user is not None and user.is_authenticated:
+            patch_cache_control(response, private=True, no_store=True)
         return response
 
 

@@ -289,3 +289,20 @@ def test_an_empty_heading_or_list_item_is_skipped_like_an_empty_quote(marker):
 @pytest.mark.parametrize("rule", ["---", "***", "___"])
 def test_a_thematic_break_is_not_a_title(rule):
     assert title_from_text(f"{rule}\nok") == "ok"
+
+
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        ("\u202eevil.exe\u202c is here", "evil.exe is here"),  # a right-to-left override
+        ("a\u2066b\u2069c\u200fd", "abcd"),  # isolates and marks
+        ("zero\u200bwidth", "zerowidth"),
+        (
+            "family \U0001f468\u200d\U0001f469\u200d\U0001f467",
+            "family \U0001f468\u200d\U0001f469\u200d\U0001f467",
+        ),
+        ("tab\there", "tab here"),
+    ],
+)
+def test_titles_keep_only_visible_text(text, title):
+    assert title_from_text(text) == title

@@ -549,3 +549,12 @@ async def test_answers_written_at_once_are_limited_per_person(
     assert response.status_code == 429
     assert "the limit is 2 at a time" in response.content.decode()
     aimlapi.release("hold")
+
+
+@pytest.mark.django_db
+def test_what_a_signed_in_person_sees_is_not_kept_by_any_cache(user_client, owned):
+    for url in (reverse("chat-home"), reverse("conversation-detail", args=[owned[0].id])):
+        response = user_client.get(url)
+        assert response.status_code == 200
+        directives = {d.strip() for d in response["Cache-Control"].split(",")}
+        assert {"private", "no-store"} <= directives

@@ -1,0 +1,94 @@
+"""Data migrations on a database that already has conversations: rows written under the old
+rules come out under the new ones, and nothing else changes."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+BEFORE = [("chatapp", "0002_attachments")]
+
+
+def migrate(targets):
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+@pytest.fixture
+def old_database(django_user_model):
+    """The schema as 0002 left it, with rows written then; the latest schema afterwards."""
+    apps = migrate(BEFORE)
+    yield apps
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+def test_finish_reasons_become_neutral_and_the_raw_word_moves_to_the_extras(old_database):
+    User = old_database.get_model("auth", "User")
+    Conversation = old_database.get_model("chatapp", "Conversation")
+    Message = old_database.get_model("chatapp", "Message")
+    owner = User.objects.create(username="old")
+    conversation = Conversation.objects.create(owner=owner, route="gemini", model="m")
+    raws = ["STOP", "MAX_TOKENS", "SPII", "stop", "function_call", "stopped", "", "NEW_ONE"]
+    ids = [
+        Message.objects.create(
+            conversation=conversation,
+            role="assistant",
+            status="complete",
+            finish_reason=raw,
+            provider_extras={"gemini": {"parts": []}} if raw == "SPII" else {},
+        ).id
+        for raw in raws
+    ]
+
+    apps = migrate([("chatapp", "0003_neutral_finish_reasons")])
+    rows = apps.get_model("chatapp", "Message").objects.in_bulk(ids)
+    assert [rows[i].finish_reason for i in ids] == [
+        "stop",
+        "length",
+        "safety",
+        "stop",
+        "tool_calls",
+        "stopped",
+        "",
+        "other",
+    ]
+    assert [rows[i].provider_extras.get("finish_reason") for i in ids] == [
+        "STOP",
+        "MAX_TOKENS",
+        "SPII",
+        "stop",
+        "function_call",
+        None,
+        None,
+        "NEW_ONE",
+    ]
+    assert rows[ids[2]].provider_extras["gemini"] == {"parts": []}  # the rest is kept
+
+    apps = migrate(BEFORE)  # and back again
+    rows = apps.get_model("chatapp", "Message").objects.in_bulk(ids)
+    assert [rows[i].finish_reason for i in ids] == raws
+
+
+def test_titles_lose_control_and_format_characters(old_database):
+    User = old_database.get_model("auth", "User")
+    Conversation = old_database.get_model("chatapp", "Conversation")
+    owner = User.objects.create(username="old")
+    titles = ["\u202eexe.txt", "plain", "", "\u200b\u200b", "👨\u200d👩\u200d👧 family"]
+    ids = [
+        Conversation.objects.create(owner=owner, title=t, route="d", model="d").id for t in titles
+    ]
+
+    apps = migrate([("chatapp", "0004_plain_titles")])
+    rows = apps.get_model("chatapp", "Conversation").objects.in_bulk(ids)
+    assert [rows[i].title for i in ids] == [
+        "exe.txt",
+        "plain",
+        "",
+        "New chat",
+        "👨\u200d👩\u200d👧 family",
+    ]
