@@ -67,10 +67,10 @@ def turn_start(
     """
     attachments = attachments_for_message(owner=owner, attachment_ids=attachment_ids)
     check_text(text, with_images=bool(attachments))
-    check_rate(owner)
     now = timezone.now()
     try:
         with transaction.atomic():
+            check_rate(owner)
             conversation, created = _conversation_for_turn(
                 owner, conversation_id, chat_settings, text=text, now=now
             )
@@ -124,9 +124,9 @@ def turn_retry(*, message: Message, worker_id: uuid.UUID) -> Message:
     """
     if message.role != Message.Role.ASSISTANT or message.is_active:
         raise TurnConflict("Only a finished answer can be retried.")
-    check_rate(message.conversation.owner)
     try:
         with transaction.atomic():
+            check_rate(message.conversation.owner)
             locked = Message.objects.select_for_update().get(pk=message.pk)
             if locked.superseded:
                 replacement = (
@@ -171,9 +171,9 @@ def turn_continue(*, message: Message, worker_id: uuid.UUID) -> Message:
     """Pick up an answer that stopped part-way (the server stopped, Stop, a dropped stream)
     where it stopped: the same message goes back to pending, keeping its text, and the run
     appends to it. Only the conversation's last answer, and only one with some text."""
-    check_rate(message.conversation.owner)
     try:
         with transaction.atomic():
+            check_rate(message.conversation.owner)
             locked = (
                 Message.objects.select_for_update()
                 .select_related("conversation")
