@@ -362,6 +362,10 @@ CHAT_IMAGE_ROUTES: dict[str, dict[str, int]] = {
     # docs/PROTOCOLS.md §3: inline data up to 100 MB per request (base64).
     "gemini": {"request_bytes": 100_000_000},
 }
+# Form bodies Django reads into memory: a message at its longest (4 UTF-8 bytes a character)
+# and the settings panel's fields, at least Django's default; bigger is refused with a message
+# naming the limit (web/views/errors.py).
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, CHAT_MAX_MESSAGE_CHARS * 4 + 1_000_000)
 # Request bodies above this are refused before they are read (chatapp.web.middleware): an upload
 # plus room for the multipart envelope and the other form fields.
 CHAT_MAX_REQUEST_BODY_BYTES = CHAT_IMAGE_LIMITS["max_bytes"] + 1_000_000

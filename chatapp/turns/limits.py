@@ -32,6 +32,11 @@ def check_text(text: str, *, with_images: bool = False) -> None:
         raise ServiceError(
             f"Your message is {len(text):,} characters long; the limit is {limit:,} characters."
         )
+    if "\x00" in text:
+        raise ServiceError(
+            "Your message contains a NUL character (U+0000), which cannot be stored. Remove it "
+            "and send again."
+        )
 
 
 _RATE_SQL = """

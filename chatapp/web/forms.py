@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth.forms import UserCreationForm, UsernameField
 from django.contrib.auth.models import User
+from django.core.validators import ProhibitNullCharactersValidator
 
 
 class SignupForm(UserCreationForm):
@@ -33,10 +34,22 @@ class UUIDListField(forms.Field):
             raise forms.ValidationError("Not an id.", code="invalid") from None
 
 
+class MessageTextField(forms.CharField):
+    """The person's message, as typed: not stripped (leading spaces and trailing newlines are
+    their text), and not refused here for a NUL character: the service refuses what it cannot
+    store with a message that says so (Django's own says only "Null characters are not
+    allowed.", which the composer would have shown as an expired form)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=False, strip=False, **kwargs)
+        self.validators = [
+            v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)
+        ]
+
+
 class ComposerForm(forms.Form):
-    # Not stripped: leading spaces and trailing newlines are the person's text. The length
-    # limit is enforced by the service, whose message names it.
-    text = forms.CharField(required=False, strip=False)
+    # The length limit is enforced by the service, whose message names it.
+    text = MessageTextField()
     idempotency_key = forms.UUIDField()
     # Uploaded images to send with the text, in order (how many, and whose, is checked by the
     # service).

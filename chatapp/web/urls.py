@@ -9,6 +9,10 @@ from django.urls import path
 
 from .views import accounts, attachments, conversations, pages, turns
 
+# Django's refusals of a request it cannot read, in the app's words (an htmx send shows them
+# above the composer).
+handler400 = "chatapp.web.views.errors.bad_request"
+
 CONVERSATION = "c/<uuid:conversation_id>/"
 MESSAGE = CONVERSATION + "m/<uuid:message_id>/"
 ATTACHMENT = "attachments/<uuid:attachment_id>/"

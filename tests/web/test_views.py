@@ -558,3 +558,38 @@ def test_what_a_signed_in_person_sees_is_not_kept_by_any_cache(user_client, owne
         assert response.status_code == 200
         directives = {d.strip() for d in response["Cache-Control"].split(",")}
         assert {"private", "no-store"} <= directives
+
+
+@pytest.mark.django_db
+def test_a_message_too_big_to_read_says_so_above_the_composer_naming_the_limits(
+    user_client, settings
+):
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    response = user_client.post(
+        reverse("turn-create", args=[uuid.uuid4()]),
+        send_form("x" * (limit + 10)),
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 413
+    assert response["HX-Retarget"] == "#composer-error"
+    text = response.content.decode()
+    assert "more than this server reads" in text
+    assert "a message can be at most 100,000 characters" in text
+    assert "Bad Request" not in text
+    assert not Conversation.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_message_with_a_nul_character_is_refused_for_that_not_as_an_expired_form(
+    user_client, aimlapi
+):
+    response = user_client.post(
+        reverse("turn-create", args=[uuid.uuid4()]),
+        send_form("before\x00after"),
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 400
+    text = response.content.decode()
+    assert "contains a NUL character (U+0000)" in text
+    assert "expired" not in text
+    assert not Conversation.objects.exists()
