@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,8 @@ AWS_S3_REGION_NAME = _env("AWS_S3_REGION_NAME")
 AWS_ACCESS_KEY_ID = _env("AWS_ACCESS_KEY_ID")
 AWS_SECRET_ACCESS_KEY = _env("AWS_SECRET_ACCESS_KEY")
 AWS_LOCATION = _env("AWS_LOCATION")
+CHAT_LOGIN_FAILURE_LIMIT = int(_env_number("CHAT_LOGIN_FAILURE_LIMIT", 5))
+CHAT_LOGIN_LOCKOUT_MINUTES = _env_number("CHAT_LOGIN_LOCKOUT_MINUTES", 15)
 # ---------------------------------------------------------------------------------------------
 
 TESTING = "pytest" in sys.modules
@@ -123,6 +126,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "channels",
+    "axes",
     "chatapp",
 ]
 
@@ -139,7 +143,25 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "chatapp.web.middleware.SecurityHeadersMiddleware",
+    # Last, as django-axes asks: it turns a locked-out log-in into its refusal page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Log-in throttling (django-axes): after CHAT_LOGIN_FAILURE_LIMIT failures in a row for one
+# username, or from one client address, log-ins there are refused for
+# CHAT_LOGIN_LOCKOUT_MINUTES, the right password included; the admin's log-in too. A success
+# clears the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = CHAT_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=CHAT_LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "chatapp.web.views.accounts.locked_out"
+AXES_CLIENT_IP_CALLABLE = "chatapp.web.middleware.client_address"
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "chatapp.web.urls"
 ASGI_APPLICATION = "chatapp.asgi.application"

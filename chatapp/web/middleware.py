@@ -33,6 +33,16 @@ CSP = "; ".join(
 )
 
 
+def client_address(request: HttpRequest) -> str:
+    """The client's address, for log-in throttling. Behind TLS (DJANGO_HTTPS) the app sits
+    behind one proxy, which appends the client to X-Forwarded-For: its last entry is the one
+    the client cannot forge. Otherwise REMOTE_ADDR, and a forwarded header is not believed."""
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if settings.HTTPS and forwarded.strip():
+        return forwarded.split(",")[-1].strip()
+    return str(request.META.get("REMOTE_ADDR", ""))
+
+
 class SecurityHeadersMiddleware:
     """The CSP on every response, and `Cache-Control: private, no-store` on what a signed-in
     person is shown, unless the view said otherwise (their images cache privately): a shared

@@ -67,3 +67,90 @@ def test_login_and_logout():
     assert client.get("/").status_code == 200
     assert client.post("/accounts/logout/").status_code == 302
     assert client.get("/").status_code == 302
+
+
+# --- Log-in throttling (django-axes) ---------------------------------------------------------
+
+
+def log_in(client: Client, username: str, password: str, address: str = "203.0.113.7") -> object:
+    return client.post(
+        "/accounts/login/",
+        {"username": username, "password": password},
+        REMOTE_ADDR=address,
+    )
+
+
+@pytest.fixture
+def account(django_user_model):
+    return django_user_model.objects.create_user(username="carol", password=PASSWORD)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_five_wrong_passwords_even_the_right_one_waits_and_is_told_how_long(account):
+    client = Client()
+    for _ in range(4):
+        assert log_in(client, "carol", "wrong").status_code == 200  # the form, with its error
+    assert log_in(client, "carol", "wrong").status_code == 429  # the fifth pauses log-ins
+    response = log_in(client, "carol", PASSWORD)
+    assert response.status_code == 429
+    text = response.content.decode()
+    assert "5 failed log-ins in a row" in text
+    assert "Try again in 15 minutes" in text
+    assert client.get("/").status_code == 302  # not logged in
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_account_is_throttled_whatever_address_the_guesses_come_from(account):
+    for number in range(5):
+        log_in(Client(), "carol", "wrong", address=f"198.51.100.{number}")
+    assert log_in(Client(), "carol", PASSWORD, address="192.0.2.1").status_code == 429
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_address_is_throttled_whatever_accounts_it_guesses(account, django_user_model):
+    django_user_model.objects.create_user(username="dave", password=PASSWORD)
+    for number in range(5):
+        log_in(Client(), f"nobody{number}", "wrong", address="198.51.100.9")
+    assert log_in(Client(), "dave", PASSWORD, address="198.51.100.9").status_code == 429
+    assert log_in(Client(), "dave", PASSWORD, address="192.0.2.2").status_code == 302
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_success_clears_the_count(account):
+    client = Client()
+    for _ in range(4):
+        log_in(client, "carol", "wrong")
+    assert log_in(client, "carol", PASSWORD).status_code == 302
+    for _ in range(4):
+        log_in(Client(), "carol", "wrong")
+    assert log_in(Client(), "carol", PASSWORD).status_code == 302
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_log_in_is_throttled_too(django_user_model):
+    django_user_model.objects.create_superuser(username="root", password=PASSWORD)
+    for _ in range(5):
+        Client().post(
+            "/admin/login/?next=/admin/",
+            {"username": "root", "password": "wrong"},
+            REMOTE_ADDR="198.51.100.20",
+        )
+    response = Client().post(
+        "/admin/login/?next=/admin/",
+        {"username": "root", "password": PASSWORD},
+        REMOTE_ADDR="192.0.2.3",
+    )
+    assert response.status_code == 429
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_forged_forwarded_header_does_not_escape_the_address_limit(account, settings):
+    settings.HTTPS = False  # no proxy: X-Forwarded-For is the client's own words
+    for number in range(5):
+        Client().post(
+            "/accounts/login/",
+            {"username": f"nobody{number}", "password": "wrong"},
+            REMOTE_ADDR="198.51.100.30",
+            HTTP_X_FORWARDED_FOR=f"10.0.0.{number}",
+        )
+    assert log_in(Client(), "carol", PASSWORD, address="198.51.100.30").status_code == 429

@@ -32,6 +32,15 @@ class LoginView(auth_views.LoginView):
         return {**super().get_context_data(**kwargs), "allow_signup": settings.ALLOW_SIGNUP}
 
 
+def locked_out(
+    request: HttpRequest, response: HttpResponse | None = None, credentials: Any = None
+) -> HttpResponse:
+    """django-axes' refusal of a log-in after too many failures, saying when to try again."""
+    minutes = max(1, round(settings.AXES_COOLOFF_TIME.total_seconds() / 60))
+    context = {"failure_limit": settings.AXES_FAILURE_LIMIT, "minutes": minutes}
+    return render(request, "registration/locked_out.html", context, status=429)
+
+
 @login_not_required
 @never_cache
 def signup(request: HttpRequest) -> HttpResponse:
