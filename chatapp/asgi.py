@@ -27,6 +27,12 @@ sys.setswitchinterval(0.0005)
 # across requests (Django's per-request thread under ASGI opens one every time: on SQLite that
 # is a connect, four PRAGMAs and ~30 SQL functions registered).
 REQUEST_THREADS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="chat-request")
+# Image uploads run on threads of their own: decoding one can take seconds, and 16 parallel
+# uploads of a 49-megapixel PNG on the request threads kept another person's /healthz waiting
+# 6.2 s. Three: two decode (attachments.images decodes two at a time) while the third turns
+# away a person's uploads past their two at once, so nobody queues behind one person's burst.
+UPLOAD_THREADS = ThreadPoolExecutor(max_workers=3, thread_name_prefix="chat-upload")
+UPLOAD_PATH = "/attachments/"
 
 
 class SyncChainASGIHandler(ASGIHandler):
@@ -43,8 +49,11 @@ class SyncChainASGIHandler(ASGIHandler):
         super().load_middleware(is_async=False)
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
+        upload = request.method == "POST" and request.path_info == UPLOAD_PATH
         return await sync_to_async(
-            self._get_response_here, thread_sensitive=False, executor=REQUEST_THREADS
+            self._get_response_here,
+            thread_sensitive=False,
+            executor=UPLOAD_THREADS if upload else REQUEST_THREADS,
         )(request)
 
     def _get_response_here(self, request: HttpRequest) -> HttpResponseBase:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from chatapp.attachments.models import Attachment, MessageAttachment
+from chatapp.attachments.models import Attachment, MessageAttachment, UploadAttempt
 from chatapp.conversations.models import Conversation, Message
 from chatapp.turns.models import Worker
 
-__all__ = ["Attachment", "Conversation", "Message", "MessageAttachment", "Worker"]
+__all__ = ["Attachment", "Conversation", "Message", "MessageAttachment", "UploadAttempt", "Worker"]

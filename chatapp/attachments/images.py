@@ -153,7 +153,24 @@ def normalise(fp: IO[bytes], *, limits: Limits | None = None) -> NormalisedImage
     """Decode, check and re-encode one uploaded image. Raises ImageRejected (400) or
     ImageTooLarge (413); nothing is written anywhere."""
     limits = limits or Limits.from_settings()
-    raw = _read_capped(fp, limits.max_bytes)
+    return normalise_bytes(read_upload(fp, limits=limits), limits=limits)
+
+
+def read_upload(fp: IO[bytes], *, limits: Limits | None = None) -> bytes:
+    """The upload's bytes, within the byte limit (ImageTooLarge past it): read before any
+    decoding, so a file already stored can be recognised by its hash without decoding it."""
+    return _read_capped(fp, (limits or Limits.from_settings()).max_bytes)
+
+
+def upload_digest(raw: bytes) -> str:
+    """The hash that recognises an upload sent again, before it is decoded."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+def normalise_bytes(raw: bytes, *, limits: Limits | None = None) -> NormalisedImage:
+    """`normalise` for bytes already read by `read_upload`. At most two run at once in a
+    process (`_WORK_SLOTS`): a decoded image can take a gigabyte."""
+    limits = limits or Limits.from_settings()
     with _WORK_SLOTS:
         image, source_format = _decode(raw, limits)
         _check_trailing_data(raw, source_format)

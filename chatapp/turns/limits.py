@@ -18,6 +18,7 @@ from chatapp.attachments import images
 from chatapp.attachments.models import Attachment, MessageAttachment
 from chatapp.conversations.models import Conversation, Message
 from chatapp.core.errors import LimitExceeded, RequestTooLarge, ServiceError
+from chatapp.core.locks import lock_person
 from chatapp.providers import catalog
 
 if TYPE_CHECKING:
@@ -48,12 +49,6 @@ SELECT
 """
 
 
-# A second statement (not FOR UPDATE on the counting one): in READ COMMITTED a statement that
-# waited for a lock keeps its snapshot for subqueries, and would count without the send that
-# held the lock.
-_LOCK_SQL = "SELECT 1 FROM {user} WHERE id = %s FOR UPDATE"
-
-
 def check_rate(owner: User) -> None:
     """Sends per minute and answers being written at once, per person (docs/SECURITY.md rule
     14). One statement for both counts: this is on every send's path to the first token.
@@ -62,12 +57,10 @@ def check_rate(owner: User) -> None:
     both pass with one slot left (24 at once got 8 answers written against a limit of 4): on
     PostgreSQL the person's row is locked first, so the count sees every send committed before;
     SQLite's IMMEDIATE transactions already take the write lock at BEGIN."""
-    assert connection.in_atomic_block, "check_rate counts inside the transaction that inserts"
+    lock_person(owner.pk)
     since = connection.ops.adapt_datetimefield_value(timezone.now() - timedelta(minutes=1))
     sql = _RATE_SQL.format(message=Message._meta.db_table, conversation=Conversation._meta.db_table)
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(_LOCK_SQL.format(user=owner._meta.db_table), [owner.pk])
         cursor.execute(
             sql, [owner.pk, Message.Role.ASSISTANT, since, owner.pk, *Message.ACTIVE_STATUSES]
         )

@@ -288,7 +288,33 @@
     remove.textContent = "×";
     item.append(preview, progress, remove);
     list.append(item);
+    queued.push(function () {
+      send(list, item, file, progress, previewUrl);
+    });
+    pumpUploads();
+  }
 
+  // The server decodes at most two of one person's images at a time (and refuses a third):
+  // the rest wait here, shown as uploading, and go as earlier ones finish.
+  const UPLOADS_AT_ONCE = 2;
+  const queued = [];
+  let sending = 0;
+
+  function pumpUploads() {
+    while (sending < UPLOADS_AT_ONCE && queued.length) {
+      sending += 1;
+      queued.shift()();
+    }
+  }
+
+  function send(list, item, file, progress, previewUrl) {
+    if (!item.isConnected) {
+      // Removed while it waited its turn.
+      URL.revokeObjectURL(previewUrl);
+      sending -= 1;
+      pumpUploads();
+      return;
+    }
     const xhr = new XMLHttpRequest();
     uploads.set(item, xhr);
     xhr.open("POST", list.dataset.uploadUrl);
@@ -299,6 +325,8 @@
     function settle(problem) {
       URL.revokeObjectURL(previewUrl);
       uploads.delete(item);
+      sending -= 1;
+      pumpUploads();
       if (problem) {
         item.remove();
         composerError(problem);
