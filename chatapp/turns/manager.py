@@ -36,8 +36,9 @@ from .protocol import (
     control_group,
     stream_group,
 )
+from .published import PublishedText
 from .run import Run
-from .workers import HOSTNAME, WORKER_ID, runs_reap, worker_heartbeat
+from .workers import HOSTNAME, WORKER_ID, runs_interrupt, runs_orphaned, worker_heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class RunManager:
         assert layer is not None, "CHANNEL_LAYERS has no default layer"
         self.layer: BaseChannelLayer = layer
         self.runs: dict[uuid.UUID, Run] = {}
+        self.published = PublishedText(settings.REDIS_URL)
         self._run_tasks: dict[uuid.UUID, asyncio.Task[Any]] = {}
         self.control_channel = ""
         self._client: httpx.AsyncClient | None = None
@@ -109,6 +111,9 @@ class RunManager:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        with contextlib.suppress(Exception):
+            await self.published.close()
+        self.published = PublishedText(settings.REDIS_URL)
         self._started = False
 
     def client(self) -> httpx.AsyncClient:
@@ -146,6 +151,7 @@ class RunManager:
             layer=self.layer,
             client=self.client(),
             config=self.config,
+            published=self.published,
         )
         self.runs[message_id] = run
         await self.layer.group_add(control_group(message_id), self.control_channel)
@@ -235,14 +241,25 @@ class RunManager:
 
     async def reap(self) -> None:
         """Mark runs of dead workers interrupted and tell their watchers."""
-        ids = await db(
-            runs_reap,
+        orphans = await db(
+            runs_orphaned,
             live_worker_id=WORKER_ID,
             stale_after=self.config["worker_stale_after"],
             hostname=HOSTNAME,
         )
+        if not orphans:
+            return
+        try:
+            recovered = await self.published.recover(orphans)
+        except Exception:
+            # Without it the checkpointed text stands: at most a checkpoint interval short.
+            log.exception("could not recover the published text of %d runs", len(orphans))
+            recovered = {}
+        ids = await db(runs_interrupt, message_ids=orphans, recovered=recovered)
         for message_id in ids:
             await self.announce_end(message_id)
+            with contextlib.suppress(Exception):
+                await self.published.forget(message_id)
 
     async def announce_end(self, message_id: uuid.UUID) -> None:
         end = await db(_end_of, message_id)

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -47,6 +47,7 @@ from chatapp.providers.types import (
 from .fragments import stream_end
 from .persistence import Outcome, message_checkpoint, message_finish
 from .protocol import StreamDelta, StreamEnd, StreamSnapshot, StreamStatus, stream_group
+from .published import PublishedText
 from .workers import INTERRUPTED_MESSAGE
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,11 @@ class Run:
         client: httpx.AsyncClient,
         config: Mapping[str, Any],
         prefix: str = "",
+        published: PublishedText | None = None,
     ) -> None:
         self.layer = layer
+        self.published_text = published or PublishedText()
+        self._prefix = prefix
         self.client = client
         self.config = config
         self.message_id = message_id
@@ -153,6 +157,7 @@ class Run:
 
     async def _execute(self) -> Outcome:
         provider = provider_for(self.route, client=self.client)
+        await self._keep_published(self.published_text.begin, self._prefix)
         publisher = asyncio.create_task(self._publisher())
         self._inner = asyncio.create_task(self._generate(provider))
         if self.stop_reason is not None:  # Stop arrived before the run began
@@ -270,6 +275,8 @@ class Run:
             self._published_parts = len(self._parts)
             start, self.published = self.published, self.length
             delta: StreamDelta = {"type": "stream.delta", "o": start, "t": text}
+            # Kept before it is sent: what a person sees survives this worker (turns.published).
+            await self._keep_published(self.published_text.append, text)
             await self.layer.group_send(self.group, delta)
             self._schedule_checkpoint()
 
@@ -328,6 +335,8 @@ class Run:
             # Watchers resync by offset from what is saved next; the save must still happen.
             log.exception("the last frame of %s could not be published", self.message_id)
         end, saved = await self._save_with_retries(outcome)
+        with contextlib.suppress(Exception):
+            await self.published_text.forget(self.message_id)
         if not saved:
             log.warning("run %s finished after its message was already final", self.message_id)
         try:
@@ -336,6 +345,15 @@ class Run:
             # The answer is saved: a watcher that misses this frame finds it final when it
             # next looks at the database (turns.consumer).
             log.exception("the end of %s could not be published", self.message_id)
+
+    async def _keep_published(
+        self, step: Callable[[uuid.UUID, str], Awaitable[None]], text: str
+    ) -> None:
+        try:
+            await step(self.message_id, text)
+        except Exception:
+            # The frame still goes out; only a crash before the next checkpoint would lose it.
+            log.warning("could not keep the published text of %s", self.message_id)
 
     async def _save_with_retries(self, outcome: Outcome) -> tuple[StreamEnd, bool]:
         """Save the final state, whatever goes wrong: a database blip is retried (with

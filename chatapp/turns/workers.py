@@ -7,13 +7,16 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 
+from django.db.models.functions import Length
 from django.utils import timezone
 
 from chatapp.conversations.models import Message
 
 from .models import Worker
+from .persistence import storable_text
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +40,51 @@ def worker_heartbeat(*, worker_id: uuid.UUID, hostname: str, pid: int) -> None:
         )
 
 
-def runs_reap(*, live_worker_id: uuid.UUID, stale_after: float, hostname: str) -> list[uuid.UUID]:
+def runs_reap(
+    *,
+    live_worker_id: uuid.UUID,
+    stale_after: float,
+    hostname: str,
+    recovered: Mapping[uuid.UUID, str] | None = None,
+) -> list[uuid.UUID]:
     """Mark as interrupted the active messages whose worker is gone, keeping their text.
 
-    A worker is gone when it has not been seen for `stale_after` seconds, or at once when it
-    ran on this host and its process no longer exists (a restart after a crash need not wait).
-    Returns the ids marked, so the caller can tell their listeners.
+    `recovered` is what those runs had published (turns.published): where it is longer than
+    the last checkpoint, it is the answer's text. Returns the ids marked, so the caller can
+    tell their listeners.
     """
+    ids = runs_orphaned(live_worker_id=live_worker_id, stale_after=stale_after, hostname=hostname)
+    return runs_interrupt(message_ids=ids, recovered=recovered or {})
+
+
+def runs_interrupt(
+    *, message_ids: list[uuid.UUID], recovered: Mapping[uuid.UUID, str]
+) -> list[uuid.UUID]:
+    """Mark these orphaned answers interrupted, each with the longer of its checkpointed and
+    its recovered published text (a checkpoint is a prefix of what was published)."""
+    if not message_ids:
+        return []
+    for message_id, text in recovered.items():
+        Message.objects.filter(pk=message_id, status__in=Message.ACTIVE_STATUSES).annotate(
+            chars=Length("content")
+        ).filter(chars__lt=len(text)).update(content=storable_text(text))
+    Message.objects.filter(pk__in=message_ids, status__in=Message.ACTIVE_STATUSES).update(
+        status=Message.Status.INTERRUPTED,
+        error_code="interrupted",
+        error_message=INTERRUPTED_MESSAGE,
+        finished_at=timezone.now(),
+    )
+    Worker.objects.filter(seen_at__lt=timezone.now() - timedelta(days=1)).delete()
+    log.warning("marked %d orphaned run(s) interrupted", len(message_ids))
+    return message_ids
+
+
+def runs_orphaned(
+    *, live_worker_id: uuid.UUID, stale_after: float, hostname: str
+) -> list[uuid.UUID]:
+    """The active messages whose worker is gone: not seen for `stale_after` seconds, or at
+    once when it ran on this host and its process no longer exists (a restart after a crash
+    need not wait)."""
     recent = Worker.objects.filter(seen_at__gte=timezone.now() - timedelta(seconds=stale_after))
     alive = [
         worker.pk
@@ -53,18 +94,7 @@ def runs_reap(*, live_worker_id: uuid.UUID, stale_after: float, hostname: str) -
     orphans = Message.objects.filter(status__in=Message.ACTIVE_STATUSES).exclude(
         worker_id__in=[live_worker_id, *alive]
     )
-    ids = list(orphans.values_list("pk", flat=True))
-    if not ids:
-        return []
-    Message.objects.filter(pk__in=ids, status__in=Message.ACTIVE_STATUSES).update(
-        status=Message.Status.INTERRUPTED,
-        error_code="interrupted",
-        error_message=INTERRUPTED_MESSAGE,
-        finished_at=timezone.now(),
-    )
-    Worker.objects.filter(seen_at__lt=timezone.now() - timedelta(days=1)).delete()
-    log.warning("marked %d orphaned run(s) interrupted", len(ids))
-    return ids
+    return list(orphans.values_list("pk", flat=True))
 
 
 def _process_exists(pid: int) -> bool:

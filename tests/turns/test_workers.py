@@ -167,3 +167,33 @@ def test_a_worker_killed_mid_answer_leaves_it_interrupted_with_its_text(
         assert message.content == FIRST + "and the end."
     finally:
         restarted.stop()
+
+
+@shared_layer
+def test_a_worker_killed_before_its_checkpoint_loses_nothing_the_browser_saw(
+    workers, account, fake_upstream
+):
+    """With Redis every frame is kept there before it is sent: a worker killed with SIGKILL
+    between checkpoints leaves the answer with all the text the page had shown."""
+    a = workers(CHAT_CHECKPOINT_SECONDS="600")  # no checkpoint happens before the crash
+    fake_upstream.enqueue(Reply([*chunks(FIRST, size=9), Gate("hold"), Text("never sent")]))
+    browser = Browser(account, a)
+    conversation, path = browser.send(a, "Hello, then crash")
+    message_id = path.split("/")[2]
+    shown, _ = read_text(browser.stream(a, path), until=FIRST[-9:])
+    assert shown == FIRST
+    assert Message.objects.get(pk=message_id).content == ""  # nothing checkpointed yet
+
+    a.kill9()
+    restarted = Worker(a.env, port=a.port).start()
+    try:
+        message = wait_for(
+            lambda: Message.objects.filter(
+                pk=message_id, status=Message.Status.INTERRUPTED
+            ).first(),
+            what="the orphaned run to be marked interrupted",
+        )
+        assert message.content == shown
+        assert FIRST.strip()[:40] in browser.client.get(f"{restarted.url}/c/{conversation}/").text
+    finally:
+        restarted.stop()
