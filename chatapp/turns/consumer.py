@@ -237,23 +237,23 @@ class MessageStreamConsumer(AsyncHttpConsumer):
             if now - self.last_sent >= heartbeat:
                 # Quiet for a heartbeat: also make sure the answer has not ended unannounced
                 # (its end frame lost with a channel-layer hiccup). One read per quiet period.
-                if await self._ended_unannounced():
+                if await self._still_running() is None:
                     return
                 await self._send(SSE_HEARTBEAT)
 
-    async def _ended_unannounced(self) -> bool:
+    async def _still_running(self) -> Message | None:
+        """The answer as saved if it is still being written; if it has ended (or gone), its
+        final state is sent and the stream ends, and None is returned."""
         assert self.user is not None
         message = await db(stream_state, owner=self.user, message_id=self.message_id)
         if message is None or message.is_terminal:
             await self._finish_from_db(message)
-            return True
-        return False
+            return None
+        return message
 
     async def _fall_back_to_saved_text(self) -> None:
-        assert self.user is not None
-        message = await db(stream_state, owner=self.user, message_id=self.message_id)
-        if message is None or message.is_terminal:
-            await self._finish_from_db(message)
+        message = await self._still_running()
+        if message is None:
             return
         # The saved text lags the run by at most a checkpoint interval: a buffered frame beyond
         # it is a gap, for which `_deliver` asks the run again (and, if it stays silent, the

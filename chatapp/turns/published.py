@@ -31,6 +31,11 @@ class PublishedText:
         else:
             self._redis = None
 
+    @property
+    def active(self) -> bool:
+        """Whether anything is kept (callers on the per-frame path skip the call otherwise)."""
+        return self._redis is not None
+
     async def begin(self, message_id: uuid.UUID, prefix: str) -> None:
         """A run starts (a continued answer with the text it already has)."""
         if self._redis is not None:

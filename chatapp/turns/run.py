@@ -276,7 +276,8 @@ class Run:
             start, self.published = self.published, self.length
             delta: StreamDelta = {"type": "stream.delta", "o": start, "t": text}
             # Kept before it is sent: what a person sees survives this worker (turns.published).
-            await self._keep_published(self.published_text.append, text)
+            if self.published_text.active:
+                await self._keep_published(self.published_text.append, text)
             await self.layer.group_send(self.group, delta)
             self._schedule_checkpoint()
 
