@@ -31,9 +31,11 @@ API_KEY = "sk-test-3f9c2a71d4e8b6a0c5d1e7f2"
 # --- Static files, as in production -----------------------------------------------------------
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _collected_static() -> None:
-    """Templates resolve `{% static %}` through the manifest storage, as in production."""
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Templates resolve `{% static %}` through the manifest storage, as in production.
+    Collected before any test module is imported: a module that imports `chatapp.asgi` builds
+    WhiteNoise, which lists STATIC_ROOT once, so on a clean checkout a later collect would leave
+    every asset a 404 (the CI failure of 2026-12-01)."""
     call_command("collectstatic", interactive=False, verbosity=0)
 
 
