@@ -25,6 +25,18 @@ Output contract (what templates, CSS and the front-end JS may rely on):
 - Links: ``<a href="http(s)/mailto…" target="_blank" rel="noopener noreferrer nofollow">``.
   A link whose target was refused keeps its text but has no ``href``.
 - Images: ``<a href="…">image: alt</a>`` for http(s) sources, plain text otherwise.
+- Math (``$…$``, ``$$…$$``, ``\\(…\\)``, ``\\[…\\]``): MathML from latex2mathml, ``<math>`` with
+  ``display="block"`` for display math; TeX it cannot read stays as ``<code class="math-source">``.
+- Task lists: ``<ul class="contains-task-list">`` whose items hold a disabled checkbox.
+- Footnotes: ``<sup class="footnote-ref">label</sup>`` where cited and
+  ``<div class="footnote"><sup class="footnote-label">label</sup> text</div>`` where defined.
+  Labels are shown as written, so a block renders the same wherever a stream starts.
+
+Blocks (docs/ARCHITECTURE.md, "Formatted while it streams"): a document is cut into top-level
+blocks by `BlockSplitter`, and its HTML is the concatenation of each block rendered alone. The
+stream renders each block once, when it closes, with the same function, so the final HTML of
+an answer is exactly the blocks the browser already shows: nothing moves when it ends, and the
+work per answer stays linear in its length.
 
 Bump `RENDERER_VERSION` whenever the HTML for some input changes, so that caches keyed on it
 are invalidated.
@@ -35,14 +47,18 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from io import StringIO
 from typing import TYPE_CHECKING
 
 import nh3
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from latex2mathml.converter import convert as _latex_to_mathml
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import MD_TRIM_RE, escapeHtml, mdTrim, unescapeAll
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+from mdit_py_plugins.tasklists import tasklists_plugin
 from pygments.formatters import HtmlFormatter
 from pygments.lexer import Lexer
 from pygments.lexers import find_lexer_class_by_name
@@ -51,12 +67,23 @@ from pygments.util import ClassNotFound
 
 if TYPE_CHECKING:
     from markdown_it.renderer import RendererHTML
+    from markdown_it.rules_block import StateBlock
+    from markdown_it.rules_inline import StateInline
     from markdown_it.token import Token
     from markdown_it.utils import EnvType, OptionsDict
 
-__all__ = ["RENDERER_VERSION", "answer_html", "render_markdown", "render_plain"]
+__all__ = [
+    "RENDERER_VERSION",
+    "BlockSplitter",
+    "StreamRenderer",
+    "answer_html",
+    "partial_answer",
+    "render_markdown",
+    "render_plain",
+    "split_blocks",
+]
 
-RENDERER_VERSION: int = 1
+RENDERER_VERSION: int = 2
 
 # Above this many characters a block is shown as plain escaped text. Pygments is pure-Python
 # regexes, measured at 0.2-0.5 MB/s (Python and JavaScript lexers), so this cap bounds the
@@ -74,6 +101,39 @@ _PLAIN_LANGS = frozenset({"", "text", "txt", "plain", "plaintext", "none", "outp
 # emitted (see `_standard_tokens`), so this set is exactly what highlighted code can carry.
 TOKEN_CLASSES: frozenset[str] = frozenset(name for name in STANDARD_TYPES.values() if name)
 
+# MathML Core's presentation elements, as latex2mathml writes them. `semantics`/`annotation`
+# are left out (an annotation-xml can carry HTML), and so is every attribute that can hold a URL
+# or a style (`href`, which MathML Core allows on any element; `style`; `mathbackground`).
+MATHML_TAGS: frozenset[str] = frozenset(
+    {
+        "math", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace", "mpadded", "mphantom",
+        "msub", "msup", "msubsup", "munder", "mover", "munderover", "mmultiscripts",
+        "mprescripts", "none", "mfrac", "msqrt", "mroot", "mstyle", "menclose", "merror",
+        "mtable", "mtr", "mtd", "mlabeledtr",
+    }
+)  # fmt: skip
+MATHML_ATTRIBUTES: dict[str, set[str]] = {
+    "math": {"display"},
+    "mi": {"mathvariant"},
+    "mn": {"mathvariant"},
+    "mo": {
+        "mathvariant", "stretchy", "fence", "separator", "lspace", "rspace", "accent",
+        "largeop", "movablelimits", "form", "symmetric", "minsize", "maxsize",
+    },
+    "mtext": {"mathvariant"},
+    "mspace": {"width", "height", "depth"},
+    "mpadded": {"width", "height", "depth", "lspace", "voffset"},
+    "mfrac": {"linethickness"},
+    "mover": {"accent"},
+    "munder": {"accentunder"},
+    "munderover": {"accent", "accentunder"},
+    "mstyle": {"displaystyle", "scriptlevel", "mathvariant"},
+    "menclose": {"notation"},
+    "mtable": {"columnalign", "rowalign", "columnspacing", "rowspacing", "columnlines", "rowlines", "frame"},
+    "mtr": {"columnalign", "rowalign"},
+    "mtd": {"columnalign", "rowalign", "columnspan", "rowspan"},
+}  # fmt: skip
+
 ALLOWED_TAGS: frozenset[str] = frozenset(
     {
         # blocks
@@ -82,9 +142,11 @@ ALLOWED_TAGS: frozenset[str] = frozenset(
         "ul", "ol", "li",
         "table", "thead", "tbody", "tr", "th", "td",
         # inline
-        "a", "em", "strong", "s", "code", "span",
+        "a", "em", "strong", "s", "code", "span", "sup",
+        # a task list's checkbox (disabled; only `type="checkbox"` survives)
+        "input",
     }
-)  # fmt: skip
+) | MATHML_TAGS  # fmt: skip
 # Tag -> attributes that may carry any value. `class` is not here: it is value-checked
 # through ALLOWED_CLASSES so model text cannot pick class names that restyle the page.
 ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
@@ -92,6 +154,8 @@ ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
     "*": set(),
     "a": {"href"},
     "ol": {"start"},
+    "input": {"checked", "disabled"},
+    **MATHML_ATTRIBUTES,
 }
 # Tag -> attribute -> the only values allowed. `align` is a presentational attribute, not
 # inline CSS, so table alignment survives a CSP without 'unsafe-inline' styles.
@@ -100,9 +164,14 @@ ALLOWED_ATTRIBUTE_VALUES: dict[str, dict[str, set[str]]] = {
     "td": {"align": {"left", "center", "right"}},
 }
 ALLOWED_CLASSES: dict[str, set[str]] = {
-    "div": {"code-block", "code-lang"},
+    "div": {"code-block", "code-lang", "footnote"},
     "pre": {"code"},
     "span": set(TOKEN_CLASSES),
+    "code": {"math-source"},
+    "sup": {"footnote-ref", "footnote-label"},
+    "ul": {"contains-task-list"},
+    "li": {"task-list-item"},
+    "input": {"task-list-item-checkbox"},
 }
 URL_SCHEMES: frozenset[str] = frozenset({"http", "https", "mailto"})
 LINK_REL = "noopener noreferrer nofollow"
@@ -119,7 +188,12 @@ _CLEANER = nh3.Cleaner(
     tag_attribute_values=ALLOWED_ATTRIBUTE_VALUES,
     # `target` is not in ALLOWED_ATTRIBUTES, so whatever the input said is stripped first and
     # this fixed value is the only one that can appear.
-    set_tag_attribute_values={"a": {"target": "_blank"}},
+    # A checkbox is always disabled: the page has nothing a ticked box could change.
+    # Every input that survives is a disabled checkbox, whatever it said it was.
+    set_tag_attribute_values={
+        "a": {"target": "_blank"},
+        "input": {"type": "checkbox", "disabled": "disabled"},
+    },
     url_schemes=set(URL_SCHEMES),
     # Relative and scheme-relative URLs ("//evil.example", "jav%09ascript:") have no scheme
     # to check; a model has no business linking into this app, so drop them.
@@ -198,9 +272,7 @@ def _render_fence(
     token = tokens[idx]
     # Same info-string parsing as markdown-it's own fence rule: first word, CommonMark
     # whitespace, backslash escapes and entities resolved.
-    info = mdTrim(unescapeAll(token.info)) if token.info else ""
-    lang = MD_TRIM_RE.split(info, maxsplit=1)[0] if info else ""
-    return _code_block_html(token.content, lang, env)
+    return _code_block_html(token.content, _fence_lang(token.info), env)
 
 
 def _render_code_block(
@@ -247,9 +319,171 @@ def _render_cell_open(
     return f"<{token.tag}>"
 
 
+# Longest TeX source turned into MathML; longer formulas are shown as their source. latex2mathml
+# is pure Python, measured at ~0.35 ms for a 60-character formula, so this bounds one at ~10 ms.
+MAX_MATH_CHARS = 2_000
+# Longest footnote label shown; labels come from model text.
+MAX_FOOTNOTE_LABEL_CHARS = 32
+_FOOTNOTE_LABEL_RE = re.compile(rf"\[\^([A-Za-z0-9_.-]{{1,{MAX_FOOTNOTE_LABEL_CHARS}}})\]")
+
+
+def _math_html(tex: str, display: bool) -> str:
+    r"""MathML for TeX from model text; what latex2mathml cannot read stays visible as source.
+    The sanitiser still cleans the result (latex2mathml passes `\href` and `\style` through)."""
+    source = tex.strip()
+    if not source:
+        return ""
+    if len(source) <= MAX_MATH_CHARS:
+        try:
+            return str(_latex_to_mathml(source, display="block" if display else "inline"))
+        except Exception:
+            pass  # unbalanced braces, unknown environments: fall through to the source
+    text = escapeHtml(f"$${source}$$" if display else f"${source}$")
+    return f'<code class="math-source">{text}</code>'
+
+
+def _render_math_token(
+    self: RendererHTML,
+    tokens: Sequence[Token],
+    idx: int,
+    options: OptionsDict,
+    env: EnvType,
+) -> str:
+    token = tokens[idx]
+    display = token.type in ("math_block", "math_inline_double", "math_bracket_block")
+    html = _math_html(token.content, display)
+    return f"<p>{html}</p>\n" if token.block else html
+
+
+def _bracket_math_inline(state: StateInline, silent: bool) -> bool:
+    r"""`\(…\)` (inline) and `\[…\]` (display) inside a paragraph. Runs before markdown-it's
+    escape rule, which would otherwise turn `\(` into a bare parenthesis."""
+    src, pos = state.src, state.pos
+    if src[pos] != "\\" or pos + 1 >= state.posMax or src[pos + 1] not in "([":
+        return False
+    closing = "\\)" if src[pos + 1] == "(" else "\\]"
+    end = src.find(closing, pos + 2, state.posMax)
+    if end < 0 or not src[pos + 2 : end].strip():
+        return False
+    if not silent:
+        token = state.push(
+            "math_bracket_inline" if closing == "\\)" else "math_inline_double", "math", 0
+        )
+        token.content = src[pos + 2 : end]
+        token.markup = src[pos : pos + 2]
+    state.pos = end + 2
+    return True
+
+
+def _bracket_math_block(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+    r"""A display formula between a line `\[` and a line `\]`, blank lines allowed inside."""
+    first = state.bMarks[start] + state.tShift[start]
+    if state.sCount[start] - state.blkIndent >= 4:
+        return False
+    if state.src[first : state.eMarks[start]].strip() != "\\[":
+        return False
+    line = start + 1
+    while line < end:
+        text = state.src[state.bMarks[line] + state.tShift[line] : state.eMarks[line]].strip()
+        if text == "\\]":
+            break
+        line += 1
+    else:
+        return False  # never closed: the lines stay text
+    if silent:
+        return True
+    token = state.push("math_bracket_block", "math", 0)
+    token.block = True
+    token.content = state.getLines(start + 1, line, state.blkIndent, False)
+    token.map = [start, line + 1]
+    state.line = line + 1
+    return True
+
+
+def _footnote_ref(state: StateInline, silent: bool) -> bool:
+    """`[^label]` where a footnote is cited. Shown as its label whether or not the definition
+    has arrived: a block must render the same wherever the stream that shows it started."""
+    if not state.src.startswith("[^", state.pos):
+        return False
+    match = _FOOTNOTE_LABEL_RE.match(state.src, state.pos, state.posMax)
+    if match is None:
+        return False
+    if not silent:
+        token = state.push("footnote_ref", "sup", 0)
+        token.meta = {"label": match.group(1)}
+    state.pos = match.end()
+    return True
+
+
+def _footnote_def(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+    """`[^label]: text` at the start of a line, continued by the indented lines after it."""
+    first = state.bMarks[start] + state.tShift[start]
+    if state.sCount[start] - state.blkIndent >= 4:
+        return False
+    match = _FOOTNOTE_LABEL_RE.match(state.src, first, state.eMarks[start])
+    if match is None or state.src[match.end() : match.end() + 1] != ":":
+        return False
+    if silent:
+        return True
+    line = start + 1
+    while line < end and not state.isEmpty(line) and state.sCount[line] > state.blkIndent:
+        line += 1
+    body = state.src[match.end() + 1 : state.eMarks[start]].strip()
+    rest = state.getLines(start + 1, line, state.blkIndent, False).strip()
+    token = state.push("footnote_def_open", "div", 1)
+    token.meta = {"label": match.group(1)}
+    token.map = [start, line]
+    inline = state.push("inline", "", 0)
+    inline.content = f"{body}\n{rest}".strip()
+    inline.map = [start, line]
+    inline.children = []
+    state.push("footnote_def_close", "div", -1)
+    state.line = line
+    return True
+
+
+def _render_footnote_ref(
+    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    return f'<sup class="footnote-ref">{escapeHtml(tokens[idx].meta["label"])}</sup>'
+
+
+def _render_footnote_open(
+    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    label = escapeHtml(tokens[idx].meta["label"])
+    return f'<div class="footnote"><sup class="footnote-label">{label}</sup> '
+
+
+def _render_footnote_close(
+    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    return "</div>\n"
+
+
 def _build_markdown() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     md.enable(["table", "strikethrough"])
+    # `$5 and $10` stays text: no space inside the dollars, no digit right after the closing one.
+    md.use(
+        dollarmath_plugin,
+        allow_labels=False,
+        allow_space=False,
+        allow_digits=False,
+        double_inline=True,
+    )
+    md.use(tasklists_plugin)
+    md.inline.ruler.before("escape", "math_bracket", _bracket_math_inline)
+    md.block.ruler.before("fence", "math_bracket_block", _bracket_math_block)
+    md.inline.ruler.before("link", "footnote_ref", _footnote_ref)
+    md.block.ruler.before("reference", "footnote_def", _footnote_def)
+    for kind in ("math_inline", "math_inline_double", "math_block", "math_bracket_inline"):
+        md.add_render_rule(kind, _render_math_token)
+    md.add_render_rule("math_bracket_block", _render_math_token)
+    md.add_render_rule("math_block_label", _render_math_token)
+    md.add_render_rule("footnote_ref", _render_footnote_ref)
+    md.add_render_rule("footnote_def_open", _render_footnote_open)
+    md.add_render_rule("footnote_def_close", _render_footnote_close)
     md.add_render_rule("fence", _render_fence)
     md.add_render_rule("code_block", _render_code_block)
     md.add_render_rule("image", _render_image)
@@ -263,12 +497,267 @@ def _build_markdown() -> MarkdownIt:
 _MD = _build_markdown()
 
 
+# --- Blocks ---------------------------------------------------------------------------------
+
+_FENCE_OPEN_RE = re.compile(r"( {0,3})(`{3,}|~{3,})([^\n]*)")
+_ATX_HEADING_RE = re.compile(r" {0,3}#{1,6}(?:[ \t]|$)")
+_LIST_ITEM_RE = re.compile(r" {0,3}(?:[-*+]|\d{1,9}[.)])(?:[ \t]|$)")
+_LIST_ITEM_PREFIX_RE = re.compile(r"(?:[-*+]|\d{1,9}[.)]?)")
+_MATH_FENCES = {"$$": "$$", "\\[": "\\]"}
+_REFERENCE_DEFINITION_RE = re.compile(r"^ {0,3}\[[^\]\n]+\]:", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Characters [start, end) of a document: one or more top-level markdown blocks that
+    render the same alone as in their place."""
+
+    start: int
+    end: int
+    text: str
+
+
+class BlockSplitter:
+    """Cuts markdown into `Block`s as its text arrives, in any pieces.
+
+    A block closes at a blank line (a list waits for the next line: an indented line or another
+    item continues it), after an ATX heading, after a closing code fence, and before a heading
+    or a code fence that starts a line. Inside a fence or a display formula nothing closes.
+    Decisions depend only on whole lines (and, for a list, on the start of the next line), so
+    any way of cutting the same text into pieces gives the same blocks: the page's render of a
+    partial answer, a stream that starts mid-answer at a block boundary, and the final render
+    all agree."""
+
+    def __init__(self, start: int = 0) -> None:
+        self.start = start  # offset of the open block
+        self._lines: list[str] = []  # its complete lines, each ending in "\n"
+        self._size = 0  # characters in _lines
+        self._partial = ""  # the line being written
+        self._fence: tuple[str, int] | None = None  # (character, length) of an open fence
+        self._math: str | None = None  # the line that closes an open display formula
+        self._listy = False  # the open block holds a list item
+        self._after_blank = False  # a list block that has met blank lines
+        self._has_text = False  # the open block holds a non-blank line
+
+    @property
+    def offset(self) -> int:
+        """The end of the text fed so far."""
+        return self.start + self._size + len(self._partial)
+
+    @property
+    def open_text(self) -> str:
+        return "".join(self._lines) + self._partial
+
+    def code_tail(self) -> tuple[str, str] | None:
+        """(language, code so far) when the open block is a fenced code block whose opening
+        line is complete, so that a page can show it as a code box before it closes."""
+        if self._fence is None:
+            return None
+        for index, line in enumerate(self._lines):
+            if line.strip():
+                match = _FENCE_OPEN_RE.match(line)
+                if match is None:
+                    return None
+                return _fence_lang(match.group(3)), "".join(
+                    self._lines[index + 1 :]
+                ) + self._partial
+        return None
+
+    def feed(self, text: str) -> list[Block]:
+        closed: list[Block] = []
+        pieces = text.split("\n")
+        for piece in pieces[:-1]:
+            line, self._partial = self._partial + piece + "\n", ""
+            self._line(line, closed)
+        self._partial += pieces[-1]
+        if self._after_blank and self._partial and self._continues_list(self._partial) is False:
+            self._close(closed)
+        return closed
+
+    def finish(self) -> list[Block]:
+        """The open block, closed because the document ended."""
+        closed: list[Block] = []
+        if self._partial:
+            self._lines.append(self._partial)
+            self._size += len(self._partial)
+            self._partial = ""
+        self._close(closed, force=True)
+        return closed
+
+    def _line(self, line: str, closed: list[Block]) -> None:
+        if self._fence is not None:
+            self._append(line)
+            char, length = self._fence
+            body = line.strip()
+            indent = len(line) - len(line.lstrip(" "))
+            if indent <= 3 and len(body) >= length and body == char * len(body):
+                self._fence = None
+                self._close(closed)
+            return
+        if self._math is not None:
+            self._append(line)
+            if line.strip() == self._math or (self._math == "$$" and line.rstrip().endswith("$$")):
+                self._math = None
+            return
+        if not line.strip():
+            self._append(line)
+            if self._has_text:
+                if self._listy:
+                    self._after_blank = True
+                else:
+                    self._close(closed)
+            return
+        if self._after_blank:
+            if self._continues_list(line):
+                self._after_blank = False
+            else:
+                self._close(closed)
+        indent_ok = not self._listy or not line.startswith(" ")
+        fence = _FENCE_OPEN_RE.match(line) if indent_ok else None
+        if fence is not None and fence.group(2)[0] == "`" and "`" in fence.group(3):
+            fence = None  # a backtick fence's info string has no backticks: this is inline code
+        heading = indent_ok and _ATX_HEADING_RE.match(line) is not None
+        if (fence is not None or heading) and self._has_text:
+            self._close(closed)
+        if fence is not None:
+            self._fence = (fence.group(2)[0], len(fence.group(2)))
+        elif _LIST_ITEM_RE.match(line):
+            self._listy = True
+        else:
+            opener = line.strip()
+            if opener in _MATH_FENCES or (opener.startswith("$$") and "$$" not in opener[2:]):
+                self._math = _MATH_FENCES["$$" if opener.startswith("$$") else opener]
+        self._append(line)
+        self._has_text = True
+        if heading:
+            self._close(closed)
+
+    @staticmethod
+    def _continues_list(line: str) -> bool | None:
+        """Whether a line after blank lines continues a list: True or False once its start
+        says so, None while it could still go either way (a partial line)."""
+        if not line.strip():
+            return None
+        if line[0] in " \t":
+            return True
+        if _LIST_ITEM_RE.match(line):
+            return True
+        if line.endswith("\n"):
+            return False
+        return None if _LIST_ITEM_PREFIX_RE.fullmatch(line) else False
+
+    def _append(self, line: str) -> None:
+        self._lines.append(line)
+        self._size += len(line)
+
+    def _close(self, closed: list[Block], *, force: bool = False) -> None:
+        if not self._has_text and not force:
+            return  # blank lines only: they lead the next block
+        if self._size:
+            closed.append(Block(self.start, self.start + self._size, "".join(self._lines)))
+        self.start += self._size
+        self._lines, self._size = [], 0
+        self._fence = self._math = None
+        self._listy = self._after_blank = self._has_text = False
+
+
+def _fence_lang(info: str) -> str:
+    """A fence's language: the first word of its info string, parsed as markdown-it's own fence
+    rule does (CommonMark whitespace, backslash escapes and entities resolved)."""
+    info = mdTrim(unescapeAll(info)) if info else ""
+    return MD_TRIM_RE.split(info, maxsplit=1)[0] if info else ""
+
+
+def split_blocks(text: str) -> list[Block]:
+    splitter = BlockSplitter()
+    return splitter.feed(text) + splitter.finish()
+
+
+def partial_answer(text: str) -> StreamUpdate:
+    """A partial answer as its stream shows it (for a page that loads mid-answer): the blocks
+    closed so far, rendered, and the open one. Its stream resumes at `end`."""
+    renderer = StreamRenderer()
+    update = renderer.feed(text)
+    if update is None:
+        update = renderer._current(mark_safe(""), 0)
+    return update
+
+
+def _render_block(text: str, env: EnvType) -> str:
+    return _CLEANER.clean(_MD.render(text, env))
+
+
 def render_markdown(text: str) -> SafeString:
-    """Sanitised HTML for markdown from an untrusted source (model answers, mostly)."""
+    """Sanitised HTML for markdown from an untrusted source (model answers, mostly): its blocks,
+    each rendered alone, as a stream renders them."""
     if not text:
         return mark_safe("")
-    html = _MD.render(text, {})
-    return mark_safe(_CLEANER.clean(html))
+    env: EnvType = {}
+    if _REFERENCE_DEFINITION_RE.search(text):
+        # A link may cite a definition further down ("[x][1]" … "[1]: https://…"): learn them
+        # all first. A stream learns each as its block closes, so there a forward reference
+        # shows as text until the answer ends (the one case where the end changes a block).
+        _MD.parse(text, env)
+    return mark_safe("".join(_render_block(block.text, env) for block in split_blocks(text)))
+
+
+@dataclass(slots=True)
+class StreamUpdate:
+    """What a stream has to show after a piece of text: the HTML of the blocks that closed
+    (for characters [start, end)), and the open block, as text or as a code box."""
+
+    html: SafeString
+    start: int
+    end: int
+    tail: str
+    code_lang: str | None
+
+
+class StreamRenderer:
+    """An answer's HTML block by block as its text arrives: each block is rendered once, when
+    it closes (linear in the answer's length, however many frames it comes in)."""
+
+    def __init__(self, start: int = 0) -> None:
+        self._splitter = BlockSplitter(start)
+        self._env: EnvType = {}
+        self._code = False
+
+    @property
+    def block_start(self) -> int:
+        return self._splitter.start
+
+    @property
+    def offset(self) -> int:
+        return self._splitter.offset
+
+    @property
+    def pending(self) -> int:
+        """Characters of the open block: what rendering it will cost, roughly."""
+        return self._splitter.offset - self._splitter.start
+
+    def feed(self, text: str) -> StreamUpdate | None:
+        """An update when blocks closed or the open block became a code box, else None (the
+        piece only adds to the open block's text)."""
+        return self._update(self._splitter.feed(text))
+
+    def finish(self) -> StreamUpdate | None:
+        return self._update(self._splitter.finish())
+
+    def _update(self, closed: list[Block]) -> StreamUpdate | None:
+        code = self._splitter.code_tail() is not None
+        if not closed and code == self._code:
+            return None
+        self._code = code
+        html = "".join(_render_block(block.text, self._env) for block in closed)
+        start = closed[0].start if closed else self.block_start
+        return self._current(mark_safe(html), start)
+
+    def _current(self, html: SafeString, start: int) -> StreamUpdate:
+        code = self._splitter.code_tail()
+        if code is not None:
+            lang, tail = code
+            return StreamUpdate(html, start, self.block_start, tail, lang[:MAX_LANG_LABEL_CHARS])
+        return StreamUpdate(html, start, self.block_start, self._splitter.open_text, None)
 
 
 def render_plain(text: str) -> SafeString:

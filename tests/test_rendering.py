@@ -21,15 +21,49 @@ from chatapp.rendering import RENDERER_VERSION, render_markdown, render_plain
 
 TOKEN_CLASSES = frozenset(name for name in STANDARD_TYPES.values() if name)
 
+MATHML_TAGS = frozenset(
+    {
+        "math", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace", "mpadded", "mphantom",
+        "msub", "msup", "msubsup", "munder", "mover", "munderover", "mmultiscripts",
+        "mprescripts", "none", "mfrac", "msqrt", "mroot", "mstyle", "menclose", "merror",
+        "mtable", "mtr", "mtd", "mlabeledtr",
+    }
+)  # fmt: skip
 ALLOWED_TAGS = frozenset(
     {
         "p", "br", "hr", "blockquote", "pre", "div",
         "h1", "h2", "h3", "h4", "h5", "h6",
         "ul", "ol", "li",
         "table", "thead", "tbody", "tr", "th", "td",
-        "a", "em", "strong", "s", "code", "span",
+        "a", "em", "strong", "s", "code", "span", "sup", "input",
     }
-)  # fmt: skip
+) | MATHML_TAGS  # fmt: skip
+# MathML presentation attributes: sizes, spacing, variants and alignment, never a URL or a style.
+MATHML_ATTRS: dict[str, frozenset[str]] = {
+    "math": frozenset({"display"}),
+    "mi": frozenset({"mathvariant"}),
+    "mn": frozenset({"mathvariant"}),
+    "mtext": frozenset({"mathvariant"}),
+    "mo": frozenset(
+        {
+            "mathvariant", "stretchy", "fence", "separator", "lspace", "rspace", "accent",
+            "largeop", "movablelimits", "form", "symmetric", "minsize", "maxsize",
+        }
+    ),
+    "mspace": frozenset({"width", "height", "depth"}),
+    "mpadded": frozenset({"width", "height", "depth", "lspace", "voffset"}),
+    "mfrac": frozenset({"linethickness"}),
+    "mover": frozenset({"accent"}),
+    "munder": frozenset({"accentunder"}),
+    "munderover": frozenset({"accent", "accentunder"}),
+    "mstyle": frozenset({"displaystyle", "scriptlevel", "mathvariant"}),
+    "menclose": frozenset({"notation"}),
+    "mtable": frozenset(
+        {"columnalign", "rowalign", "columnspacing", "rowspacing", "columnlines", "rowlines", "frame"}
+    ),
+    "mtr": frozenset({"columnalign", "rowalign"}),
+    "mtd": frozenset({"columnalign", "rowalign", "columnspan", "rowspan"}),
+}  # fmt: skip
 ALLOWED_ATTRS: dict[str, frozenset[str]] = {
     "a": frozenset({"href", "target", "rel"}),
     "ol": frozenset({"start"}),
@@ -38,11 +72,22 @@ ALLOWED_ATTRS: dict[str, frozenset[str]] = {
     "pre": frozenset({"class"}),
     "div": frozenset({"class"}),
     "span": frozenset({"class"}),
+    "code": frozenset({"class"}),
+    "sup": frozenset({"class"}),
+    "ul": frozenset({"class"}),
+    "li": frozenset({"class"}),
+    "input": frozenset({"class", "type", "checked", "disabled"}),
+    **MATHML_ATTRS,
 }
 ALLOWED_CLASSES: dict[str, frozenset[str]] = {
     "pre": frozenset({"code"}),
-    "div": frozenset({"code-block", "code-lang"}),
+    "div": frozenset({"code-block", "code-lang", "footnote"}),
     "span": TOKEN_CLASSES,
+    "code": frozenset({"math-source"}),
+    "sup": frozenset({"footnote-ref", "footnote-label"}),
+    "ul": frozenset({"contains-task-list"}),
+    "li": frozenset({"task-list-item"}),
+    "input": frozenset({"task-list-item-checkbox"}),
 }
 ALLOWED_SCHEMES = frozenset({"http", "https", "mailto"})
 REL = "noopener noreferrer nofollow"
@@ -74,6 +119,10 @@ class Audit(HTMLParser):
             values = dict(attrs)
             if values.get("target") != "_blank" or values.get("rel") != REL:
                 self.problems.append(f"link without target/rel: {attrs}")
+        if tag == "input":
+            values = dict(attrs)
+            if values.get("type") != "checkbox" or "disabled" not in values:
+                self.problems.append(f"an input that is not a disabled checkbox: {attrs}")
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
@@ -225,6 +274,20 @@ XSS_PAYLOADS: dict[str, str] = {
     "fence-html-lexer": "```html\n<img src=x onerror=alert(1)><a href='javascript:x'>\n```",
     "inline-code": "`<script>alert(1)</script>` and ``<img src=x onerror=alert(1)>``",
     "indented-code": "    <script>alert(1)</script>\n",
+    # TeX turned into MathML (rule 1 through latex2mathml): URLs, styles, classes and raw HTML
+    # inside formulas, and MathML/SVG namespace tricks written as text around them.
+    "tex-href": "$\\href{javascript:alert(1)}{x}$ and $$\\href{https://evil.example}{y}$$",
+    "tex-style": "\\(\\style{background:url(https://evil.example/x)}{x}\\)",
+    "tex-class-id": "$\\class{sidebar}{x}$ \\[\\cssId{csrf_token}{y}\\]",
+    "tex-html-in-text": "$\\text{<img src=x onerror=alert(1)>}$ $\\mathrm{<script>}$",
+    "tex-unicode": "$\\unicode{x3C}script\\unicode{x3E}$ $\\unicode{<svg onload=alert(1)>}$",
+    "tex-mtext-mxss": "$\\text{</mtext><mglyph><style></math><img src=x onerror=alert(1)>}$",
+    "tex-broken": "$\\frac{$ $$\\begin{matrix$$ \\(\\left(\\)",
+    "tex-long": "$" + "x^" * 3_000 + "x$",
+    "tex-in-link": "[$x$](javascript:alert(1)) [\\(y\\)](https://ok.example)",
+    "math-svg-mixed": "$x$ <svg><math><mi xlink:href=javascript:alert(1)>z</mi></math></svg>",
+    "task-list-inputs": "- [x] <input type=text name=password>\n- [ ] [y](javascript:alert(1))",
+    "footnote-tricks": 'a[^<img src=x onerror=alert(1)>]\n\n[^1]: <script>alert(1)</script>\n[^x"onclick=y]: z',
     # Size.
     "long-tags": "<img src=x onerror=alert(1)>" * 5_000,
     "long-links": "[x](javascript:alert(1)) " * 5_000,
@@ -296,7 +359,14 @@ RAW_HTML: dict[str, str] = {
     "form": '<form action="/x"><input name="a"><button>b</button><textarea>c</textarea></form>',
     "object-embed": '<object data="x"></object><embed src="x">',
     "base-meta-link": '<base href="/"><meta charset="x"><link rel="x" href="y">',
-    "math": "<math><mi>x</mi></math>",
+    "math": '<math href="javascript:alert(1)" style="x"><mi href="https://e.example">x</mi></math>',
+    "math-mxss": "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
+    "math-annotation": '<math><semantics><annotation-xml encoding="text/html"><img src=x onerror=alert(1)></annotation-xml></semantics></math>',
+    "math-maction": '<math><maction actiontype="statusline"><mi>x</mi><mtext>y</mtext></maction></math>',
+    "svg-in-math": "<math><mi><svg><script>alert(1)</script></svg></mi></math>",
+    "svg-foreign": '<svg><foreignObject><iframe src="javascript:alert(1)"></iframe></foreignObject></svg>',
+    "svg-use-xlink": '<svg><use xlink:href="data:image/svg+xml,x"/><a xlink:href="javascript:alert(1)">x</a></svg>',
+    "input-kinds": '<input type="text" name="q"><input type="password"><input type="submit" formaction="/x">',
     "style": "<style>*{color:red}</style><p style='color:red'>x</p>",
     "comment-cdata": "<!-- x --><![CDATA[y]]>",
     "htmx": '<a href="https://ok.example" hx-get="/x" hx-on:click="y" data-hx-post="/z">a</a>',
