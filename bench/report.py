@@ -253,6 +253,20 @@ def render(results: dict[str, Any], chart: Path | None = None) -> str:
     browser = results.get("S9")
     if browser:
         lines += ["", "## Browser (S9)", "", f"```\n{browser}\n```"]
+    render_cpu = results.get("S10")
+    if render_cpu:
+        lines += [
+            "",
+            f"## Rendering CPU per answer (S10, pieces of {render_cpu['piece_chars']} characters)",
+            "",
+            "| answer | frames | streamed, block by block ms | final render ms | ratio | one pass ms |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {row['chars']:,} chars | {row['frames']:,} | {row['streamed_ms']} | "
+            f"{row['whole_ms']} | {row['ratio']}x | {row['one_pass_ms']} |"
+            for row in render_cpu["rows"]
+        ]
     if chart is not None:
         lines += ["", f"![added latency against concurrency]({chart.name})"]
     return "\n".join(lines) + "\n"

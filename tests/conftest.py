@@ -413,6 +413,14 @@ try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
 except ImportError:  # pragma: no cover - the dev dependencies include Playwright
     sync_playwright = None
+    expect = None
+
+# The marks of every browser test module: `pytestmark = BROWSER_TEST`.
+BROWSER_TEST = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("orm_beside_playwright"),
+]
 
 
 @pytest.fixture(scope="module")

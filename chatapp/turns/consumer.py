@@ -34,6 +34,7 @@ from django.utils.html import escape
 from chatapp.conversations.models import Message
 from chatapp.core.asgi_types import Receive, Scope, Send
 from chatapp.core.db import db
+from chatapp.rendering import StreamRenderer
 
 from . import manager
 from .fragments import message_fragment
@@ -47,7 +48,10 @@ from .protocol import (
     StreamEnd,
     StreamSnapshot,
     StreamStatus,
+    event_id,
+    parse_event_id,
     session_group,
+    sse_blocks,
     sse_delta,
     sse_event,
     stream_group,
@@ -56,6 +60,10 @@ from .protocol import (
 from .selectors import stream_state
 
 log = logging.getLogger(__name__)
+
+# A block this long renders on a thread, so that highlighting ~50 KB of code (~100 ms) does not
+# hold up every other stream on the event loop; shorter ones (~0.1-2 ms) render in place.
+RENDER_IN_THREAD_CHARS = 8_000
 
 
 def _authorise(session_key: str, message_id: uuid.UUID) -> tuple[User | None, Message | None]:
@@ -74,7 +82,10 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         super().__init__(*args, **kwargs)
         self.finished = False
         self.groups_joined: list[str] = []
-        self.delivered = 0
+        self.delivered = 0  # the text the browser has: characters [0, delivered)
+        # The answer's blocks from the one the browser's page left open: each is rendered once,
+        # when it closes, and sent as a `blocks` event after the `delta` that closed it.
+        self.renderer = StreamRenderer()
         self.awaiting_snapshot = False
         self.snapshot_requested_at = 0.0
         self.buffer: list[tuple[int, str]] = []
@@ -139,7 +150,8 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         if message is None:
             await self._respond(404, b"Not found")
             return
-        self.delivered = self._resume_offset()
+        block, self.delivered = self._resume_offsets()
+        self.renderer = StreamRenderer(block)
         await self.send_headers(status=200, headers=SSE_HEADERS)
         await self._send(SSE_OPEN)
         if message.is_terminal:
@@ -174,7 +186,7 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         await self._caught_up(frame["o"], frame["t"])
 
     async def stream_status(self, frame: StreamStatus) -> None:
-        await self._send(sse_event("status", escape(frame["text"]), self.delivered))
+        await self._send(sse_event("status", escape(frame["text"]), self._event_id()))
 
     async def stream_end(self, frame: StreamEnd) -> None:
         await self._send(sse_event(frame["event"], frame["html"], frame["end"]))
@@ -196,27 +208,45 @@ class MessageStreamConsumer(AsyncHttpConsumer):
             await self._deliver(offset, piece)
 
     async def _deliver(self, start: int, text: str) -> None:
+        fed = self.renderer.offset  # from the start of the open block, which may be < delivered
         end = start + len(text)
-        if end <= self.delivered:
-            return  # already sent (overlap between a snapshot and frames)
-        if start > self.delivered:
+        if end <= fed:
+            return  # already seen (overlap between a snapshot and frames)
+        if start > fed:
             # A frame was lost (e.g. a full channel), or the saved text lags the live frames:
             # get the missing text, keeping this piece until it comes.
             if not self.awaiting_snapshot:
                 await self._request_snapshot()
             self.buffer.append((start, text))
             return
-        if start < self.delivered:
-            text = text[self.delivered - start :]
-            start = self.delivered
-        self.delivered = end
-        await self._send(sse_delta(start, text))
+        if start < fed:
+            text = text[fed - start :]
+            start = fed
+        # The delta's id names the block the browser has open until the `blocks` event after it.
+        block = self.renderer.block_start
+        if len(text) + self.renderer.pending > RENDER_IN_THREAD_CHARS:
+            update = await asyncio.to_thread(self.renderer.feed, text)
+        else:
+            update = self.renderer.feed(text)
+        if end > self.delivered:
+            fresh = text[max(0, self.delivered - start) :]
+            await self._send(sse_delta(end - len(fresh), fresh, block))
+        if update is not None:
+            # The open block is sent whole, up to `end`: from here the browser has exactly
+            # that (less than before, if the saved text it caught up from lagged the page).
+            await self._send(sse_blocks(update, end))
+            self.delivered = end
+        else:
+            self.delivered = max(self.delivered, end)
+
+    def _event_id(self) -> str:
+        return event_id(self.renderer.block_start, self.delivered)
 
     async def _request_snapshot(self) -> None:
         self.awaiting_snapshot = True
         self.snapshot_requested_at = asyncio.get_running_loop().time()
         await manager.manager().request_snapshot(
-            self.message_id, after=self.delivered, reply_to=self.channel_name
+            self.message_id, after=self.renderer.offset, reply_to=self.channel_name
         )
 
     async def _tick(self) -> None:
@@ -258,7 +288,8 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         # The saved text lags the run by at most a checkpoint interval: a buffered frame beyond
         # it is a gap, for which `_deliver` asks the run again (and, if it stays silent, the
         # next fallback reads a later checkpoint).
-        await self._caught_up(self.delivered, message.content[self.delivered :])
+        fed = self.renderer.offset
+        await self._caught_up(fed, message.content[fed:])
 
     async def _finish_from_db(self, message: Message | None) -> None:
         if message is None:
@@ -308,18 +339,21 @@ class MessageStreamConsumer(AsyncHttpConsumer):
                     return cookies[name].value
         return ""
 
-    def _resume_offset(self) -> int:
-        """The offset the browser already has: Last-Event-ID on an automatic reconnect, else
-        `?after=` from the page that rendered the partial text."""
+    def _resume_offsets(self) -> tuple[int, int]:
+        """(start of the open block, end of the text) that the browser already shows:
+        Last-Event-ID on an automatic reconnect, else `?block=&after=` from the page that
+        rendered the partial answer. Anything unreadable starts from the beginning."""
         headers = dict(self.scope.get("headers", []))
         raw = headers.get(b"last-event-id", b"").decode("latin-1").strip()
         if not raw:
             query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-            raw = (query.get("after") or [""])[0]
-        try:
-            return max(0, int(raw))
-        except ValueError:
-            return 0
+            after = (query.get("after") or ["0"])[0]
+            # Without `block`, blocks are rendered from `after` on (a client that reads only
+            # the text gets exactly the text after what it has).
+            raw = f"{(query.get('block') or [after])[0]}.{after}"
+        elif raw.isdigit():
+            raw = f"{raw}.{raw}"
+        return parse_event_id(raw) or (0, 0)
 
     def _host_allowed(self) -> bool:
         headers = dict(self.scope.get("headers", []))

@@ -12,6 +12,7 @@ from .views import accounts, attachments, conversations, pages, turns
 # Django's refusals of a request it cannot read, in the app's words (an htmx send shows them
 # above the composer).
 handler400 = "chatapp.web.views.errors.bad_request"
+handler404 = "chatapp.web.views.errors.not_found"
 
 CONVERSATION = "c/<uuid:conversation_id>/"
 MESSAGE = CONVERSATION + "m/<uuid:message_id>/"
@@ -35,6 +36,7 @@ urlpatterns = [
     path(CONVERSATION + "delete/", conversations.conversation_delete, name="conversation-delete"),
     path(MESSAGE + "retry/", turns.message_retry, name="message-retry"),
     path(MESSAGE + "continue/", turns.message_continue, name="message-continue"),
+    path(MESSAGE + "text/", conversations.message_text, name="message-text"),
     path("attachments/", attachments.attachment_upload, name="attachment-upload"),
     path(ATTACHMENT, attachments.attachment_file, name="attachment"),
     path(ATTACHMENT + "thumbnail/", attachments.attachment_thumbnail, name="attachment-thumbnail"),

@@ -26,35 +26,110 @@
     return text.slice(i);
   }
 
+  // The open block's text: the tail itself, or the <code> of its code box.
+  function tailText(article) {
+    const tail = article.querySelector(".msg-tail");
+    return tail ? tail.querySelector("code") || tail : null;
+  }
+
   // Append one piece of the answer as a text node (inert by construction: a "<" in a token can
   // never open a tag). The offsets make it idempotent: text the page already shows is skipped,
   // so a reconnect, a snapshot overlapping live frames or a second tab never repeat anything.
-  function appendPiece(article, box, start, text) {
+  function appendPiece(article, start, text) {
     const have = Number(article.dataset.offset || 0);
     const length = codePoints(text);
     if (start + length <= have) return;
     if (start < have) text = dropCodePoints(text, have - start);
-    appendText(box, text);
+    const box = tailText(article);
+    if (box) box.append(text);
     article.dataset.offset = String(Math.max(have, start + length));
-    const status = article.querySelector(".msg-status");
-    if (status && status.textContent) status.textContent = "";
+    clearStatus(article);
     scheduleScroll();
   }
 
-  // Render only the growing tail: each paragraph of the streamed text is its own block, so an
-  // append lays out the paragraph being written, not the whole answer so far. The text
-  // itself is unchanged (the breaks stay in it), only where it sits.
-  function appendText(box, text) {
-    let segment = box.lastElementChild;
-    const paragraphs = text.split("\n\n");
-    for (let i = 0; i < paragraphs.length; i++) {
-      if (i > 0) {
-        (segment || box).append("\n\n");
-        segment = document.createElement("div");
-        box.append(segment);
-      }
-      if (paragraphs[i]) (segment || box).append(paragraphs[i]);
+  function clearStatus(article) {
+    const status = article.querySelector(".msg-status");
+    if (status && status.textContent) status.textContent = "";
+  }
+
+  // Blocks that closed, rendered and sanitised on the server (rendering.py), go in before the
+  // open block, which starts over with the text the event carries: in a code box once its
+  // fence is known, as the final HTML will show it. Only the server's HTML is parsed here.
+  function showBlocks(article, update) {
+    const tail = article.querySelector(".msg-tail");
+    if (!tail || Number(article.dataset.block || 0) !== update.o) return;
+    if (update.h) {
+      const template = document.createElement("template");
+      template.innerHTML = update.h;
+      template.content.querySelectorAll("pre").forEach(addCopyButton);
+      tail.before(template.content);
     }
+    tail.replaceWith(openBlock(update.t, update.c));
+    article.dataset.block = String(update.e);
+    article.dataset.offset = String(update.n);
+    clearStatus(article);
+    scheduleScroll();
+  }
+
+  function openBlock(text, lang) {
+    const tail = document.createElement("div");
+    tail.className = "msg-tail";
+    if (lang === undefined) {
+      tail.append(text);
+      return tail;
+    }
+    tail.classList.add("code-block");
+    if (lang) {
+      const label = document.createElement("div");
+      label.className = "code-lang";
+      label.textContent = lang;
+      tail.append(label);
+    }
+    const pre = document.createElement("pre");
+    pre.className = "code";
+    const code = document.createElement("code");
+    code.append(text);
+    pre.append(code);
+    tail.append(pre);
+    return tail;
+  }
+
+  // The final fragment replaces the streaming article where it stands: its blocks are the
+  // ones already shown, so the reader's view must not move (or, following, stays at the end).
+  function finishAnswer(article, html) {
+    const thread = document.getElementById("thread");
+    const top = thread ? thread.scrollTop : 0;
+    const height = article.getBoundingClientRect().height;
+    htmx.swap(article, html, { swapStyle: "outerHTML", swapDelay: 0, settleDelay: 0 });
+    const done = document.getElementById(article.id);
+    // Until the browser first renders it (content-visibility, app.css) the new article would
+    // count as a placeholder's height: give it the old one's, so that nothing moves meanwhile.
+    if (done) done.style.containIntrinsicSize = "auto " + Math.round(height) + "px";
+    if (thread) thread.scrollTop = follow.on ? thread.scrollHeight : top;
+    if (done) announce(done);
+  }
+
+  // An answer to a message sent from this page is announced when it ends, also when it
+  // ended before its stream attached (a fast answer to a new chat's first message arrives
+  // already finished in the conversation's page).
+  let awaitingAnswer = false;
+
+  function announceIfFinished() {
+    if (!awaitingAnswer) return;
+    const answers = document.querySelectorAll("#thread article.msg-assistant");
+    const last = answers[answers.length - 1];
+    if (last && !last.hasAttribute("data-active")) announce(last);
+  }
+
+  // A finished answer is announced politely, by its first words (screen readers).
+  function announce(answer) {
+    awaitingAnswer = false;
+    const live = document.getElementById("announcer");
+    if (!live) return;
+    const failed = answer.querySelector(".msg-error");
+    const body = answer.querySelector(".msg-body");
+    const words = ((failed || body || answer).textContent || "").trim().replace(/\s+/g, " ");
+    live.textContent = (failed ? "Answer failed: " : "Answer finished: ") + words.slice(0, 140);
   }
 
   document.addEventListener("htmx:sseBeforeMessage", function (evt) {
@@ -64,12 +139,18 @@
       evt.preventDefault();
       return;
     }
+    const article = evt.target.closest("article");
+    if (!article) return;
     if (message.type === "delta") {
       evt.preventDefault();
-      const box = evt.target;
-      const article = box.closest("article");
       const piece = JSON.parse(message.data);
-      appendPiece(article, box, piece.o, piece.t);
+      appendPiece(article, piece.o, piece.t);
+    } else if (message.type === "blocks") {
+      evt.preventDefault();
+      showBlocks(article, JSON.parse(message.data));
+    } else if (message.type === "done" || message.type === "error") {
+      evt.preventDefault();
+      finishAnswer(article, message.data);
     }
   });
 
@@ -83,6 +164,7 @@
       if (source) {
         const resolved = new URL(url, window.location.href);
         resolved.searchParams.set("after", source.dataset.offset || "0");
+        resolved.searchParams.set("block", source.dataset.block || "0");
         target = resolved.pathname + resolved.search;
       }
       return new EventSource(target, { withCredentials: true });
@@ -458,54 +540,155 @@
 
   // --- Scrolling -----------------------------------------------------------------------
 
-  // Follow the answer while the reader is at the bottom; stop as soon as they scroll up.
-  let stickToBottom = true;
+  // Follow the answer while the reader is at the bottom; stop as soon as they scroll up (wheel,
+  // touch, keys, the scrollbar) and offer "Jump to latest". Only the reader's own scrolling
+  // turns following off: text that grows, blocks that arrive and the final swap never do.
+  const follow = { on: true, intent: -Infinity };
   let scrollQueued = false;
+  const AT_BOTTOM_PX = 48;
+
+  function atBottom(thread) {
+    return thread.scrollHeight - thread.scrollTop - thread.clientHeight < AT_BOTTOM_PX;
+  }
 
   function scheduleScroll() {
-    if (!stickToBottom || scrollQueued) return;
+    if (scrollQueued) return;
     scrollQueued = true;
     window.requestAnimationFrame(function () {
       scrollQueued = false;
       const thread = document.getElementById("thread");
-      if (thread && stickToBottom) thread.scrollTop = thread.scrollHeight;
+      if (!thread) return;
+      if (follow.on) thread.scrollTop = thread.scrollHeight;
+      syncJump(thread);
     });
+  }
+
+  function syncJump(thread) {
+    const jump = document.getElementById("jump-latest");
+    if (jump) jump.hidden = follow.on || atBottom(thread);
+  }
+
+  function followLatest() {
+    follow.on = true;
+    const thread = document.getElementById("thread");
+    if (thread) thread.scrollTop = thread.scrollHeight;
+    scheduleScroll();
+  }
+
+  function noteIntent() {
+    follow.intent = performance.now();
   }
 
   function watchThread() {
     const thread = document.getElementById("thread");
     if (!thread || thread.dataset.watched) return;
     thread.dataset.watched = "1";
+    ["wheel", "touchmove", "pointerdown", "keydown"].forEach(function (type) {
+      thread.addEventListener(type, noteIntent, { passive: true });
+    });
     thread.addEventListener(
       "scroll",
       function () {
-        stickToBottom = thread.scrollHeight - thread.scrollTop - thread.clientHeight < 80;
+        if (performance.now() - follow.intent < 1000) follow.on = atBottom(thread);
+        else if (follow.on) scheduleScroll(); // moved by layout, not by the reader: stay at the end
+        syncJump(thread);
       },
       { passive: true }
     );
+    // The last message's size: a message that arrives is laid out only when it is first
+    // rendered (content-visibility, app.css), after any script could scroll to it, so the
+    // view keeps following it as it takes its real size.
+    let last = null;
+    const sizes = new ResizeObserver(function () {
+      if (follow.on && !atBottom(thread)) thread.scrollTop = thread.scrollHeight;
+      syncJump(thread);
+    });
+    function watchLast() {
+      if (thread.lastElementChild === last) return;
+      if (last) sizes.unobserve(last);
+      last = thread.lastElementChild;
+      if (last) sizes.observe(last);
+    }
+    watchLast();
     // Messages added or replaced (send, done, retry) change the composer's state.
     new MutationObserver(function () {
+      watchLast();
       syncComposer();
       scheduleScroll();
     }).observe(thread, { childList: true });
-    stickToBottom = true;
+    follow.on = true;
     thread.scrollTop = thread.scrollHeight;
   }
+
+  document.addEventListener("click", function (evt) {
+    if (evt.target.closest && evt.target.closest("#jump-latest")) followLatest();
+  });
+
+  // Sending brings the new message and the start of its answer into view, and follows it.
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    const form = document.getElementById("composer");
+    if (form && evt.detail.elt === form) {
+      follow.on = true;
+      awaitingAnswer = true;
+    }
+  });
 
   // --- Copy buttons --------------------------------------------------------------------
 
   function addCopyButtons(root) {
     root.querySelectorAll(".msg-body pre").forEach(function (pre) {
-      if (pre.parentElement.classList.contains("code-wrap")) return;
-      const wrap = document.createElement("div");
-      wrap.className = "code-wrap";
-      pre.replaceWith(wrap);
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "copy";
-      button.textContent = "Copy";
-      wrap.append(button, pre);
+      if (!pre.closest(".msg-tail")) addCopyButton(pre);
     });
+  }
+
+  function addCopyButton(pre) {
+    if (pre.parentElement && pre.parentElement.classList.contains("code-wrap")) return;
+    const wrap = document.createElement("div");
+    wrap.className = "code-wrap";
+    pre.replaceWith(wrap);
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "copy";
+    button.textContent = "Copy code";
+    wrap.append(button, pre);
+  }
+
+  // Say "Copied" on the button for a moment, then its own name again.
+  function copied(button) {
+    const name = button.dataset.name || button.textContent;
+    button.dataset.name = name;
+    button.textContent = "Copied";
+    window.setTimeout(function () {
+      button.textContent = name;
+    }, 1500);
+  }
+
+  // An answer's markdown, as written, comes from the server (the page holds only its HTML).
+  // The clipboard is handed a promise, so the click's permission to write survives the fetch.
+  function copyAnswer(button) {
+    const text = fetch(button.dataset.url, { credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      return r.text();
+    });
+    let done;
+    if (navigator.clipboard && window.isSecureContext && window.ClipboardItem) {
+      const item = new ClipboardItem({
+        "text/plain": text.then(function (t) {
+          return new Blob([t], { type: "text/plain" });
+        }),
+      });
+      done = navigator.clipboard.write([item]);
+    } else {
+      done = text.then(copyText);
+    }
+    done.then(
+      function () {
+        copied(button);
+      },
+      function () {
+        button.textContent = "Copy failed";
+      }
+    );
   }
 
   function copyText(text) {
@@ -529,11 +712,13 @@
     if (button) {
       const code = button.parentElement.querySelector("pre code") || button.nextElementSibling;
       copyText(code.textContent).then(function () {
-        button.textContent = "Copied";
-        window.setTimeout(function () {
-          button.textContent = "Copy";
-        }, 1500);
+        copied(button);
       });
+      return;
+    }
+    const whole = evt.target.closest("button.copy-answer");
+    if (whole) {
+      copyAnswer(whole);
       return;
     }
     if (evt.target.closest(".menu-toggle")) {
@@ -561,8 +746,53 @@
     }
   }
 
+  // --- Keyboard ------------------------------------------------------------------------
+
+  // The shortcuts of the "Keyboard shortcuts" dialog (chat.html), ChatGPT's where it has one.
   document.addEventListener("keydown", function (evt) {
-    if (evt.key === "Escape") setMenu(false);
+    const mod = evt.ctrlKey || evt.metaKey;
+    const key = evt.key.length === 1 ? evt.key.toLowerCase() : evt.key;
+    if (key === "Escape" && !evt.shiftKey && !mod) {
+      if (document.querySelector("dialog[open]")) return; // the dialog closes itself
+      if (document.body.classList.contains("nav-open")) {
+        setMenu(false);
+        return;
+      }
+      const stop = document.querySelector("#composer button.stop");
+      if (stop && !stop.disabled) {
+        evt.preventDefault();
+        stop.click();
+      }
+    } else if (key === "Escape" && evt.shiftKey) {
+      evt.preventDefault();
+      focusComposer();
+    } else if (mod && evt.shiftKey && key === "o") {
+      evt.preventDefault();
+      const app = document.getElementById("app");
+      if (app) window.location.assign(app.dataset.newChatUrl);
+    } else if (mod && evt.shiftKey && key === "c") {
+      const answers = document.querySelectorAll("#thread button.copy-answer");
+      if (!answers.length) return;
+      evt.preventDefault();
+      copyAnswer(answers[answers.length - 1]);
+    } else if (mod && key === "/") {
+      evt.preventDefault();
+      showShortcuts();
+    }
+  });
+
+  function focusComposer() {
+    const text = document.getElementById("composer-text");
+    if (text && !text.closest("fieldset").disabled) text.focus({ preventScroll: true });
+  }
+
+  function showShortcuts() {
+    const dialog = document.getElementById("shortcuts");
+    if (dialog && !dialog.open) dialog.showModal();
+  }
+
+  document.addEventListener("click", function (evt) {
+    if (evt.target.closest && evt.target.closest("#shortcuts-open")) showShortcuts();
   });
 
   // --- Wiring --------------------------------------------------------------------------
@@ -571,6 +801,13 @@
     addCopyButtons(evt.target);
     watchThread();
     syncComposer();
+    announceIfFinished();
+  });
+
+  // The message box has the focus when a page opens, where typing is what comes next: not on
+  // a touch screen, where focusing it would open the keyboard over the conversation.
+  document.addEventListener("DOMContentLoaded", function () {
+    if (window.matchMedia("(pointer: fine)").matches) focusComposer();
   });
 
   installEventSourceFactory();

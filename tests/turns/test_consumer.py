@@ -49,7 +49,7 @@ async def test_a_watcher_whose_run_is_silent_gets_the_saved_text_then_live_frame
 
     saved = await stream.next_event()
     assert saved is not None
-    assert (saved.event, json.loads(saved.data), saved.id) == ("delta", {"o": 0, "t": SAVED}, "7")
+    assert (saved.event, json.loads(saved.data), saved.id) == ("delta", {"o": 0, "t": SAVED}, "0.7")
 
     layer = get_channel_layer()
     # The run's next frame overlaps what was saved: only the new part is sent.
@@ -57,7 +57,7 @@ async def test_a_watcher_whose_run_is_silent_gets_the_saved_text_then_live_frame
     await layer.group_send(stream_group(silent_run.id), overlap)
     live = await stream.next_event()
     assert live is not None
-    assert (live.event, json.loads(live.data), live.id) == ("delta", {"o": 7, "t": "world"}, "12")
+    assert (live.event, json.loads(live.data), live.id) == ("delta", {"o": 7, "t": "world"}, "0.12")
 
     end: StreamEnd = {
         "type": "stream.end",
@@ -120,4 +120,4 @@ async def test_a_frame_beyond_the_saved_text_waits_for_the_gap_to_fill(
     assert gap is not None
     assert held is not None
     assert json.loads(gap.data) == {"o": 7, "t": "world"}
-    assert (json.loads(held.data), held.id) == ({"o": 12, "t": "!"}, "13")
+    assert (json.loads(held.data), held.id) == ({"o": 12, "t": "!"}, "0.13")

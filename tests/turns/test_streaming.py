@@ -107,12 +107,16 @@ async def test_every_event_has_an_id_and_delta_offsets_are_contiguous(
         event = await stream.next_event()
         assert event is not None
         assert event.id is not None
+        if event.event == "blocks":
+            continue
         if event.event != "delta":
             break
         piece = json.loads(event.data)
         assert piece["o"] == offset
         offset += len(piece["t"])
-        assert event.id == str(offset)
+        # "<start of the open block>.<end of the text>": a reconnect resumes at a block.
+        block, end = event.id.split(".")
+        assert (int(end), int(block) <= offset) == (offset, True)
     assert offset == len(ANSWER)
 
 

@@ -48,8 +48,8 @@ def test_sign_up_send_and_watch_the_answer_stream(page, aimlapi):
     aimlapi.release("start")
     aimlapi.wait_for_gate("end")
     # Every streamed piece arrived, escaped, exactly once, before the final HTML replaces it.
-    expect(answer(page).locator(".msg-stream")).to_have_text(ANSWER)
-    assert answer(page).locator(".msg-stream b").count() == 0
+    expect(answer(page).locator(".msg-tail")).to_have_text(ANSWER)
+    assert answer(page).locator(".msg-tail b").count() == 0
     aimlapi.release("end")
 
     expect(answer(page).locator(".msg-body")).to_have_text(ANSWER)
@@ -68,17 +68,17 @@ def test_reload_mid_answer_then_a_second_tab_then_come_back(page, aimlapi, brows
     )
     send(page, "Reload me")
     aimlapi.wait_for_gate("mid")
-    expect(answer(page).locator(".msg-stream")).to_have_text(first)
+    expect(answer(page).locator(".msg-tail")).to_have_text(first)
 
     page.reload()
-    expect(answer(page).locator(".msg-stream")).to_have_text(first)
+    expect(answer(page).locator(".msg-tail")).to_have_text(first)
     other = page.context.new_page()
     other.goto(page.url)
-    expect(answer(other).locator(".msg-stream")).to_have_text(first)
+    expect(answer(other).locator(".msg-tail")).to_have_text(first)
     aimlapi.release("mid")
     aimlapi.wait_for_gate("end")
-    expect(answer(page).locator(".msg-stream")).to_have_text(ANSWER)
-    expect(answer(other).locator(".msg-stream")).to_have_text(ANSWER)
+    expect(answer(page).locator(".msg-tail")).to_have_text(ANSWER)
+    expect(answer(other).locator(".msg-tail")).to_have_text(ANSWER)
     aimlapi.release("end")
     expect(answer(page).locator(".msg-body")).to_have_text(ANSWER)
     expect(answer(other).locator(".msg-body")).to_have_text(ANSWER)
@@ -103,7 +103,7 @@ def test_stop_keeps_the_partial_answer_and_closes_the_upstream(page, aimlapi):
     aimlapi.enqueue(Reply([Text("Partial "), Text("answer"), Gate("never"), Text(" never shown")]))
     send(page, "Start and stop")
     aimlapi.wait_for_gate("never")
-    expect(answer(page).locator(".msg-stream")).to_have_text("Partial answer")
+    expect(answer(page).locator(".msg-tail")).to_have_text("Partial answer")
     page.get_by_role("button", name="Stop").click()
 
     expect(answer(page).locator(".msg-note")).to_have_text("Stopped.")
@@ -263,5 +263,5 @@ def test_offline_demo_is_labelled_and_answers(page, settings):
     send(page, "Hello demo")
     expect(answer(page).locator(".msg-body")).to_contain_text("Offline demo")
     expect(answer(page).locator(".msg-meta")).to_contain_text("Offline demo")
-    expect(answer(page).locator("button.copy")).to_have_text("Copy")
+    expect(answer(page).locator("button.copy")).to_have_text("Copy code")
     assert re.search(r"Hello demo", answer(page).locator(".msg-body").inner_text())

@@ -304,6 +304,7 @@ def test_the_url_walk_covers_every_route():
         "sidebar-more",
         "attachment",
         "attachment-thumbnail",
+        "message-text",
     }
 
 
@@ -337,11 +338,30 @@ def test_another_user_gets_404_for_every_conversation_url(name, owned, other_use
     assert Message.objects.filter(conversation=conversation).count() == 2
 
 
-@pytest.mark.parametrize("name", ["conversation-detail", "conversation-older"])
+@pytest.mark.parametrize("name", ["conversation-detail", "conversation-older", "message-text"])
 def test_owner_can_read(name, owned, user_client, aimlapi):
     conversation, message = owned
     response = user_client.get(_url(name, conversation, message))
     assert response.status_code == 200
+
+
+def test_a_message_text_is_its_markdown_as_plain_text_never_html(owned, user_client):
+    conversation, message = owned
+    Message.objects.filter(pk=message.pk).update(content="**bold** <script>x</script>")
+    response = user_client.get(_url("message-text", conversation, message))
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response.content.decode() == "**bold** <script>x</script>"
+
+
+def test_a_missing_page_is_the_apps_own_and_an_htmx_request_gets_words(user_client):
+    response = user_client.get(f"/c/{uuid.uuid4()}/")
+    assert response.status_code == 404
+    assert b"This conversation does not exist any more" in response.content
+    assert b'href="/"' in response.content
+    htmx = user_client.post(f"/c/{uuid.uuid4()}/pin/", headers={"HX-Request": "true"})
+    assert htmx.status_code == 404
+    assert b"no longer exists" in htmx.content
 
 
 def test_state_changes_need_csrf(owned, user):
@@ -480,7 +500,9 @@ async def test_continue_picks_up_an_interrupted_answer_where_it_stopped(
     )
     html = response.content.decode()
     assert response.status_code == 200
-    assert f'sse-connect="/stream/{answer.id}/?after=16"' in html  # streams on from its text
+    assert (
+        f'sse-connect="/stream/{answer.id}/?block=0&amp;after=16"' in html
+    )  # streams on from its text
     stream = open_stream(answer.id, cookie=cookie, after=16)
     await stream.start()
     await stream.attached()

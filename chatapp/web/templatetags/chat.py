@@ -108,7 +108,12 @@ def message_meta(message: Message) -> list[tuple[str, str]]:
 
 
 @register.simple_tag
-def stream_url(message: Message) -> str:
+def stream_view(message: Message) -> rendering.StreamUpdate:
+    return rendering.partial_answer(message.content)
+
+
+@register.simple_tag
+def stream_url(message: Message, block: int) -> str:
     """The SSE endpoint of a message (routed by chatapp.asgi, outside Django's URLconf), with
-    the offset of the text the page already shows."""
-    return f"{get_script_prefix()}stream/{message.id}/?after={len(message.content)}"
+    where the page's open block starts and the end of the text it already shows."""
+    return f"{get_script_prefix()}stream/{message.id}/?block={block}&after={len(message.content)}"

@@ -1,5 +1,5 @@
 """A conversation's settings (autosaved from the panel, or checked before a new chat's first
-message), its pin and its deletion."""
+message), its pin and its deletion, and a message's text for copying."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import uuid
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
 from chatapp.conversations import selectors, services
@@ -70,3 +70,16 @@ def conversation_delete(request: AuthenticatedRequest, conversation_id: uuid.UUI
     except ServiceError as exc:
         return composer_error(exc.message, exc.status)
     return HttpResponseClientRedirect(reverse("chat-home"))
+
+
+@require_GET
+def message_text(
+    request: AuthenticatedRequest, conversation_id: uuid.UUID, message_id: uuid.UUID
+) -> HttpResponse:
+    """A message's text as written (an answer's markdown), for "Copy answer"; its owner's only."""
+    message = selectors.message_for_owner(
+        owner=request.user, conversation_id=conversation_id, message_id=message_id
+    )
+    response = HttpResponse(message.content, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = "inline"
+    return response

@@ -1,12 +1,14 @@
-"""Django's own refusals (a request too big to read, one it cannot parse) said in the app's
-words: above the composer for an htmx request, so the typed message stays where it is, and
-naming the limit that was hit."""
+"""Django's own refusals (a request too big to read, one it cannot parse, an address with
+nothing behind it) said in the app's words: above the composer for an htmx request, so the
+typed message stays where it is, and naming the limit that was hit; a page of the app's own,
+with a way back to a new chat, for a browser that asked for a page."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.views.decorators.csrf import requires_csrf_token
 
 from chatapp.attachments.images import megabytes
@@ -35,3 +37,10 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     if getattr(request, "htmx", False):
         return composer_error(message, status)
     return plain_error(message, status)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if getattr(request, "htmx", False):
+        return composer_error("This conversation or message no longer exists.", 404)
+    missing = request.path_info.startswith("/c/")
+    return render(request, "404.html", {"conversation_missing": missing}, status=404)

@@ -1,0 +1,225 @@
+"""The chat page while an answer streams and after (docs/ARCHITECTURE.md, "Formatted while it
+streams"): blocks formatted as they close, a view that follows the reader's wishes and never
+jumps, named Copy buttons, keyboard shortcuts, announcements, the app's own "Not found" page.
+
+Real Chromium against the real app and the fake upstream; waits are on page states and gates.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.conftest import BROWSER_TEST, expect, log_in, send
+from tests.fakes.upstream import Gate, Reply, Text, chunks
+
+pytestmark = BROWSER_TEST
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+DESKTOP = {"viewport": {"width": 1280, "height": 900}}
+
+# Each block's top inside the thread's scrolled content, for every block of the answer.
+BLOCK_TOPS = """(answer) => {
+  const thread = document.getElementById("thread");
+  const base = thread.getBoundingClientRect().top - thread.scrollTop;
+  const body = answer.querySelector(".msg-body");
+  return Array.from(body.children)
+    .filter((el) => !el.classList.contains("msg-tail"))
+    .map((el) => Math.round((el.getBoundingClientRect().top - base) * 100) / 100);
+}"""
+
+AT_BOTTOM = """() => {
+  const t = document.getElementById("thread");
+  return t.scrollHeight - t.scrollTop - t.clientHeight < 48;
+}"""
+
+
+def last_answer(page):
+    return page.locator("article.msg-assistant").last
+
+
+def finished(page):
+    return page.locator("article.msg-assistant:not(.msg-active)").last
+
+
+def test_finished_blocks_are_formatted_while_the_answer_streams_and_the_end_moves_nothing(
+    page, aimlapi
+):
+    log_in(page)
+    head = "# Plan\n\nSome **bold** text and `code`.\n\n- one\n- two\n\n```python\nprint('hi')\n"
+    rest = "x = 1\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nThe $E=mc^2$ end."
+    aimlapi.enqueue(
+        Reply([*chunks(head, size=7), Gate("fence"), *chunks(rest, size=7), Gate("end")])
+    )
+    send(page, "Format as you go")
+    aimlapi.wait_for_gate("fence")
+    answer = last_answer(page)
+    body = answer.locator(".msg-body")
+    # Closed blocks are already HTML from the server...
+    expect(body.locator("h1")).to_have_text("Plan")
+    expect(body.locator("p strong")).to_have_text("bold")
+    expect(body.locator("ul li")).to_have_count(2)
+    # ...and the open fence is a code box already, its fence line not shown.
+    tail = answer.locator(".msg-tail.code-block")
+    expect(tail.locator(".code-lang")).to_have_text("python")
+    expect(tail.locator("pre code")).to_have_text("print('hi')\n")
+    assert "**" not in body.inner_text()
+    assert "```" not in body.inner_text()
+    assert answer.get_attribute("class").split().count("msg-active") == 1
+
+    aimlapi.release("fence")
+    aimlapi.wait_for_gate("end")
+    expect(body.locator("table td")).to_have_count(2)
+    expect(body.locator(".code-block pre code")).to_contain_text("x = 1")
+    expect(answer.locator(".msg-tail")).to_have_text("The $E=mc^2$ end.")
+    before = answer.evaluate(BLOCK_TOPS)
+    assert len(before) == 5  # heading, paragraph, list, code, table
+
+    aimlapi.release("end")
+    done = finished(page)
+    expect(done.locator(".msg-meta")).to_be_visible()
+    after = done.evaluate(BLOCK_TOPS)
+    assert after[: len(before)] == before  # 0 px: nothing on screen moved at the end
+    expect(done.locator(".msg-body math")).to_have_count(1)
+    expect(done.locator(".msg-body p").last).to_contain_text("end.")
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_the_view_follows_the_stream_and_stays_put_at_the_end(browser, live_url, aimlapi, size):
+    context = browser.new_context(base_url=live_url, **size)
+    page = context.new_page()
+    log_in(page, "follower")
+    paragraphs = "".join(
+        f"Paragraph {i} of a long answer, long enough to wrap.\n\n" for i in range(40)
+    )
+    aimlapi.enqueue(
+        Reply(
+            [*chunks(paragraphs, size=40), Gate("mid"), *chunks(paragraphs, size=40), Gate("end")]
+        )
+    )
+    send(page, "A long answer")
+    page.evaluate(
+        """() => { const t = document.getElementById("thread"); window.minTop = Infinity;
+        t.addEventListener("scroll", () => { window.minTop = Math.min(window.minTop, t.scrollTop); }); }"""
+    )
+    aimlapi.wait_for_gate("mid")
+    page.wait_for_function(AT_BOTTOM)
+    aimlapi.release("mid")
+    aimlapi.wait_for_gate("end")
+    page.wait_for_function(AT_BOTTOM)
+    aimlapi.release("end")
+    expect(finished(page).locator(".msg-meta")).to_be_visible()
+    page.wait_for_function(AT_BOTTOM)
+    assert page.evaluate("window.minTop") > 0  # never back to the top
+    expect(page.get_by_role("button", name="Jump to latest")).to_be_hidden()
+
+    # A second answer: the sent message and the start of the answer come into view; then the
+    # reader scrolls up, and from there nothing moves their view, not even the end.
+    aimlapi.enqueue(
+        Reply(
+            [*chunks(paragraphs, size=40), Gate("read"), *chunks(paragraphs, size=40), Gate("fin")]
+        )
+    )
+    send(page, "Another long answer")
+    expect(page.locator("article.msg-user").last).to_be_in_viewport()
+    aimlapi.wait_for_gate("read")
+    page.wait_for_function(AT_BOTTOM)
+    thread = page.locator("#thread")
+    thread.hover()
+    page.mouse.wheel(0, -1500)
+    jump = page.get_by_role("button", name="Jump to latest")
+    expect(jump).to_be_visible()
+    top = page.evaluate("document.getElementById('thread').scrollTop")
+    aimlapi.release("read")
+    aimlapi.wait_for_gate("fin")
+    expect(last_answer(page).locator(".msg-body p")).to_have_count(80)
+    assert page.evaluate("document.getElementById('thread').scrollTop") == top
+    aimlapi.release("fin")
+    expect(page.locator("article.msg-assistant:not(.msg-active)")).to_have_count(2)
+    assert page.evaluate("document.getElementById('thread').scrollTop") == top
+    jump.click()
+    page.wait_for_function(AT_BOTTOM)
+    expect(jump).to_be_hidden()
+    assert page.evaluate("document.documentElement.scrollWidth") <= size["viewport"]["width"]
+    context.close()
+
+
+def test_escape_stops_the_answer_being_written(page, aimlapi):
+    log_in(page)
+    aimlapi.enqueue(Reply([Text("Half an answer"), Gate("never"), Text(" never shown")]))
+    send(page, "Stop me with Esc")
+    aimlapi.wait_for_gate("never")
+    expect(last_answer(page).locator(".msg-tail")).to_have_text("Half an answer")
+    page.keyboard.press("Escape")
+    expect(finished(page).locator(".msg-note")).to_have_text("Stopped.")
+    expect(finished(page).locator(".msg-body")).to_have_text("Half an answer")
+
+
+def test_copy_buttons_say_what_they_copy_and_copy_answer_takes_the_markdown(
+    browser, live_url, aimlapi
+):
+    context = browser.new_context(base_url=live_url)
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    log_in(page, "copier")
+    markdown = "Use **this**:\n\n```sh\nls -la\n```\n\nThen $x^2$."
+    aimlapi.enqueue(Reply([Text(markdown)]))
+    send(page, "Something to copy")
+    done = finished(page)
+    expect(done.get_by_role("button", name="Copy code")).to_have_count(1)
+    done.get_by_role("button", name="Copy answer").click()
+    expect(done.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == markdown
+
+    done.get_by_role("button", name="Copy code").click()
+    page.wait_for_function("async () => (await navigator.clipboard.readText()) === 'ls -la\\n'")
+
+    # The shortcut copies the last answer.
+    page.evaluate("navigator.clipboard.writeText('nothing yet')")
+    page.locator("body").press("Control+Shift+C")
+    page.wait_for_function(
+        "async (want) => (await navigator.clipboard.readText()) === want", arg=markdown
+    )
+    context.close()
+
+
+def test_shortcuts_are_listed_and_the_composer_has_the_focus(page, aimlapi):
+    log_in(page)
+    composer = page.get_by_role("textbox", name="Message")
+    expect(composer).to_be_focused()
+    page.keyboard.press("Control+/")
+    dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("Stop the answer being written")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    page.get_by_role("button", name="Keyboard shortcuts").focus()
+    page.keyboard.press("Shift+Escape")
+    expect(composer).to_be_focused()
+
+    aimlapi.enqueue(Reply([Text("A short answer.")]))
+    send(page, "Hello")
+    expect(finished(page).locator(".msg-body")).to_have_text("A short answer.")
+    # A finished answer is announced politely, and the box has the focus again.
+    expect(page.locator("#announcer")).to_have_text("Answer finished: A short answer.")
+    expect(page.locator("#announcer")).to_have_attribute("aria-live", "polite")
+    expect(composer).to_be_focused()
+    conversation_url = page.url
+    page.keyboard.press("Control+Shift+O")
+    page.wait_for_url(lambda url: url != conversation_url)
+    expect(page.get_by_role("heading", name="New chat")).to_be_visible()
+
+
+def test_a_conversation_that_no_longer_exists_gets_the_apps_own_page(page):
+    log_in(page)
+    response = page.goto(f"/c/{uuid.uuid4()}/")
+    assert response is not None
+    assert response.status == 404
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("This conversation does not exist any more")
+    link = page.get_by_role("link", name="New chat")
+    # Styled by the app's stylesheet, not the browser's defaults.
+    assert page.evaluate("getComputedStyle(document.querySelector('main.auth')).maxWidth") != "none"
+    link.click()
+    expect(page.get_by_role("textbox", name="Message")).to_be_visible()
