@@ -51,6 +51,9 @@ new MutationObserver(records => {
   for (const record of records) {
     for (const node of record.addedNodes) {
       if (node.nodeType !== 3) continue;
+      // Text never shown (replaced in the same task), and the live region that announces a
+      // finished answer by its first words, are not pieces becoming visible.
+      if (!node.isConnected || node.parentElement.id === 'announcer') continue;
       for (const match of node.data.matchAll(/⟦(\\d+)⟧/g)) {
         window.__bench.lags.push(now - Number(match[1].slice(0, -6)) - Number('0.' + match[1].slice(-6)));
       }
@@ -65,11 +68,12 @@ WAIT_FOR_ANSWER = """(index) => new Promise(resolve => {
   const thread = document.getElementById('thread');
   const done = () => {
     const answer = thread.querySelectorAll('article.msg-assistant')[index];
-    return answer && answer.querySelector('.msg-body');
+    return answer && !answer.hasAttribute('data-active');
   };
   if (done()) return resolve(true);
   const watch = new MutationObserver(() => { if (done()) { watch.disconnect(); resolve(true); } });
-  watch.observe(thread, {childList: true});
+  // The streaming article becomes the final one in place (app.js fillShell), or is replaced.
+  watch.observe(thread, {childList: true, subtree: true, attributeFilter: ['data-active']});
 })"""
 
 
@@ -164,7 +168,7 @@ def _measure(browser: Any, page: Any, cdp: Any, throttle: float) -> dict[str, An
     box.press("Enter")
     # Wait without polling: Playwright's expect() queries the page on every animation frame,
     # which would be measured as the page's own work. The end is the final answer replacing
-    # the streaming one, a change of #thread's children.
+    # the streaming one: its data-active attribute goes, or #thread's children change.
     page.evaluate(WAIT_FOR_ANSWER, count)
     busy = _main_thread(json.loads(browser.stop_tracing()))
     cpu_after = _renderer_main_threads()

@@ -77,6 +77,7 @@ __all__ = [
     "BlockSplitter",
     "StreamRenderer",
     "answer_html",
+    "has_reference_definitions",
     "partial_answer",
     "render_markdown",
     "render_plain",
@@ -668,6 +669,12 @@ def _fence_lang(info: str) -> str:
     return MD_TRIM_RE.split(info, maxsplit=1)[0] if info else ""
 
 
+def has_reference_definitions(text: str) -> bool:
+    """Whether a text may define link references ("[1]: https://…"), which a block before the
+    definition can only use once the whole text is known."""
+    return _REFERENCE_DEFINITION_RE.search(text) is not None
+
+
 def split_blocks(text: str) -> list[Block]:
     splitter = BlockSplitter()
     return splitter.feed(text) + splitter.finish()
@@ -693,7 +700,7 @@ def render_markdown(text: str) -> SafeString:
     if not text:
         return mark_safe("")
     env: EnvType = {}
-    if _REFERENCE_DEFINITION_RE.search(text):
+    if has_reference_definitions(text):
         # A link may cite a definition further down ("[x][1]" … "[1]: https://…"): learn them
         # all first. A stream learns each as its block closes, so there a forward reference
         # shows as text until the answer ends (the one case where the end changes a block).

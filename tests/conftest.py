@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import threading
 import uuid
@@ -166,6 +167,8 @@ class SSEStream:
     body: bytes = b""
     _buffer: bytes = b""
     ended: bool = False
+    # The HTML of the blocks `blocks` events brought, in order (what the page shows).
+    blocks: list[str] = field(default_factory=list)
 
     async def start(self, timeout: float = 5) -> None:
         await self.communicator.send_input(
@@ -231,6 +234,8 @@ class SSEStream:
             assert event is not None, "the stream ended without a terminal event"
             if event.event == "delta":
                 text.append(json.loads(event.data)["t"])
+            elif event.event == "blocks":
+                self.blocks.append(json.loads(event.data)["h"])
             elif event.event in ("done", "error"):
                 return "".join(text), event
 
@@ -520,6 +525,15 @@ def send(page: Page, text: str) -> None:
     box = page.get_by_role("textbox", name="Message")
     box.fill(text)
     box.press("Enter")
+
+
+def open_settings(page: Page) -> None:
+    """Open the settings panel (it may be open already: a wide screen remembers it)."""
+    toggle = page.get_by_role("button", name="Settings", exact=True)
+    expect(toggle).to_have_attribute("aria-expanded", re.compile("true|false"))
+    if toggle.get_attribute("aria-expanded") != "true":
+        toggle.click()
+    expect(page.get_by_role("region", name="Chat settings")).to_be_visible()
 
 
 def answer(page: Page) -> Any:

@@ -287,8 +287,9 @@ def any_range(name: str) -> Range | None:
 def validate_options(
     spec: ModelSpec, raw: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The person's parameters for `spec`, typed, and the errors (see `params.validate`)."""
-    return params.validate(spec.ranges, raw, model=spec.label)
+    """The person's parameters for `spec`, typed, and the errors (see `params.validate`). The
+    errors name the model and its route: the same model takes other parameters elsewhere."""
+    return params.validate(spec.ranges, raw, model=f"{spec.label} on {spec.route_label}")
 
 
 def options_to_send(spec: ModelSpec, options: Mapping[str, Any]) -> dict[str, Any]:

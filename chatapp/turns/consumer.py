@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from http.cookies import SimpleCookie
 from importlib import import_module
 from typing import Any
@@ -34,7 +35,7 @@ from django.utils.html import escape
 from chatapp.conversations.models import Message
 from chatapp.core.asgi_types import Receive, Scope, Send
 from chatapp.core.db import db
-from chatapp.rendering import StreamRenderer
+from chatapp.rendering import StreamRenderer, StreamUpdate
 
 from . import manager
 from .fragments import message_fragment
@@ -189,7 +190,18 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         await self._send(sse_event("status", escape(frame["text"]), self._event_id()))
 
     async def stream_end(self, frame: StreamEnd) -> None:
-        await self._send(sse_event(frame["event"], frame["html"], frame["end"]))
+        html = frame["html"]
+        end = frame["end"]
+        if frame.get("shell") and self.renderer.offset == end and self.delivered == end:
+            # The browser has every character: close the last block for it, then send the
+            # final fragment without its body, which the page fills with the blocks it shows
+            # (the same HTML), rather than the whole answer again (S9: a 60 KB answer's final
+            # swap was the one long task at 4x CPU throttle).
+            update = await self._render(self.renderer.finish)
+            if update is not None:
+                await self._send(sse_blocks(update, end))
+            html = frame["shell"]
+        await self._send(sse_event(frame["event"], html, end))
         await self._close()
 
     async def session_ended(self, frame: SessionEnded) -> None:
@@ -224,10 +236,7 @@ class MessageStreamConsumer(AsyncHttpConsumer):
             start = fed
         # The delta's id names the block the browser has open until the `blocks` event after it.
         block = self.renderer.block_start
-        if len(text) + self.renderer.pending > RENDER_IN_THREAD_CHARS:
-            update = await asyncio.to_thread(self.renderer.feed, text)
-        else:
-            update = self.renderer.feed(text)
+        update = await self._render(self.renderer.feed, text)
         if end > self.delivered:
             fresh = text[max(0, self.delivered - start) :]
             await self._send(sse_delta(end - len(fresh), fresh, block))
@@ -238,6 +247,14 @@ class MessageStreamConsumer(AsyncHttpConsumer):
             self.delivered = end
         else:
             self.delivered = max(self.delivered, end)
+
+    async def _render(
+        self, step: Callable[..., StreamUpdate | None], *text: str
+    ) -> StreamUpdate | None:
+        """One renderer step: on a thread when the block it may close is long."""
+        if sum(map(len, text)) + self.renderer.pending > RENDER_IN_THREAD_CHARS:
+            return await asyncio.to_thread(step, *text)
+        return step(*text)
 
     def _event_id(self) -> str:
         return event_id(self.renderer.block_start, self.delivered)

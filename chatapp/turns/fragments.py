@@ -6,23 +6,30 @@ from __future__ import annotations
 
 from django.template.loader import render_to_string
 
+from chatapp import rendering
 from chatapp.conversations.models import Message
 
 from .protocol import StreamEnd, terminal_event
 
 
-def message_fragment(message: Message, *, is_last: bool = True) -> str:
-    """The final HTML of a message, as the conversation page shows it."""
+def message_fragment(message: Message, *, is_last: bool = True, shell: bool = False) -> str:
+    """The final HTML of a message, as the conversation page shows it; a `shell` has an empty
+    body marked `data-shell`, into which the page moves the blocks it already shows."""
     return render_to_string(
-        "chatapp/_message.html", {"message": message, "is_last": is_last, "live": True}
+        "chatapp/_message.html",
+        {"message": message, "is_last": is_last, "live": True, "shell": shell},
     )
 
 
 def stream_end(message: Message) -> StreamEnd:
-    """The `stream.end` frame of a message in its final state."""
+    """The `stream.end` frame of a message in its final state. The shell is offered when the
+    blocks a stream showed are exactly the final ones: not when a link cites a reference
+    defined further down (rendering.render_markdown reads those first)."""
+    shell = bool(message.content) and not rendering.has_reference_definitions(message.content)
     return {
         "type": "stream.end",
         "event": terminal_event(message.status),
         "html": message_fragment(message),
+        "shell": message_fragment(message, shell=True) if shell else "",
         "end": len(message.content),
     }

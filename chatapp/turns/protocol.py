@@ -42,11 +42,14 @@ class StreamStatus(TypedDict):
 
 
 class StreamEnd(TypedDict):
-    """Published after the final state is saved: the terminal event and the final fragment."""
+    """Published after the final state is saved: the terminal event and the final fragment;
+    `shell` is the same fragment with an empty body, for a page that already shows every
+    block (or "" when the page's blocks may differ from the final ones)."""
 
     type: Literal["stream.end"]
     event: TerminalEvent
     html: str
+    shell: str
     end: int
 
 

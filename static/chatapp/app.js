@@ -100,7 +100,10 @@
     const thread = document.getElementById("thread");
     const top = thread ? thread.scrollTop : 0;
     const height = article.getBoundingClientRect().height;
-    htmx.swap(article, html, { swapStyle: "outerHTML", swapDelay: 0, settleDelay: 0 });
+    awaitingAnswer = false; // announced below, not again by the swap's htmx:load
+    if (!fillShell(article, html)) {
+      htmx.swap(article, html, { swapStyle: "outerHTML", swapDelay: 0, settleDelay: 0 });
+    }
     const done = document.getElementById(article.id);
     // Until the browser first renders it (content-visibility, app.css) the new article would
     // count as a placeholder's height: give it the old one's, so that nothing moves meanwhile.
@@ -119,6 +122,42 @@
     const answers = document.querySelectorAll("#thread article.msg-assistant");
     const last = answers[answers.length - 1];
     if (last && !last.hasAttribute("data-active")) announce(last);
+  }
+
+  // The final fragment as a shell (turns/consumer.py): its body is empty, because the blocks
+  // the page shows are the same HTML. The streaming article becomes the final one in place:
+  // its attributes and everything around its body are the fragment's, and the body itself is
+  // not touched, so the answer is neither sent, nor parsed, nor laid out again (S9).
+  function fillShell(article, html) {
+    const template = document.createElement("template");
+    template.innerHTML = html.trim();
+    const fresh = template.content.firstElementChild;
+    const shell = fresh && fresh.querySelector(":scope > .msg-body[data-shell]");
+    const body = article.querySelector(":scope > .msg-body");
+    if (!shell || !body) return false;
+    htmx.trigger(article, "htmx:beforeCleanupElement"); // closes its stream (the SSE extension)
+    article.getAttributeNames().forEach(function (name) {
+      if (!fresh.hasAttribute(name)) article.removeAttribute(name);
+    });
+    fresh.getAttributeNames().forEach(function (name) {
+      article.setAttribute(name, fresh.getAttribute(name));
+    });
+    const tail = body.querySelector(":scope > .msg-tail");
+    if (tail) tail.remove();
+    Array.from(article.childNodes).forEach(function (node) {
+      if (node !== body) node.remove();
+    });
+    const before = [];
+    let node = fresh.firstChild;
+    while (node && node !== shell) {
+      before.push(node);
+      node = node.nextSibling;
+    }
+    body.before(...before);
+    body.after(...Array.from(fresh.childNodes).filter((n) => n !== shell));
+    htmx.process(article);
+    syncComposer();
+    return true;
   }
 
   // A finished answer is announced politely, by its first words (screen readers).
@@ -256,7 +295,50 @@
 
   document.addEventListener("htmx:sendError", function () {
     requestFailed("Could not reach the app (network error). Nothing was lost: try again.");
+    connectionLost();
   });
+
+  // --- Connection ----------------------------------------------------------------------
+
+  // While the server cannot be reached (a request or a stream failed, or the browser went
+  // offline) the page says "Reconnecting…" and asks /healthz every few seconds; the notice
+  // goes when it answers. Nothing typed is touched. Streams reconnect on their own.
+  const HEALTH_EVERY_MS = 3000;
+  let probing = null;
+
+  function connectionLost() {
+    const notice = document.getElementById("connection");
+    if (!notice) return;
+    if (notice.hidden) notice.hidden = false;
+    if (probing === null) probing = window.setInterval(probeHealth, HEALTH_EVERY_MS);
+  }
+
+  function connectionBack() {
+    const notice = document.getElementById("connection");
+    if (notice && !notice.hidden) notice.hidden = true;
+    if (probing !== null) {
+      window.clearInterval(probing);
+      probing = null;
+    }
+  }
+
+  function probeHealth() {
+    const app = document.getElementById("app");
+    if (!app || !navigator.onLine) return;
+    fetch(app.dataset.healthUrl, { cache: "no-store" }).then(
+      function (response) {
+        if (response.ok) connectionBack();
+      },
+      function () {
+        /* still unreachable: the next probe will tell */
+      }
+    );
+  }
+
+  document.addEventListener("htmx:sseError", connectionLost);
+  document.addEventListener("htmx:sseOpen", connectionBack);
+  window.addEventListener("offline", connectionLost);
+  window.addEventListener("online", probeHealth);
 
   document.addEventListener("htmx:responseError", function (evt) {
     const status = evt.detail.xhr.status;
@@ -265,7 +347,59 @@
 
   document.addEventListener("htmx:afterSwap", function () {
     const settings = document.getElementById("settings");
-    if (settings && settings.querySelector(".field-error:not(:empty)")) settings.open = true;
+    if (settings && settings.querySelector(".field-error:not(:empty)")) setSettings(true);
+  });
+
+  // --- The settings panel ----------------------------------------------------------------
+
+  // Opened and closed by the header's "Settings" button (or "Close settings", or Esc); on a
+  // wide screen it stays open from page to page, as the person left it.
+  const WIDE = window.matchMedia("(min-width: 1024px)");
+
+  function setSettings(open) {
+    const panel = document.getElementById("settings");
+    const toggle = document.querySelector(".settings-toggle");
+    if (!panel || !toggle) return;
+    panel.hidden = !open;
+    toggle.setAttribute("aria-expanded", String(open));
+    document.body.classList.toggle("settings-open", open);
+    if (WIDE.matches) {
+      try {
+        window.localStorage.setItem("settingsOpen", open ? "1" : "");
+      } catch (e) {
+        /* storage refused: the panel just starts closed next time */
+      }
+    }
+  }
+
+  function settingsOpen() {
+    const panel = document.getElementById("settings");
+    return Boolean(panel && !panel.hidden);
+  }
+
+  document.addEventListener("click", function (evt) {
+    if (!evt.target.closest) return;
+    if (evt.target.closest(".settings-toggle")) {
+      setSettings(!settingsOpen());
+      if (settingsOpen()) {
+        const first = document.querySelector("#settings textarea, #settings input:not([type=hidden]), #settings select");
+        if (first) first.focus({ preventScroll: true });
+      }
+    } else if (evt.target.closest(".settings-close")) {
+      setSettings(false);
+      const toggle = document.querySelector(".settings-toggle");
+      if (toggle) toggle.focus({ preventScroll: true });
+    }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    let remembered = "";
+    try {
+      remembered = window.localStorage.getItem("settingsOpen") || "";
+    } catch (e) {
+      remembered = "";
+    }
+    if (WIDE.matches && remembered) setSettings(true);
   });
 
   // The settings panel autosaves on any change, so its requests come from the panel, not
@@ -563,9 +697,12 @@
     });
   }
 
+  // Written only when it changes: touching the button's attribute, even with the same
+  // value, makes the browser lay out the whole thread again (S9: 2.5 ms a frame).
   function syncJump(thread) {
     const jump = document.getElementById("jump-latest");
-    if (jump) jump.hidden = follow.on || atBottom(thread);
+    const hide = follow.on || atBottom(thread);
+    if (jump && jump.hidden !== hide) jump.hidden = hide;
   }
 
   function followLatest() {
@@ -610,12 +747,24 @@
       if (last) sizes.observe(last);
     }
     watchLast();
-    // Messages added or replaced (send, done, retry) change the composer's state.
-    new MutationObserver(function () {
+    // Messages added or replaced (send, done, retry) change the composer's state: in the
+    // thread itself and in each page of earlier messages (_thread_page.html).
+    const changes = new MutationObserver(function (records) {
+      for (const record of records) {
+        record.addedNodes.forEach(function (node) {
+          if (node.classList && node.classList.contains("thread-page")) {
+            changes.observe(node, { childList: true });
+          }
+        });
+      }
       watchLast();
       syncComposer();
       scheduleScroll();
-    }).observe(thread, { childList: true });
+    });
+    changes.observe(thread, { childList: true });
+    thread.querySelectorAll(".thread-page").forEach(function (page) {
+      changes.observe(page, { childList: true });
+    });
     follow.on = true;
     thread.scrollTop = thread.scrollHeight;
   }
@@ -758,6 +907,12 @@
         setMenu(false);
         return;
       }
+      if (settingsOpen() && document.getElementById("settings").contains(document.activeElement)) {
+        setSettings(false);
+        const toggle = document.querySelector(".settings-toggle");
+        if (toggle) toggle.focus({ preventScroll: true });
+        return;
+      }
       const stop = document.querySelector("#composer button.stop");
       if (stop && !stop.disabled) {
         evt.preventDefault();
@@ -798,6 +953,10 @@
   // --- Wiring --------------------------------------------------------------------------
 
   document.addEventListener("htmx:load", function (evt) {
+    // A new page swapped in (a new chat's first message) shows the settings as they were.
+    if (evt.target !== document.body && evt.target.querySelector && evt.target.querySelector("#settings")) {
+      setSettings(document.body.classList.contains("settings-open"));
+    }
     addCopyButtons(evt.target);
     watchThread();
     syncComposer();

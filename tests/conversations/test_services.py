@@ -186,7 +186,9 @@ def test_an_option_out_of_range_names_the_limit_and_the_model():
     spec = next(s for s in catalog.CATALOG["aimlapi"] if s.id == "gemini-1.5-pro")
     with pytest.raises(InvalidSettings) as caught:
         chat_settings_validate(spec=spec, system_prompt="", raw_options={"top_p": "0.05"})
-    assert caught.value.errors == {"top_p": "Top P must be 0.1–1 for Gemini 1.5 Pro (got 0.05)."}
+    assert caught.value.errors == {
+        "top_p": "Top P must be 0.1–1 for Gemini 1.5 Pro on AI/ML API (got 0.05)."
+    }
 
 
 def test_every_error_is_reported_at_once(settings):
@@ -198,7 +200,7 @@ def test_every_error_is_reported_at_once(settings):
         )
     assert set(caught.value.errors) == {"system_prompt", "temperature", "top_k"}
     assert caught.value.errors["top_k"] == (
-        "Gemini 2.5 Flash does not accept Top K; leave it empty."
+        "Gemini 2.5 Flash on AI/ML API does not accept Top K; leave it empty."
     )
 
 
@@ -220,7 +222,9 @@ def test_stored_settings_the_model_no_longer_accepts_are_invalid(user, aimlapi):
     conversation = make_conversation(user, model="gemini-1.5-pro", settings={"top_p": 0.05})
     with pytest.raises(InvalidSettings) as caught:
         chat_settings_stored(conversation=conversation)
-    assert caught.value.errors == {"top_p": "Top P must be 0.1–1 for Gemini 1.5 Pro (got 0.05)."}
+    assert caught.value.errors == {
+        "top_p": "Top P must be 0.1–1 for Gemini 1.5 Pro on AI/ML API (got 0.05)."
+    }
 
 
 @pytest.mark.parametrize(

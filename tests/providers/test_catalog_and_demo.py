@@ -74,7 +74,9 @@ def test_every_limit_is_named_in_its_message(aimlapi_route):
             "seed": "x",
         },
     )
-    assert errors["temperature"] == "Temperature must be 0–2 for Gemini 2.5 Flash (got 2.01)."
+    assert errors["temperature"] == (
+        "Temperature must be 0–2 for Gemini 2.5 Flash on AI/ML API (got 2.01)."
+    )
     assert "-2–2" in errors["frequency_penalty"]
     assert "1–65536" in errors["max_tokens"]
     assert "at most 4 sequences" in errors["stop"]

@@ -358,7 +358,8 @@ def test_stop_sequences_five_for_gemini_four_for_openai(all_routes: None) -> Non
         assert catalog.validate_options(spec, {"stop": five}) == ({"stop": list("abcde")}, {})
         errors = catalog.validate_options(spec, {"stop": five + "\nf"})[1]
         assert errors["stop"] == (
-            "Stop sequences: at most 5 sequences for Gemini 2.5 Flash (got 6); put one per line."
+            f"Stop sequences: at most 5 sequences for Gemini 2.5 Flash on {spec.route_label} "
+            "(got 6); put one per line."
         )
     openai = catalog.get_model_by_key("aimlapi:google/gemini-2.5-flash")
     assert "at most 4 sequences" in catalog.validate_options(openai, {"stop": five})[1]["stop"]
@@ -414,7 +415,12 @@ def test_stop_sequences_five_for_gemini_four_for_openai(all_routes: None) -> Non
             "does not accept Thinking budget",
         ),
         ("gemini:gemini-2.5-flash", "thinking_level", "low", "does not accept Thinking level"),
-        ("segmind:gemini-2.5-flash", "top_k", "3", "Gemini 2.5 Flash does not accept Top K"),
+        (
+            "segmind:gemini-2.5-flash",
+            "top_k",
+            "3",
+            "Gemini 2.5 Flash on Segmind does not accept Top K",
+        ),
         (
             "segmind:gemini-2.5-flash",
             "safety_settings",

@@ -121,3 +121,54 @@ async def test_a_frame_beyond_the_saved_text_waits_for_the_gap_to_fill(
     assert held is not None
     assert json.loads(gap.data) == {"o": 7, "t": "world"}
     assert (json.loads(held.data), held.id) == ({"o": 12, "t": "!"}, "0.13")
+
+
+def _end(end: int, shell: str = "<article><div class='msg-body' data-shell></div></article>"):
+    frame: StreamEnd = {
+        "type": "stream.end",
+        "event": "done",
+        "html": "<article>the whole answer</article>",
+        "shell": shell,
+        "end": end,
+    }
+    return frame
+
+
+async def test_a_watcher_with_every_character_gets_the_last_block_then_the_shell(
+    run_manager, silent_run, cookie
+):
+    """The page already shows every block but the last: it gets that one, then the final
+    fragment without its body (the page keeps the blocks it shows), not the answer again."""
+    stream = open_stream(silent_run.id, cookie=cookie)
+    await stream.start()
+    await stream.attached()
+    saved = await stream.next_event()
+    assert saved is not None
+    assert json.loads(saved.data) == {"o": 0, "t": SAVED}
+    await get_channel_layer().group_send(stream_group(silent_run.id), _end(len(SAVED)))
+    last = await stream.next_event()
+    assert last is not None
+    assert last.event == "blocks"
+    assert json.loads(last.data) == {"h": "<p>Hello,</p>\n", "o": 0, "e": 7, "t": "", "n": 7}
+    done = await stream.next_event()
+    assert done is not None
+    assert (done.event, done.data) == (
+        "done",
+        "<article><div class='msg-body' data-shell></div></article>",
+    )
+
+
+@pytest.mark.parametrize("shell", ["", "<article data-shell></article>"], ids=["none", "behind"])
+async def test_a_watcher_behind_the_end_or_without_a_shell_gets_the_whole_fragment(
+    run_manager, silent_run, cookie, shell
+):
+    stream = open_stream(silent_run.id, cookie=cookie)
+    await stream.start()
+    await stream.attached()
+    assert await stream.next_event() is not None  # the saved text
+    # The answer ended with characters this watcher never got (or has no shell to offer).
+    end = len(SAVED) + (5 if shell else 0)
+    await get_channel_layer().group_send(stream_group(silent_run.id), _end(end, shell))
+    done = await stream.next_event()
+    assert done is not None
+    assert (done.event, done.data) == ("done", "<article>the whole answer</article>")

@@ -67,8 +67,12 @@ async def test_answer_streams_exactly_and_is_saved(aimlapi, run_manager, user, c
     assert stream.body.startswith(b"retry: 2000\n: stream open\n\n")  # the immediate comment
     assert terminal.event == "done"
     assert terminal.id == str(len(ANSWER))
-    assert "&lt;b&gt;bold&lt;/b&gt;" in terminal.data  # the final HTML is sanitised
-    assert "<em>markdown</em>" in terminal.data
+    # The page shows every block, sanitised, so the end is the fragment around them (a shell).
+    shown = "".join(stream.blocks)
+    assert "&lt;b&gt;bold&lt;/b&gt;" in shown
+    assert "<em>markdown</em>" in shown
+    assert 'class="msg-body markdown" hx-disable data-shell></div>' in terminal.data
+    assert "markdown</em>" not in terminal.data
     message = await reload_message(turn.assistant_message.id)
     assert message.status == Message.Status.COMPLETE
     assert message.content == ANSWER
@@ -196,7 +200,13 @@ async def test_second_tab_and_late_tab_see_the_same_complete_answer(
 
     assert text_a == text_b == ANSWER
     assert text_c == ""  # nothing to replay: the terminal event carries the whole answer
-    assert end_a.data == end_b.data == end_c.data
+    # Tabs that saw every character get a shell around the blocks they show; the late tab
+    # the whole fragment, whose body is exactly those blocks.
+    assert end_a.data == end_b.data
+    assert "data-shell" in end_a.data
+    assert tab_a.blocks == tab_b.blocks
+    assert "".join(tab_a.blocks) in end_c.data
+    assert "data-shell" not in end_c.data
 
 
 async def test_stop_closes_the_upstream_and_keeps_the_partial_text(

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from tests.conftest import PASSWORD, answer, log_in, send
+from tests.conftest import PASSWORD, answer, log_in, open_settings, send
 from tests.fakes.upstream import Gate, Reply, Text, chunks
 
 try:
@@ -115,7 +115,7 @@ def test_stop_keeps_the_partial_answer_and_closes_the_upstream(page, aimlapi):
 
 def test_settings_arrive_in_the_request_exactly(page, aimlapi):
     log_in(page)
-    page.get_by_text("Settings", exact=True).click()
+    open_settings(page)
     page.get_by_label("Model").select_option("aimlapi:google/gemini-2.5-pro")
     page.get_by_label("System prompt").fill("Answer in one word.")
     page.get_by_label("Temperature").fill("0.42")
@@ -143,7 +143,7 @@ def test_settings_arrive_in_the_request_exactly(page, aimlapi):
 
     # The settings belong to the conversation: after a reload they are still there.
     page.reload()
-    page.get_by_text("Settings", exact=True).click()
+    open_settings(page)
     expect(page.get_by_label("Temperature")).to_have_value("0.42")
     page.get_by_label("Temperature").fill("5")
     page.get_by_label("Temperature").press("Tab")
@@ -256,7 +256,7 @@ def test_offline_demo_is_labelled_and_answers(page, settings):
     }
     log_in(page)
     expect(page.get_by_role("note")).to_contain_text("Offline demo")
-    page.get_by_text("Settings", exact=True).click()
+    open_settings(page)
     expect(page.get_by_label("Model").locator("optgroup")).to_have_attribute(
         "label", "Offline demo"
     )

@@ -223,3 +223,59 @@ def test_a_conversation_that_no_longer_exists_gets_the_apps_own_page(page):
     assert page.evaluate("getComputedStyle(document.querySelector('main.auth')).maxWidth") != "none"
     link.click()
     expect(page.get_by_role("textbox", name="Message")).to_be_visible()
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_the_model_is_in_the_header_and_the_settings_do_not_cover_the_conversation(
+    browser, live_url, all_routes, size
+):
+    context = browser.new_context(base_url=live_url, **size)
+    page = context.new_page()
+    log_in(page, "picker")
+    header = page.locator("header.topbar")
+    model = header.get_by_role("combobox", name="Model")
+    expect(model).to_be_in_viewport()
+    routes = model.locator("optgroup").evaluate_all("groups => groups.map((g) => g.label)")
+    assert routes == ["AI/ML API", "Google", "Segmind"]
+    toggle = header.get_by_role("button", name="Settings", exact=True)
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    panel = page.get_by_role("region", name="Chat settings")
+    expect(panel).to_be_hidden()
+    toggle.click()
+    expect(panel).to_be_visible()
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    box = panel.bounding_box()
+    thread = page.locator("#thread").bounding_box()
+    width, height = size["viewport"]["width"], size["viewport"]["height"]
+    if size is DESKTOP:
+        # Beside the conversation, which makes room for it.
+        assert box["x"] + box["width"] == pytest.approx(width, abs=1)
+        assert thread["x"] + thread["width"] <= box["x"] + 1
+    else:
+        # A sheet over the bottom of the screen, the header still usable above it.
+        assert box["y"] + box["height"] == pytest.approx(height, abs=1)
+        assert box["width"] == pytest.approx(width, abs=1)
+        expect(model).to_be_in_viewport()
+    panel.get_by_role("button", name="Close settings").click()
+    expect(panel).to_be_hidden()
+    expect(toggle).to_be_focused()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    context.close()
+
+
+def test_while_the_server_cannot_be_reached_the_page_says_so_and_keeps_the_text(page, aimlapi):
+    log_in(page)
+    notice = page.get_by_role("status").filter(has_text="Reconnecting")
+    expect(notice).to_be_hidden()
+    page.context.set_offline(True)
+    box = page.get_by_role("textbox", name="Message")
+    box.fill("Typed while offline")
+    box.press("Enter")
+    expect(notice).to_be_visible()
+    expect(box).to_have_value("Typed while offline")
+    page.context.set_offline(False)
+    expect(notice).to_be_hidden()
+    expect(box).to_have_value("Typed while offline")
+    aimlapi.enqueue(Reply([Text("Back.")]))
+    box.press("Enter")
+    expect(finished(page).locator(".msg-body")).to_have_text("Back.")

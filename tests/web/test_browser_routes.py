@@ -16,7 +16,7 @@ from django.core.files.storage import default_storage
 
 from chatapp.models import Attachment, Conversation, Message
 from tests import imagegen
-from tests.conftest import answer, log_in, send
+from tests.conftest import answer, log_in, open_settings, send
 from tests.fakes.gemini_schema import validate_gemini_request, validate_segmind_request
 from tests.fakes.openapi import validate_chat_request
 from tests.fakes.upstream import Gate, Reply, Text
@@ -38,13 +38,6 @@ RATINGS = [
     {"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"},
     {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True},
 ]
-
-
-def open_settings(page: Page) -> None:
-    settings = page.locator("details#settings")
-    if settings.get_attribute("open") is None:
-        page.get_by_text("Settings", exact=True).click()
-    expect(page.get_by_label("Model")).to_be_visible()
 
 
 def settings_saved(page: Page):

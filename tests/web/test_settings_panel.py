@@ -317,7 +317,9 @@ def test_a_google_only_option_on_an_aimlapi_model_shows_its_error(user_client, c
     )
     parsed = Controls(html)
     assert parsed.controls["top_k"]["value"] == "20"
-    assert parsed.text("err-top_k") == ("Gemini 2.5 Flash does not accept Top K; leave it empty.")
+    assert parsed.text("err-top_k") == (
+        "Gemini 2.5 Flash on AI/ML API does not accept Top K; leave it empty."
+    )
     assert "checked" in parsed.controls["json_output"]
     assert "does not accept JSON output" in parsed.text("err-json_output")
     assert "thinking_budget" not in parsed.controls  # not accepted and empty: not shown
