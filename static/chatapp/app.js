@@ -747,6 +747,9 @@
       if (last) sizes.observe(last);
     }
     watchLast();
+    // The thread's own height changes too (the composer grows to three lines on a phone while
+    // typing, an error appears above it): the end stays in view.
+    sizes.observe(thread);
     // Messages added or replaced (send, done, retry) change the composer's state: in the
     // thread itself and in each page of earlier messages (_thread_page.html).
     const changes = new MutationObserver(function (records) {
@@ -771,6 +774,11 @@
 
   document.addEventListener("click", function (evt) {
     if (evt.target.closest && evt.target.closest("#jump-latest")) followLatest();
+  });
+  // Pressing it leaves the focus where it is: taking it from the message box would shrink the
+  // box (three lines while typing on a phone) and move the button away before the click.
+  document.addEventListener("mousedown", function (evt) {
+    if (evt.target.closest && evt.target.closest("#jump-latest")) evt.preventDefault();
   });
 
   // Sending brings the new message and the start of its answer into view, and follows it.

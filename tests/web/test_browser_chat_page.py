@@ -279,3 +279,34 @@ def test_while_the_server_cannot_be_reached_the_page_says_so_and_keeps_the_text(
     aimlapi.enqueue(Reply([Text("Back.")]))
     box.press("Enter")
     expect(finished(page).locator(".msg-body")).to_have_text("Back.")
+
+
+def test_on_a_phone_the_box_shows_three_lines_while_typing_and_nothing_scrolls_sideways(
+    browser, live_url, aimlapi, tmp_path
+):
+    context = browser.new_context(base_url=live_url, **PHONE)
+    page = context.new_page()
+    log_in(page, "phone")
+    box = page.get_by_role("textbox", name="Message")
+    box.click()
+    box.press_sequentially("Typing on a phone")
+    lines = page.evaluate(
+        """() => { const t = document.getElementById("composer-text");
+        const style = getComputedStyle(t);
+        const inner = t.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
+        return inner / parseFloat(style.lineHeight); }"""
+    )
+    assert lines >= 3
+    header = page.locator("header.topbar")
+    for control in (
+        header.get_by_role("button", name="Menu", exact=True),
+        header.get_by_role("combobox", name="Model"),
+        header.get_by_role("button", name="Settings", exact=True),
+    ):
+        expect(control).to_be_in_viewport()
+        assert control.bounding_box()["height"] >= 32  # big enough to tap
+    aimlapi.enqueue(Reply([Text("A reply that is long enough to wrap on a narrow screen. " * 4)]))
+    box.press("Enter")
+    expect(finished(page).locator(".msg-meta")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["viewport"]["width"]
+    context.close()

@@ -1,0 +1,59 @@
+"""An automated accessibility check (axe-core, run in the page by axe-playwright-python) of
+the chat, its settings, login and sign-up, in light and dark: no serious or critical
+violation. What axe cannot judge (reading order, wording) is left to people."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import BROWSER_TEST, PASSWORD, expect, log_in, open_settings, send
+from tests.fakes.upstream import Reply, Text
+
+try:
+    from axe_playwright_python.sync_playwright import Axe
+except ImportError:  # pragma: no cover - a dev dependency
+    Axe = None
+
+pytestmark = BROWSER_TEST
+
+SCHEMES = ["light", "dark"]
+ANSWER = "A **formatted** answer:\n\n- one\n- two\n\n```python\nprint('hi')\n```\n\nAnd $x^2$."
+
+
+def serious(page) -> list[str]:
+    results = Axe().run(page)
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at "
+        + ", ".join(" ".join(node["target"]) for node in v["nodes"][:5])
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_login_and_sign_up_have_no_serious_violation(page, scheme):
+    page.emulate_media(color_scheme=scheme)
+    page.goto("/accounts/login/")
+    expect(page.get_by_role("button", name="Log in")).to_be_visible()
+    assert serious(page) == []
+    page.goto("/accounts/signup/")
+    expect(page.get_by_role("button", name="Create account")).to_be_visible()
+    assert serious(page) == []
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_the_chat_and_its_settings_have_no_serious_violation(page, aimlapi, scheme):
+    page.emulate_media(color_scheme=scheme)
+    log_in(page)
+    assert serious(page) == []
+    aimlapi.enqueue(Reply([Text(ANSWER)]))
+    send(page, "Show me something formatted")
+    done = page.locator("article.msg-assistant:not(.msg-active)")
+    expect(done.locator(".msg-meta")).to_be_visible()
+    assert serious(page) == []
+    open_settings(page)
+    assert serious(page) == []
+    page.keyboard.press("Control+/")
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    assert serious(page) == []
+    assert PASSWORD  # the account logged in with the suite's password
