@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from chatapp.attachments.models import Attachment, MessageAttachment, UploadAttempt
-from chatapp.conversations.models import Conversation, Message
+from chatapp.conversations.models import Conversation, Message, Preset
 from chatapp.turns.models import Worker
 
-__all__ = ["Attachment", "Conversation", "Message", "MessageAttachment", "UploadAttempt", "Worker"]
+__all__ = [
+    "Attachment",
+    "Conversation",
+    "Message",
+    "MessageAttachment",
+    "Preset",
+    "UploadAttempt",
+    "Worker",
+]

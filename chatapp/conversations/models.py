@@ -44,6 +44,35 @@ class Conversation(models.Model):
         return self.title or "New chat"
 
 
+class Preset(models.Model):
+    """A person's saved chat settings: the defaults new chats start from (the one with no
+    name, set by "Use as default for new chats") or a named preset to start a chat from."""
+
+    DEFAULTS = ""
+    NAME_MAX_CHARS = 80
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="presets"
+    )
+    name = models.CharField(max_length=NAME_MAX_CHARS, blank=True)
+    route = models.CharField(max_length=32)
+    model = models.CharField(max_length=200)
+    system_prompt = models.TextField(blank=True)
+    # As Conversation.settings: typed, neutral names, only what was set.
+    settings = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="one_preset_per_name")
+        ]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name or "Defaults for new chats"
+
+
 class Message(models.Model):
     class Role(models.TextChoices):
         USER = "user"

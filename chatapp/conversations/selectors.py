@@ -13,7 +13,7 @@ from django.http import Http404
 from chatapp.attachments.models import MessageAttachment
 from chatapp.providers import catalog
 
-from .models import Conversation, Message
+from .models import Conversation, Message, Preset
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -119,20 +119,35 @@ _IMAGE_LINKS = Prefetch(
 )
 
 
-def chat_settings_initial(*, owner: User) -> tuple[catalog.ModelSpec, str, dict]:
-    """Defaults for a new chat: the model and settings of the person's latest conversation
-    (if that model is still offered), else the catalog's first model."""
-    latest = (
-        Conversation.objects.filter(owner=owner)
-        .order_by("-updated_at")
-        .only("route", "model", "system_prompt", "settings")
-        .first()
-    )
-    if latest is not None:
-        spec = catalog.get_model(latest.route, latest.model)
+def chat_settings_initial(
+    *, owner: User, preset_id: uuid.UUID | None = None
+) -> tuple[catalog.ModelSpec, str, dict]:
+    """Where a new chat starts: the preset chosen, else the person's own defaults (set with
+    "Use as default for new chats"), else the catalog's first model with nothing set. Never
+    the last conversation's settings: a new chat inherits nothing silently."""
+    presets = Preset.objects.filter(owner=owner)
+    chosen = None
+    if preset_id is not None:
+        chosen = presets.filter(pk=preset_id).first()
+    if chosen is None:
+        chosen = presets.filter(name=Preset.DEFAULTS).first()
+    if chosen is not None:
+        spec = catalog.get_model(chosen.route, chosen.model)
         if spec is not None:
-            return spec, latest.system_prompt, dict(latest.settings)
+            return spec, chosen.system_prompt, dict(chosen.settings)
     return catalog.default_model(), "", {}
+
+
+def presets_for(*, owner: User) -> list[Preset]:
+    """The person's named presets, by name (their defaults are not one of them)."""
+    return list(Preset.objects.filter(owner=owner).exclude(name=Preset.DEFAULTS))
+
+
+def preset_for_owner(*, owner: User, preset_id: uuid.UUID) -> Preset:
+    preset = Preset.objects.filter(pk=preset_id, owner=owner).first()
+    if preset is None:
+        raise Http404("No such preset.")
+    return preset
 
 
 def _cursor(stamp: datetime, row_id: uuid.UUID) -> str:

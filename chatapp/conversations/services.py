@@ -1,15 +1,23 @@
-"""Writes of a conversation outside its turns: its settings, its pin, its deletion."""
+"""Writes of a conversation outside its turns: its settings, its pin, its deletion; and a
+person's presets (their defaults for new chats among them)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db import transaction
+from django.utils import timezone
 
 from chatapp.attachments.models import MessageAttachment
 from chatapp.attachments.services import attachments_delete_unlinked
-from chatapp.core.errors import TurnConflict
+from chatapp.core.errors import InvalidSettings, TurnConflict
 
 from .chat_settings import ChatSettings
-from .models import Conversation, Message
+from .models import Conversation, Message, Preset
+from .titles import plain_title
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 # The conversation's columns its settings fill.
 SETTINGS_FIELDS = ("route", "model", "system_prompt", "settings")
@@ -50,3 +58,44 @@ def conversation_delete(*, conversation: Conversation) -> None:
         )
         conversation.delete()
         attachments_delete_unlinked(attachment_ids=attachment_ids)
+
+
+# How many named presets one person keeps (docs/SECURITY.md rule 14: every per-person resource
+# is bounded).
+PRESETS_PER_PERSON = 50
+
+
+def preset_save(*, owner: User, name: str, chat_settings: ChatSettings) -> Preset:
+    """Save settings under a name (over a preset of that name), or as the person's defaults
+    for new chats when the name is `Preset.DEFAULTS`. Names are plain text, trimmed."""
+    clean = plain_title(name)[: Preset.NAME_MAX_CHARS].strip()
+    if name.strip() and not clean:
+        raise InvalidSettings("Give the preset a name.", {"preset_name": "Give it a name."})
+    fields = {
+        "route": chat_settings.spec.route,
+        "model": chat_settings.spec.id,
+        "system_prompt": chat_settings.system_prompt,
+        "settings": chat_settings.options,
+        "updated_at": timezone.now(),
+    }
+    with transaction.atomic():
+        exists = Preset.objects.filter(owner=owner, name=clean).exists()
+        if (
+            clean
+            and not exists
+            and (
+                Preset.objects.filter(owner=owner).exclude(name=Preset.DEFAULTS).count()
+                >= PRESETS_PER_PERSON
+            )
+        ):
+            raise InvalidSettings(
+                f"You have {PRESETS_PER_PERSON} presets, the most one person can keep; "
+                "delete one first.",
+                {"preset_name": f"At most {PRESETS_PER_PERSON} presets."},
+            )
+        preset, _ = Preset.objects.update_or_create(owner=owner, name=clean, defaults=fields)
+    return preset
+
+
+def preset_delete(*, preset: Preset) -> None:
+    preset.delete()

@@ -960,7 +960,19 @@
 
   // --- Wiring --------------------------------------------------------------------------
 
+  // Choosing a preset or typing its name is not a change of the chat's settings: the panel's
+  // autosave must not hear it (it would also cancel the preset's page load, hx-sync).
+  function quietPresets(root) {
+    const block = root.id === "presets" ? root : root.querySelector && root.querySelector("#presets");
+    if (!block || block.dataset.quiet) return;
+    block.dataset.quiet = "1";
+    block.addEventListener("change", function (evt) {
+      evt.stopPropagation();
+    });
+  }
+
   document.addEventListener("htmx:load", function (evt) {
+    quietPresets(evt.target);
     // A new page swapped in (a new chat's first message) shows the settings as they were.
     if (evt.target !== document.body && evt.target.querySelector && evt.target.querySelector("#settings")) {
       setSettings(document.body.classList.contains("settings-open"));

@@ -18,10 +18,12 @@ from chatapp.conversations.selectors import (
     chat_settings_initial,
     conversation_for_owner,
     message_for_owner,
+    preset_for_owner,
+    presets_for,
     sidebar_page,
     thread_page,
 )
-from chatapp.models import Attachment, Conversation, Message, MessageAttachment
+from chatapp.models import Attachment, Conversation, Message, MessageAttachment, Preset
 from chatapp.providers import catalog
 
 pytestmark = pytest.mark.django_db
@@ -311,66 +313,87 @@ def test_a_bad_thread_cursor_is_a_404(user, cursor):
 # --- The settings a new chat starts from ------------------------------------------------------
 
 
-def test_a_new_chat_starts_from_the_latest_conversations_model_and_settings(user, all_routes):
+def make_preset(owner, name="", **fields) -> Preset:
+    values = {
+        "route": "aimlapi",
+        "model": "gemini-1.5-flash",
+        "system_prompt": "Be brief.",
+        "settings": {"temperature": 0.4, "top_p": 0.5},
+        **fields,
+    }
+    return Preset.objects.create(owner=owner, name=name, **values)
+
+
+def test_a_new_chat_never_inherits_the_latest_conversations_settings(user, all_routes):
     make_conversation(
         user,
         route="gemini",
-        model="gemini-2.5-pro",
-        system_prompt="old",
-        settings={"temperature": 0.1},
-        updated_at=NOW - timedelta(days=1),
-    )
-    make_conversation(
-        user,
-        route="aimlapi",
-        model="gemini-1.5-flash",
-        system_prompt="Be brief.",
-        settings={"temperature": 0.4, "top_p": 0.5},
+        model="gemini-3-flash-preview",
+        settings={"thinking_level": "high", "json_output": True},
         updated_at=NOW,
-        created_at=NOW - timedelta(days=2),  # latest by activity, not by creation
     )
+    assert chat_settings_initial(owner=user) == (catalog.default_model(), "", {})
+
+
+def test_a_new_chat_starts_from_the_persons_own_defaults(user, all_routes):
+    make_preset(user, name=Preset.DEFAULTS)
+    make_preset(user, name="Terse", model="gemini-2.5-pro", settings={"temperature": 0.1})
     spec, system_prompt, options = chat_settings_initial(owner=user)
     assert spec is catalog.get_model("aimlapi", "gemini-1.5-flash")
     assert system_prompt == "Be brief."
     assert options == {"temperature": 0.4, "top_p": 0.5}
 
 
+def test_a_chosen_preset_wins_over_the_defaults(user, all_routes):
+    make_preset(user, name=Preset.DEFAULTS)
+    terse = make_preset(user, name="Terse", model="google/gemini-2.5-pro", settings={"seed": 3})
+    spec, _, options = chat_settings_initial(owner=user, preset_id=terse.id)
+    assert (spec.key, options) == ("aimlapi:google/gemini-2.5-pro", {"seed": 3})
+
+
+def test_someone_elses_preset_is_never_a_starting_point(user, other_user, all_routes):
+    theirs = make_preset(other_user, name="Theirs", model="gemini-2.5-pro")
+    make_preset(other_user, name=Preset.DEFAULTS, model="gemini-2.5-pro")
+    assert chat_settings_initial(owner=user, preset_id=theirs.id) == (
+        catalog.default_model(),
+        "",
+        {},
+    )
+    assert presets_for(owner=user) == []
+    with pytest.raises(Http404):
+        preset_for_owner(owner=user, preset_id=theirs.id)
+
+
 def test_the_initial_settings_are_a_copy_not_the_rows_dict(user, all_routes):
-    make_conversation(user, settings={"temperature": 0.4})
+    make_preset(user, settings={"temperature": 0.4})
     _, _, options = chat_settings_initial(owner=user)
     options["temperature"] = 1.9
     _, _, again = chat_settings_initial(owner=user)
     assert again == {"temperature": 0.4}
 
 
-def test_without_conversations_a_new_chat_starts_from_the_catalog_default(user, all_routes):
+def test_without_defaults_a_new_chat_starts_from_the_catalog_default(user, all_routes):
     assert chat_settings_initial(owner=user) == (catalog.default_model(), "", {})
     assert catalog.default_model().key == "aimlapi:google/gemini-2.5-flash"
 
 
-def test_a_latest_model_no_longer_offered_falls_back_to_the_catalog_default(user, aimlapi):
-    make_conversation(user, updated_at=NOW - timedelta(days=1))
-    make_conversation(
-        user,
-        route="gemini",  # not configured: only AI/ML API is
-        model="gemini-2.5-pro",
-        system_prompt="Be brief.",
-        settings={"temperature": 0.4},
-        updated_at=NOW,
+def test_defaults_whose_model_is_no_longer_offered_fall_back_to_the_catalog_default(user, aimlapi):
+    make_preset(user, route="gemini", model="gemini-2.5-pro")  # Google is not configured here
+    assert chat_settings_initial(owner=user) == (catalog.default_model(), "", {})
+    make_preset(user, name="Retired", model="google/gemini-0.9-retired")
+    retired = Preset.objects.get(name="Retired")
+    assert chat_settings_initial(owner=user, preset_id=retired.id) == (
+        catalog.default_model(),
+        "",
+        {},
     )
-    assert chat_settings_initial(owner=user) == (catalog.default_model(), "", {})
 
 
-def test_a_model_id_that_left_the_catalog_falls_back_to_the_default(user, aimlapi):
-    make_conversation(user, model="google/gemini-0.9-retired", settings={"temperature": 1})
-    assert chat_settings_initial(owner=user) == (catalog.default_model(), "", {})
-
-
-def test_someone_elses_newer_conversation_does_not_set_my_defaults(user, other_user, all_routes):
-    make_conversation(user, model="google/gemini-2.5-pro", updated_at=NOW - timedelta(days=1))
-    make_conversation(other_user, route="gemini", model="gemini-2.5-flash", updated_at=NOW)
-    spec, _, _ = chat_settings_initial(owner=user)
-    assert spec.key == "aimlapi:google/gemini-2.5-pro"
+def test_named_presets_are_listed_by_name_without_the_defaults(user, all_routes):
+    make_preset(user, name=Preset.DEFAULTS)
+    make_preset(user, name="b")
+    make_preset(user, name="A")
+    assert [p.name for p in presets_for(owner=user)] == ["A", "b"]
 
 
 def test_without_a_configured_route_only_the_offline_demo_is_offered(user, settings):

@@ -7,11 +7,12 @@ Real Chromium against the real app and the fake upstream; waits are on page stat
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
 
-from tests.conftest import BROWSER_TEST, expect, log_in, send
+from tests.conftest import BROWSER_TEST, expect, log_in, open_settings, send
 from tests.fakes.upstream import Gate, Reply, Text, chunks
 
 pytestmark = BROWSER_TEST
@@ -310,3 +311,29 @@ def test_on_a_phone_the_box_shows_three_lines_while_typing_and_nothing_scrolls_s
     expect(finished(page).locator(".msg-meta")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["viewport"]["width"]
     context.close()
+
+
+def test_defaults_and_presets_are_chosen_explicitly(page, aimlapi):
+    log_in(page)
+    open_settings(page)
+    page.get_by_label("Model").select_option("aimlapi:google/gemini-2.5-pro")
+    page.get_by_label("Temperature").fill("0.3")
+    page.get_by_role("button", name="Use as default for new chats").click()
+    expect(page.locator("#preset-status")).to_contain_text(
+        "New chats will start with Gemini 2.5 Pro"
+    )
+    page.get_by_label("Preset name").fill("Careful")
+    page.get_by_label("Temperature").fill("0.1")
+    page.get_by_role("button", name="Save as preset").click()
+    expect(page.locator("#preset-status")).to_have_text("Saved the preset “Careful”.")
+
+    page.goto("/")
+    expect(page.get_by_label("Model")).to_have_value("aimlapi:google/gemini-2.5-pro")
+    open_settings(page)
+    expect(page.get_by_label("Temperature")).to_have_value("0.3")  # the defaults
+    page.get_by_label("Start from a preset").select_option(label="Careful")
+    expect(page.get_by_label("Temperature")).to_have_value("0.1")
+    expect(page).to_have_url(re.compile(r"\?preset="))
+    page.get_by_role("button", name="Delete preset Careful").click()
+    expect(page.locator("#preset-status")).to_have_text("Deleted the preset “Careful”.")
+    expect(page.get_by_label("Start from a preset")).to_have_count(0)

@@ -192,6 +192,7 @@ def test_labels_keep_their_accessible_names_and_controls_fit_their_kind(user_cli
     labels = {name: parsed.label_of(name) for name in parsed.controls if name != "text"}
     assert labels == {
         "model": "Model",
+        "preset_name": "Preset name",
         "system_prompt": "System prompt",
         "temperature": "Temperature",
         "top_p": "Top P",

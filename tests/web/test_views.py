@@ -265,6 +265,9 @@ POST_ONLY = {
     "conversation-pin",
     "conversation-delete",
     "settings-check",
+    "settings-default",
+    "preset-create",
+    "preset-delete",
     "attachment-upload",
     "logout",
 }
@@ -277,6 +280,8 @@ def _url(name: str, conversation: Conversation, message: Message) -> str:
         kwargs["conversation_id"] = conversation.id
     if "<uuid:message_id>" in pattern:
         kwargs["message_id"] = message.id
+    if "<uuid:preset_id>" in pattern:
+        kwargs["preset_id"] = uuid.uuid4()
     if "<uuid:attachment_id>" in pattern:
         # Owners and other users of real attachments: tests/attachments/test_images.py.
         kwargs["attachment_id"] = uuid.uuid4()

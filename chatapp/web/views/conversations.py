@@ -7,11 +7,13 @@ import uuid
 
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
 from chatapp.conversations import selectors, services
+from chatapp.conversations.models import Preset
 from chatapp.core.errors import ServiceError
 
 from ..requests import AuthenticatedRequest
@@ -83,3 +85,77 @@ def message_text(
     response = HttpResponse(message.content, content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = "inline"
     return response
+
+
+# --- Defaults for new chats and presets ----------------------------------------------------
+
+
+def _presets_response(
+    request: AuthenticatedRequest,
+    form: SettingsForm,
+    *,
+    status: str = "",
+    error: str = "",
+    chosen: Preset | None = None,
+) -> HttpResponse:
+    """The presets block again (oob), with what happened; and, when the settings did not
+    validate, their errors where the panel shows them."""
+    context = {
+        "oob": True,
+        "conversation": None if request.POST.get("page") == "new" else True,
+        "presets": selectors.presets_for(owner=request.user),
+        "chosen_preset": chosen,
+        "preset_status": status,
+        "preset_error": error,
+    }
+    html = render_to_string("chatapp/_presets.html", context, request=request)
+    if form.errors:
+        html += render_to_string(
+            "chatapp/_settings_feedback.html",
+            settings_feedback(request, form, checking=True),
+            request=request,
+        )
+    return HttpResponse(html)
+
+
+@require_POST
+def settings_default(request: AuthenticatedRequest) -> HttpResponse:
+    """ "Use as default for new chats": the panel's settings become where new chats start."""
+    form = SettingsForm(request.POST)
+    if not form.is_valid():
+        return _presets_response(request, form, error="Fix the settings marked below first.")
+    services.preset_save(owner=request.user, name=Preset.DEFAULTS, chat_settings=form.chat_settings)
+    spec = form.chat_settings.spec
+    return _presets_response(
+        request,
+        form,
+        status=f"New chats will start with {spec.label} on {spec.route_label} and these settings.",
+    )
+
+
+@require_POST
+def preset_create(request: AuthenticatedRequest) -> HttpResponse:
+    """ "Save as preset": the panel's settings under a name (the same name saves over it)."""
+    form = SettingsForm(request.POST)
+    name = request.POST.get("preset_name", "")
+    if not name.strip():
+        return _presets_response(request, form, error="Give the preset a name.")
+    if not form.is_valid():
+        return _presets_response(request, form, error="Fix the settings marked below first.")
+    try:
+        preset = services.preset_save(
+            owner=request.user, name=name, chat_settings=form.chat_settings
+        )
+    except ServiceError as exc:
+        return _presets_response(request, form, error=exc.message)
+    return _presets_response(
+        request, form, status=f"Saved the preset “{preset.name}”.", chosen=preset
+    )
+
+
+@require_POST
+def preset_delete(request: AuthenticatedRequest, preset_id: uuid.UUID) -> HttpResponse:
+    preset = selectors.preset_for_owner(owner=request.user, preset_id=preset_id)
+    name = preset.name
+    services.preset_delete(preset=preset)
+    return _presets_response(request, SettingsForm(), status=f"Deleted the preset “{name}”.")

@@ -22,8 +22,12 @@ from ..settings_panel import SettingsForm, settings_context
 
 @require_GET
 def chat_home(request: AuthenticatedRequest) -> HttpResponse:
-    """A new chat: nothing is saved until the first message is sent."""
-    spec, system_prompt, options = selectors.chat_settings_initial(owner=request.user)
+    """A new chat: nothing is saved until the first message is sent. It starts from the
+    person's defaults, or from the preset `?preset=` names."""
+    preset_id = _uuid_or_none(request.GET.get("preset", ""))
+    spec, system_prompt, options = selectors.chat_settings_initial(
+        owner=request.user, preset_id=preset_id
+    )
     form = SettingsForm(initial=SettingsForm.initial_for(spec, system_prompt, options))
     context = page_context(
         request,
@@ -32,7 +36,16 @@ def chat_home(request: AuthenticatedRequest) -> HttpResponse:
         settings_form=form,
         spec=spec,
     )
+    presets = context["presets"]
+    context["chosen_preset"] = next((p for p in presets if p.id == preset_id), None)
     return render(request, "chatapp/chat.html", context)
+
+
+def _uuid_or_none(raw: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(raw[:40]) if raw else None
+    except ValueError:
+        return None
 
 
 @require_GET
@@ -103,6 +116,7 @@ def page_context(
         "composer_key": uuid.uuid4(),
         **settings_context(settings_form, spec),
         "model_groups": catalog.grouped_models(),
+        "presets": selectors.presets_for(owner=request.user),
         "demo_only": list(settings.PROVIDERS) == ["demo"],
         "images_per_message": settings.CHAT_LIMITS["images_per_message"],
         "image_max_bytes": settings.CHAT_IMAGE_LIMITS["max_bytes"],
