@@ -28,7 +28,7 @@ def conversation_settings_apply(*, conversation: Conversation, chat_settings: Ch
     conversation.route = chat_settings.spec.route
     conversation.model = chat_settings.spec.id
     conversation.system_prompt = chat_settings.system_prompt
-    conversation.settings = chat_settings.options
+    conversation.settings = chat_settings.stored
 
 
 def conversation_settings_update(
@@ -75,7 +75,7 @@ def preset_save(*, owner: User, name: str, chat_settings: ChatSettings) -> Prese
         "route": chat_settings.spec.route,
         "model": chat_settings.spec.id,
         "system_prompt": chat_settings.system_prompt,
-        "settings": chat_settings.options,
+        "settings": chat_settings.stored,
         "updated_at": timezone.now(),
     }
     with transaction.atomic():

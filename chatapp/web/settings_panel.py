@@ -73,6 +73,18 @@ class ParamControl:
 
 
 @dataclass(frozen=True, slots=True)
+class SetAside:
+    """Values the chosen model does not take ("Not sent to Gemini 2.5 Flash on Segmind: Top K
+    40"), their hidden fields, and the model they came from, if it can take them back."""
+
+    spec: catalog.ModelSpec
+    summary: str
+    fields: tuple[tuple[str, str], ...]
+    error: str = ""
+    restore_to: catalog.ModelSpec | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ControlGroup:
     heading: str
     controls: tuple[ParamControl, ...]
@@ -136,10 +148,37 @@ class SettingsForm(forms.Form):
         shown = []
         for parameter in params.PARAMETERS:
             name = parameter.name
-            offered = name in spec.ranges and parameter.offered
-            if offered or name in sent or _has_value(name, values):
+            if name not in spec.ranges:
+                continue  # a value for it is set aside (see `set_aside`), not a control
+            if parameter.offered or name in sent or _has_value(name, values):
                 shown.append(_control(parameter, spec, values, errors.get(name, "")))
         return shown
+
+    def set_aside(self, spec: catalog.ModelSpec) -> SetAside | None:
+        """The values the form holds for parameters `spec` does not take: named in the
+        panel's notice and carried along as hidden fields, so that an autosave keeps them."""
+        values = {name: self._value(name) for name in self.fields}
+        items: list[str] = []
+        fields: list[tuple[str, str]] = []
+        for parameter in params.PARAMETERS:
+            name = parameter.name
+            if name in spec.ranges or not _has_value(name, values):
+                continue
+            if parameter.kind == "safety":
+                chosen = [(f, values[f]) for f, _ in SAFETY_FIELDS if values.get(f)]
+                fields += chosen
+                items.append(f"{parameter.label} ({len(chosen)} set)")
+            else:
+                fields.append((name, values[name]))
+                shown = "on" if parameter.kind == "bool" else values[name].replace("\n", ", ")
+                items.append(f"{parameter.label} {shown}")
+        if not items:
+            return None
+        names = {name for name, _ in fields} | {"safety_settings"}
+        problems = [str(m) for n, ms in self.errors.items() if n in names for m in ms]
+        return SetAside(
+            spec=spec, summary=" · ".join(items), fields=tuple(fields), error=" ".join(problems)
+        )
 
     def _value(self, name: str) -> str:
         value = self[name].value()
@@ -257,17 +296,31 @@ def _choices(
 
 
 def settings_context(
-    form: SettingsForm, spec: catalog.ModelSpec, *, posted: Collection[str] | None = None
+    form: SettingsForm,
+    spec: catalog.ModelSpec,
+    *,
+    posted: Collection[str] | None = None,
+    restore_from: catalog.ModelSpec | None = None,
 ) -> dict[str, Any]:
     """The context of the options section (`_settings_options.html`): the route of the chosen
-    model, its note, and the parameters the form shows for it."""
+    model, its note, the parameters the form shows for it, and the values it sets aside (with
+    the model they can go back to, `restore_from`, when it takes them all)."""
     controls = form.controls(spec, posted=posted)
+    aside = form.set_aside(spec)
+    if aside is not None and restore_from is not None:
+        names = {name for name, _ in aside.fields}
+        names = {"safety_settings" if n.startswith("safety_") else n for n in names}
+        if names <= set(restore_from.ranges):
+            aside = SetAside(
+                aside.spec, aside.summary, aside.fields, aside.error, restore_to=restore_from
+            )
     return {
         "settings_form": form,
         "settings_spec": spec,
         "route_note": catalog.ROUTE_NOTES.get(spec.route, ""),
         "settings_controls": controls,
         "settings_groups": groups(controls),
+        "settings_set_aside": aside,
     }
 
 
@@ -285,5 +338,11 @@ def settings_feedback(
     new_model = request.htmx.trigger_name == "model" or (
         drawn_for is not None and drawn_for != spec.key
     )
-    context = settings_context(form, spec, posted=None if new_model else set(form.data))
+    previous = catalog.get_model_by_key(drawn_for) if drawn_for and new_model else None
+    context = settings_context(
+        form,
+        spec,
+        posted=None if new_model else set(form.data),
+        restore_from=previous if previous is not None and previous.key != spec.key else None,
+    )
     return {**context, "rerender": new_model, **extra}

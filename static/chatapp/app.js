@@ -960,6 +960,25 @@
 
   // --- Wiring --------------------------------------------------------------------------
 
+  // Values set aside by a model change (_settings_options.html): "Restore" goes back to the
+  // model that takes them, "Discard" drops them; either is saved like any other change.
+  document.addEventListener("click", function (evt) {
+    if (!evt.target.closest) return;
+    const restore = evt.target.closest("[data-restore]");
+    const discard = evt.target.closest("[data-discard]");
+    if (restore) {
+      const model = document.getElementById("id_model");
+      if (!model) return;
+      model.value = restore.dataset.restore;
+      model.dispatchEvent(new Event("change", { bubbles: true }));
+    } else if (discard) {
+      const notice = discard.closest(".set-aside");
+      const panel = document.querySelector(".settings-panel");
+      if (notice) notice.remove();
+      if (panel) htmx.trigger(panel, "change");
+    }
+  });
+
   // Choosing a preset or typing its name is not a change of the chat's settings: the panel's
   // autosave must not hear it (it would also cancel the preset's page load, hx-sync).
   function quietPresets(root) {

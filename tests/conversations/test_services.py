@@ -196,12 +196,22 @@ def test_every_error_is_reported_at_once(settings):
     spec = catalog.CATALOG["aimlapi"][0]
     with pytest.raises(InvalidSettings) as caught:
         chat_settings_validate(
-            spec=spec, system_prompt="long", raw_options={"temperature": "9", "top_k": "3"}
+            spec=spec, system_prompt="long", raw_options={"temperature": "9", "top_k": "x"}
         )
     assert set(caught.value.errors) == {"system_prompt", "temperature", "top_k"}
-    assert caught.value.errors["top_k"] == (
-        "Gemini 2.5 Flash on AI/ML API does not accept Top K; leave it empty."
+    assert caught.value.errors["top_k"] == "Top K must be a whole number (got 'x')."
+
+
+def test_a_value_the_model_does_not_take_is_set_aside_kept_and_never_sent(all_routes):
+    spec = catalog.get_model_by_key("segmind:gemini-2.5-flash")
+    chosen = chat_settings_validate(
+        spec=spec,
+        system_prompt="",
+        raw_options={"temperature": "0.5", "top_k": "40", "json_output": "on"},
     )
+    assert chosen.options == {"temperature": 0.5, "json_output": True}
+    assert chosen.set_aside == {"top_k": 40}  # Segmind does not take Top K; Google does
+    assert chosen.stored == {"temperature": 0.5, "top_k": 40, "json_output": True}
 
 
 # --- chat_settings_stored ---------------------------------------------------------------------

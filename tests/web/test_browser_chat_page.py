@@ -337,3 +337,27 @@ def test_defaults_and_presets_are_chosen_explicitly(page, aimlapi):
     page.get_by_role("button", name="Delete preset Careful").click()
     expect(page.locator("#preset-status")).to_have_text("Deleted the preset “Careful”.")
     expect(page.get_by_label("Start from a preset")).to_have_count(0)
+
+
+def test_a_model_that_rejects_a_value_sets_it_aside_in_view_and_send_still_works(page, all_routes):
+    log_in(page)
+    open_settings(page)
+    model = page.get_by_label("Model")
+    with page.expect_response(lambda r: "/settings/" in r.url):
+        model.select_option("gemini:gemini-2.5-flash")
+    page.get_by_label("Top K").fill("40")
+    page.get_by_label("Top K").press("Tab")
+    with page.expect_response(lambda r: "/settings/" in r.url):
+        model.select_option("segmind:gemini-2.5-flash")
+    notice = page.locator("#set-aside")
+    expect(notice).to_contain_text("Not sent to Gemini 2.5 Flash on Segmind: Top K 40 · Restore")
+    expect(page.get_by_label("Top K")).to_have_count(0)
+    all_routes.enqueue(Reply([Text("Sent without Top K.")]))
+    send(page, "Does Send still work?")
+    expect(finished(page).locator(".msg-body")).to_have_text("Sent without Top K.")
+    assert "topK" not in str(all_routes.requests[-1].json)
+    open_settings(page)
+    expect(notice).to_contain_text("Top K 40")
+    with page.expect_response(lambda r: "/settings/" in r.url):
+        model.select_option("gemini:gemini-2.5-flash")
+    expect(page.get_by_label("Top K")).to_have_value("40")  # back in use, nothing lost

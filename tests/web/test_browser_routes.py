@@ -92,18 +92,27 @@ def test_one_conversation_over_aimlapi_google_and_segmind(page, all_routes):
     expect(answer(page).locator(".msg-body")).to_have_text("Still a test card.")
     expect(answer(page).locator(".meta-model")).to_contain_text("Google · ")
 
-    # Turn 3, Segmind: Google's safety setting is not silently dropped; the note says
+    # Turn 3, Segmind: Google's safety setting is not silently dropped but set aside, in view,
+    # one click from Google again; the switch is saved and Send is not blocked. The note says
     # Segmind may ignore the settings.
     open_settings(page)
     choose_model(page, "segmind:gemini-2.5-flash")
     expect(page.locator("#model-route")).to_contain_text(
         "Route: Segmind. Segmind may ignore these settings"
     )
-    expect(page.locator("#err-safety_settings")).to_contain_text("does not accept Safety settings")
-    expect(page.locator("#settings-status")).to_have_text("Not saved: fix the fields marked.")
+    notice = page.locator("#set-aside")
+    expect(notice).to_contain_text(
+        "Not sent to Gemini 2.5 Flash on Segmind: Safety settings (1 set)"
+    )
+    expect(page.locator("#settings-status")).to_have_text("Saved.")
     with settings_saved(page):
-        page.get_by_label("Harassment").select_option("")
-    expect(page.locator("#err-safety_settings")).to_have_text("")
+        notice.get_by_role("button", name="Restore").click()
+    expect(page.get_by_label("Model")).to_have_value("gemini:gemini-2.5-flash")
+    expect(page.get_by_label("Harassment")).to_have_value("BLOCK_NONE")
+    choose_model(page, "segmind:gemini-2.5-flash")
+    with settings_saved(page):
+        notice.get_by_role("button", name="Discard").click()
+    expect(notice).to_have_count(0)
     expect(page.locator("#settings-status")).to_have_text("Saved.")
 
     all_routes.enqueue(Reply([Gate("segmind"), Text("Yes, a test card.")]))

@@ -14,6 +14,7 @@ from asgiref.sync import sync_to_async
 from django.test import AsyncClient, Client
 from django.urls import reverse
 
+from chatapp.conversations.chat_settings import chat_settings_stored
 from chatapp.models import Conversation, Message
 from tests.conftest import wait_for_run
 from tests.fakes.gemini_schema import validate_gemini_request
@@ -308,8 +309,11 @@ def test_a_model_change_folded_into_a_later_change_still_re_renders(user_client,
     assert "Segmind may ignore these settings" in html
 
 
-def test_a_google_only_option_on_an_aimlapi_model_shows_its_error(user_client, conversation):
-    # Chosen on Google, then the model changes to AI/ML API: Top K stays, with its error.
+def test_a_google_only_option_on_an_aimlapi_model_is_set_aside_and_the_switch_saved(
+    user_client, conversation
+):
+    # Chosen on Google, then the model changes to AI/ML API: Top K and JSON output are kept,
+    # named as not sent, one click from Google again; nothing blocks the switch.
     html = post(
         user_client,
         settings_url(conversation),
@@ -317,41 +321,39 @@ def test_a_google_only_option_on_an_aimlapi_model_shows_its_error(user_client, c
         trigger="model",
     )
     parsed = Controls(html)
-    assert parsed.controls["top_k"]["value"] == "20"
-    assert parsed.text("err-top_k") == (
-        "Gemini 2.5 Flash on AI/ML API does not accept Top K; leave it empty."
+    notice = parsed.text("set-aside")
+    assert notice.startswith(
+        "Not sent to Gemini 2.5 Flash on AI/ML API: Top K 20 · JSON output on · Restore"
     )
-    assert "checked" in parsed.controls["json_output"]
-    assert "does not accept JSON output" in parsed.text("err-json_output")
-    assert "thinking_budget" not in parsed.controls  # not accepted and empty: not shown
-    assert parsed.text("settings-status") == "Not saved: fix the fields marked."
+    assert 'data-restore="' + GOOGLE + '"' in html
+    assert "top_k" not in parsed.controls or parsed.controls["top_k"].get("type") == "hidden"
+    assert 'type="hidden" name="top_k" value="20"' in html
+    assert parsed.text("settings-status") == "Saved."
+    conversation.refresh_from_db()
+    assert (conversation.route, conversation.model) == ("aimlapi", "google/gemini-2.5-flash")
+    assert conversation.settings == {"top_k": 20, "json_output": True}  # kept, not sent
+    stored = chat_settings_stored(conversation=conversation)
+    assert stored.options == {}
+    assert stored.set_aside == {"top_k": 20, "json_output": True}
+
+    # Discarded (the notice gone, so the fields are not posted), they are saved without them.
+    html = post(user_client, settings_url(conversation), {"model": AIMLAPI, "options_for": AIMLAPI})
+    assert Controls(html).text("settings-status") == "Saved."
     conversation.refresh_from_db()
     assert conversation.settings == {}
 
-    # Emptied, they are saved without them; their errors clear in place.
-    html = post(
-        user_client,
-        settings_url(conversation),
-        {"model": AIMLAPI, "options_for": AIMLAPI, "top_k": "", "json_output": ""},
-        trigger="top_k",
-    )
-    parsed = Controls(html)
-    assert parsed.ids["err-top_k"]["hx-swap-oob"] == "true"
-    assert parsed.text("err-top_k") == ""
-    assert parsed.text("err-json_output") == ""
-    assert parsed.text("settings-status") == "Saved."
 
-
-def test_a_stored_value_the_model_does_not_accept_is_shown_with_its_error(
-    user_client, conversation
-):
+def test_a_stored_value_the_model_does_not_accept_is_shown_as_set_aside(user_client, conversation):
     conversation.settings = {"top_k": 20, "thinking_level": "MINIMAL"}
     conversation.save()
-    parsed = Controls(page(user_client, conversation))
-    assert parsed.controls["top_k"]["value"] == "20"
-    assert "does not accept Top K" in parsed.text("err-top_k")
-    assert parsed.selected("thinking_level") == "MINIMAL"
-    assert "does not accept Thinking level" in parsed.text("err-thinking_level")
+    page_html = page(user_client, conversation)
+    parsed = Controls(page_html)
+    notice = parsed.text("set-aside")
+    assert "Not sent to Gemini 2.5 Flash on AI/ML API" in notice
+    assert "Top K 20" in notice
+    assert "Thinking level MINIMAL" in notice
+    assert "Restore" not in notice  # which model they came from is not known here
+    assert "Discard" in notice
 
 
 def test_a_thinking_level_the_model_lacks_stays_selected_with_its_error(user_client, conversation):
@@ -422,7 +424,7 @@ def test_a_made_up_threshold_is_refused_by_name(user_client, conversation):
     assert "'BLOCK_EVERYTHING'" in parsed.text("err-safety_settings")
 
 
-def test_safety_settings_on_segmind_are_an_error_not_dropped(user_client, conversation):
+def test_safety_settings_on_segmind_are_set_aside_not_dropped(user_client, conversation):
     html = post(
         user_client,
         settings_url(conversation),
@@ -430,8 +432,12 @@ def test_safety_settings_on_segmind_are_an_error_not_dropped(user_client, conver
         trigger="model",
     )
     parsed = Controls(html)
-    assert parsed.selected("safety_harassment") == "BLOCK_NONE"
-    assert "does not accept Safety settings" in parsed.text("err-safety_settings")
+    assert "Not sent to Gemini 2.5 Flash on Segmind: Safety settings (1 set)" in parsed.text(
+        "set-aside"
+    )
+    assert 'type="hidden" name="safety_harassment" value="BLOCK_NONE"' in html
+    conversation.refresh_from_db()
+    assert conversation.settings == {"safety_settings": {"HARM_CATEGORY_HARASSMENT": "BLOCK_NONE"}}
 
 
 @pytest.mark.parametrize(("posted", "saved"), [(["", "on"], {"json_output": True}), ("", {})])
@@ -470,14 +476,14 @@ def test_a_refused_send_marks_the_fields_in_the_panel(user_client, all_routes):
             "idempotency_key": str(uuid.uuid4()),
             "model": AIMLAPI,
             "options_for": AIMLAPI,
-            "top_p": "0.5",
-            "top_k": "3",
+            "top_p": "5",
+            "top_k": "3",  # not taken here: set aside, it does not block the send by itself
         },
         headers={"HX-Request": "true"},
     )
     assert response.status_code == 400
     parsed = Controls(response.content.decode())
-    assert "does not accept Top K" in parsed.text("err-top_k")
+    assert "Top P must be 0.01–1" in parsed.text("err-top_p")
     assert parsed.ids["err-top_p"]["hx-swap-oob"] == "true"
     assert Message.objects.count() == 0
     assert all_routes.requests == []

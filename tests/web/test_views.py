@@ -158,7 +158,6 @@ async def test_sends_per_minute_are_limited(aimlapi, run_manager, async_client, 
         ("aimlapi:google/gemini-2.5-flash", "top_p", "0.005", "Top P must be 0.01–1"),
         ("aimlapi:google/gemini-2.5-flash", "temperature", "2.5", "Temperature must be 0–2"),
         ("aimlapi:google/gemini-2.5-flash", "seed", "0", "Seed must be 1–"),
-        ("aimlapi:gemini-1.5-pro", "seed", "5", "does not accept Seed"),
         ("aimlapi:google/gemini-2.5-flash", "max_tokens", "abc", "whole number"),
         ("aimlapi:google/gemini-2.5-flash", "stop", "a\nb\nc\nd\ne", "at most 4 sequences"),
     ],
@@ -189,13 +188,36 @@ async def test_settings_autosave_and_check(aimlapi, async_client, user):
     assert conversation.model == "google/gemini-2.5-flash"
     assert conversation.settings == {"temperature": 1.2, "stop": ["END", "STOP"]}
 
-    bad = await async_client.post(url, {"model": "aimlapi:gemini-1.5-pro", "seed": "3"})
+    bad = await async_client.post(url, {"model": "aimlapi:gemini-1.5-pro", "temperature": "9"})
     assert "Not saved" in bad.content.decode()
     await conversation.arefresh_from_db()
-    assert conversation.model == "google/gemini-2.5-flash"  # unchanged
+    assert conversation.model == "google/gemini-2.5-flash"  # unchanged: clearly refused
+
+    # A value the new model does not take does not refuse the switch: it is set aside.
+    aside = await async_client.post(url, {"model": "aimlapi:gemini-1.5-pro", "seed": "3"})
+    assert "Saved." in aside.content.decode()
+    await conversation.arefresh_from_db()
+    assert (conversation.model, conversation.settings) == ("gemini-1.5-pro", {"seed": 3})
 
     hints = await async_client.post(reverse("settings-check"), {"model": "aimlapi:gemini-1.5-pro"})
     assert re.search(r'id="hint-top_p"[^>]*>0.1–1<', hints.content.decode())
+
+
+async def test_a_value_the_model_does_not_take_is_kept_but_never_sent(
+    aimlapi, run_manager, async_client
+):
+    response = await async_client.post(
+        reverse("turn-create", args=[uuid.uuid4()]),
+        {**send_form(), "model": "aimlapi:gemini-1.5-pro", "seed": "5", "temperature": "0.5"},
+    )
+    assert response.status_code == 200
+    for message in [m async for m in Message.objects.filter(role="assistant")]:
+        await wait_for_run(message.id)
+    body = aimlapi.requests[0].json
+    assert body["temperature"] == 0.5
+    assert "seed" not in body  # Gemini 1.5 Pro on AI/ML API does not take it
+    conversation = await Conversation.objects.aget()
+    assert conversation.settings == {"temperature": 0.5, "seed": 5}  # kept for another model
 
 
 async def test_stop_is_a_post_and_get_never_starts_a_generation(
