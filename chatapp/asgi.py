@@ -74,6 +74,7 @@ from django.urls import path, re_path  # noqa: E402
 from chatapp.core.asgi_types import Receive, Scope, Send  # noqa: E402
 from chatapp.turns import manager  # noqa: E402
 from chatapp.turns.consumer import MessageStreamConsumer  # noqa: E402
+from chatapp.turns.live import ConversationStreamConsumer  # noqa: E402
 from chatapp.web.middleware import RequestBodyLimit  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ application = ProtocolTypeRouter(
                 # No AuthMiddlewareStack: it wraps every send of every frame; the consumer
                 # checks the session cookie itself, once, when the browser connects.
                 path("stream/<uuid:message_id>/", MessageStreamConsumer.as_asgi()),
+                path("stream/c/<uuid:conversation_id>/", ConversationStreamConsumer.as_asgi()),
                 # Channels routes to ASGI apps through Django's path(); the stubs type it for
                 # views only.
                 re_path(r"", cast(Any, RequestBodyLimit(django_asgi_app))),

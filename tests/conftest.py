@@ -254,9 +254,15 @@ def open_stream(
     cookie: bytes | None = None,
     after: int | None = None,
     last_event_id: str | None = None,
+    path: str | None = None,
+    query: str | None = None,
 ) -> SSEStream:
+    """An answer's stream (or, with `path`, another SSE endpoint)."""
     from chatapp.asgi import application
 
+    path = path or f"/stream/{message_id}/"
+    if query is None:
+        query = "" if after is None else f"after={after}"
     headers = [(b"host", b"testserver")]
     if cookie:
         headers.append((b"cookie", cookie))
@@ -268,9 +274,9 @@ def open_stream(
         "http_version": "1.1",
         "method": "GET",
         "scheme": "http",
-        "path": f"/stream/{message_id}/",
-        "raw_path": f"/stream/{message_id}/".encode(),
-        "query_string": b"" if after is None else f"after={after}".encode(),
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
         "root_path": "",
         "headers": headers,
         "client": ("127.0.0.1", 50000),

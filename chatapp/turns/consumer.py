@@ -67,33 +67,37 @@ log = logging.getLogger(__name__)
 RENDER_IN_THREAD_CHARS = 8_000
 
 
-def _authorise(session_key: str, message_id: uuid.UUID) -> tuple[User | None, Message | None]:
-    """The person a session cookie belongs to (verified as Django's auth does, session hash
-    included), and the message if it is theirs - in one trip to the database thread."""
+def session_user(session_key: str) -> User | None:
+    """The person a session cookie belongs to, verified as Django's auth does (session hash
+    included); None for anyone else."""
     request = HttpRequest()
     request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key or None)
     user = auth.get_user(request)
     if isinstance(user, AnonymousUser) or not isinstance(user, User):
+        return None
+    return user
+
+
+def _authorise(session_key: str, message_id: uuid.UUID) -> tuple[User | None, Message | None]:
+    """The session's person and the message if it is theirs, in one trip to the database
+    thread."""
+    user = session_user(session_key)
+    if user is None:
         return None, None
     return user, stream_state(owner=user, message_id=message_id)
 
 
-class MessageStreamConsumer(AsyncHttpConsumer):
+class SSEConsumer(AsyncHttpConsumer):
+    """What every SSE endpoint here shares: the connection loop, the session cookie, the host
+    check, joining groups, and ending cleanly. Subclasses set up in `handle()` and handle the
+    frames of their groups (a method per frame type, as in Channels)."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.finished = False
         self.groups_joined: list[str] = []
-        self.delivered = 0  # the text the browser has: characters [0, delivered)
-        # The answer's blocks from the one the browser's page left open: each is rendered once,
-        # when it closes, and sent as a `blocks` event after the `delta` that closed it.
-        self.renderer = StreamRenderer()
-        self.awaiting_snapshot = False
-        self.snapshot_requested_at = 0.0
-        self.buffer: list[tuple[int, str]] = []
         self.ticker: asyncio.Task[None] | None = None
         self.last_sent = 0.0
-        self.user: User | None = None
-        self.message_id = uuid.UUID(int=0)
 
     # The connection loop. Channels' AsyncHttpConsumer ends the consumer as soon as handle()
     # returns, and its dispatch loop starts a task and an asyncio.wait() per message (plus a
@@ -134,6 +138,69 @@ class MessageStreamConsumer(AsyncHttpConsumer):
     async def _wait_for_disconnect(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
+
+    async def _send(self, data: bytes) -> None:
+        if self.finished:
+            return
+        self.last_sent = asyncio.get_running_loop().time()
+        await self.send_body(data, more_body=True)
+
+    async def _close(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        await self.send_body(b"", more_body=False)
+
+    async def _respond(self, status: int, body: bytes) -> None:
+        await self.send_response(
+            status, body, headers=[(b"content-type", b"text/plain; charset=utf-8")]
+        )
+        self.finished = True
+
+    async def _join(self, group: str) -> None:
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups_joined.append(group)
+
+    async def _cleanup(self) -> None:
+        self.finished = True
+        if self.ticker is not None and self.ticker is not asyncio.current_task():
+            self.ticker.cancel()
+        for group in self.groups_joined:
+            with contextlib.suppress(Exception):
+                await self.channel_layer.group_discard(group, self.channel_name)
+        self.groups_joined = []
+
+    def _cookie(self, name: str) -> str:
+        for key, value in self.scope.get("headers", []):
+            if key == b"cookie":
+                cookies: SimpleCookie = SimpleCookie()
+                cookies.load(value.decode("latin-1"))
+                if name in cookies:
+                    return cookies[name].value
+        return ""
+
+    def _host_allowed(self) -> bool:
+        headers = dict(self.scope.get("headers", []))
+        host = headers.get(b"host", b"").decode("latin-1")
+        domain, _port = split_domain_port(host)
+        allowed = settings.ALLOWED_HOSTS
+        if settings.DEBUG and not allowed:
+            allowed = [".localhost", "127.0.0.1", "[::1]"]
+        return bool(domain) and validate_host(domain, allowed)
+
+
+class MessageStreamConsumer(SSEConsumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.delivered = 0  # the text the browser has: characters [0, delivered)
+        # The answer's blocks from the one the browser's page left open: each is rendered once,
+        # when it closes, and sent as a `blocks` event after the `delta` that closed it.
+        self.renderer = StreamRenderer()
+        self.awaiting_snapshot = False
+        self.snapshot_requested_at = 0.0
+        self.buffer: list[tuple[int, str]] = []
+        self.user: User | None = None
+        self.message_id = uuid.UUID(int=0)
 
     # -- setup --
 
@@ -316,46 +383,6 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         await self._send(sse_event(terminal_event(message.status), html, len(message.content)))
         await self._close()
 
-    async def _send(self, data: bytes) -> None:
-        if self.finished:
-            return
-        self.last_sent = asyncio.get_running_loop().time()
-        await self.send_body(data, more_body=True)
-
-    async def _close(self) -> None:
-        if self.finished:
-            return
-        self.finished = True
-        await self.send_body(b"", more_body=False)
-
-    async def _respond(self, status: int, body: bytes) -> None:
-        await self.send_response(
-            status, body, headers=[(b"content-type", b"text/plain; charset=utf-8")]
-        )
-        self.finished = True
-
-    async def _join(self, group: str) -> None:
-        await self.channel_layer.group_add(group, self.channel_name)
-        self.groups_joined.append(group)
-
-    async def _cleanup(self) -> None:
-        self.finished = True
-        if self.ticker is not None and self.ticker is not asyncio.current_task():
-            self.ticker.cancel()
-        for group in self.groups_joined:
-            with contextlib.suppress(Exception):
-                await self.channel_layer.group_discard(group, self.channel_name)
-        self.groups_joined = []
-
-    def _cookie(self, name: str) -> str:
-        for key, value in self.scope.get("headers", []):
-            if key == b"cookie":
-                cookies: SimpleCookie = SimpleCookie()
-                cookies.load(value.decode("latin-1"))
-                if name in cookies:
-                    return cookies[name].value
-        return ""
-
     def _resume_offsets(self) -> tuple[int, int]:
         """(start of the open block, end of the text) that the browser already shows:
         Last-Event-ID on an automatic reconnect, else `?block=&after=` from the page that
@@ -371,12 +398,3 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         elif raw.isdigit():
             raw = f"{raw}.{raw}"
         return parse_event_id(raw) or (0, 0)
-
-    def _host_allowed(self) -> bool:
-        headers = dict(self.scope.get("headers", []))
-        host = headers.get(b"host", b"").decode("latin-1")
-        domain, _port = split_domain_port(host)
-        allowed = settings.ALLOWED_HOSTS
-        if settings.DEBUG and not allowed:
-            allowed = [".localhost", "127.0.0.1", "[::1]"]
-        return bool(domain) and validate_host(domain, allowed)

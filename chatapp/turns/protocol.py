@@ -57,6 +57,17 @@ class SessionEnded(TypedDict):
     type: Literal["session.ended"]
 
 
+class ConversationTurn(TypedDict):
+    """Messages a page of the conversation should show: a new turn's two articles, or an
+    answer that `replaces` another (a retry). `tab` is the page that made them, which has them
+    already."""
+
+    type: Literal["conversation.turn"]
+    html: str
+    replaces: str
+    tab: str
+
+
 class RunStop(TypedDict):
     type: Literal["run.stop"]
     message: str
@@ -74,6 +85,7 @@ class ManagerClose(TypedDict):
 
 
 StreamFrame = StreamDelta | StreamSnapshot | StreamStatus | StreamEnd | SessionEnded
+PageFrame = ConversationTurn | SessionEnded
 ControlFrame = RunStop | RunSync | ManagerClose
 
 
@@ -85,6 +97,11 @@ def stream_group(message_id: uuid.UUID) -> str:
 def control_group(message_id: uuid.UUID) -> str:
     """The control channel of the process running a message."""
     return f"run.{message_id.hex}"
+
+
+def conversation_group(conversation_id: uuid.UUID) -> str:
+    """The open pages of one conversation (a second tab sees what the first sends)."""
+    return f"conversation.{conversation_id.hex}"
 
 
 def session_group(session_key: str) -> str:

@@ -132,7 +132,11 @@ class Run:
             self._inner.cancel()
 
     def snapshot(self, after: int) -> StreamSnapshot:
-        text = "".join(self._parts)
+        # Only what has been published: that is what is kept where another worker can read
+        # it (turns.published), so a late watcher is never shown text a crash could lose; the
+        # rest reaches it in the next frame. (Giving it every part lost text in CI once: the
+        # page had "The first half…", the recovered answer "The first".)
+        text = "".join(self._parts[: self._published_parts])
         after = max(0, min(after, len(text)))
         return {
             "type": "stream.snapshot",

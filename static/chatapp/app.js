@@ -6,6 +6,17 @@
 
   // --- Streaming -------------------------------------------------------------------------
 
+  // This page among a conversation's open pages (turns/live.py): sent with every request and
+  // with the page's conversation stream, so that what it sends is not echoed back to it. It
+  // lives as long as the page's script, across htmx's page swaps.
+  const TAB = Array.from(window.crypto.getRandomValues(new Uint8Array(8)), function (b) {
+    return b.toString(16).padStart(2, "0");
+  }).join("");
+
+  document.addEventListener("htmx:configRequest", function (evt) {
+    evt.detail.headers["X-Chat-Tab"] = TAB;
+  });
+
   // Count code points, as the server's offsets do (a JS string length counts UTF-16 units).
   function codePoints(text) {
     let n = text.length;
@@ -193,6 +204,36 @@
     }
   });
 
+  // Messages another page of this conversation sent (turns/live.py): new articles are added
+  // to the thread, an answer given again replaces its old one; those already shown are left.
+  document.addEventListener("htmx:sseBeforeMessage", function (evt) {
+    const message = evt.detail;
+    if (message.type !== "turn" || typeof message.data !== "string") return;
+    evt.preventDefault();
+    const thread = document.getElementById("thread");
+    if (!thread) return;
+    let html = message.data;
+    let replaces = "";
+    if (html.startsWith("m-")) {
+      replaces = html.slice(0, html.indexOf("\n"));
+      html = html.slice(replaces.length + 1);
+    }
+    const template = document.createElement("template");
+    template.innerHTML = html;
+    Array.from(template.content.children).forEach(function (article) {
+      if (!article.matches("article")) return;
+      if (document.getElementById(article.id)) return;
+      const old = replaces && document.getElementById(replaces);
+      if (old) old.replaceWith(article);
+      else thread.append(article);
+      const empty = thread.querySelector(".thread-empty");
+      if (empty) empty.remove();
+      htmx.process(article);
+      addCopyButtons(article);
+    });
+    syncComposer();
+  });
+
   // A new EventSource (first connect, or the extension's reconnect after a failure) asks for
   // text after what the page already shows; the browser's own reconnects send Last-Event-ID.
   function installEventSourceFactory() {
@@ -200,7 +241,11 @@
     htmx.createEventSource = function (url) {
       let target = url;
       const source = document.querySelector('[sse-connect="' + CSS.escape(url) + '"]');
-      if (source) {
+      if (source && source.id === "conversation-events") {
+        const resolved = new URL(url, window.location.href);
+        resolved.searchParams.set("tab", TAB);
+        target = resolved.pathname + resolved.search;
+      } else if (source && source.matches("article")) {
         const resolved = new URL(url, window.location.href);
         resolved.searchParams.set("after", source.dataset.offset || "0");
         resolved.searchParams.set("block", source.dataset.block || "0");

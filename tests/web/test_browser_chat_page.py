@@ -361,3 +361,27 @@ def test_a_model_that_rejects_a_value_sets_it_aside_in_view_and_send_still_works
     with page.expect_response(lambda r: "/settings/" in r.url):
         model.select_option("gemini:gemini-2.5-flash")
     expect(page.get_by_label("Top K")).to_have_value("40")  # back in use, nothing lost
+
+
+def test_a_second_tab_shows_messages_sent_from_the_first_as_they_are_sent(page, aimlapi):
+    log_in(page)
+    aimlapi.enqueue(Reply([Text("First answer.")]))
+    send(page, "Start a conversation")
+    expect(finished(page).locator(".msg-body")).to_have_text("First answer.")
+    other = page.context.new_page()
+    other.goto(page.url)
+    expect(other.locator("article.msg-user")).to_have_count(1)
+
+    aimlapi.enqueue(Reply([Text("Second "), Gate("mid"), Text("answer.")]))
+    send(page, "Sent from the first tab")
+    expect(other.locator("article.msg-user").last).to_have_text("Sent from the first tab")
+    aimlapi.wait_for_gate("mid")
+    expect(other.locator("article.msg-assistant").last.locator(".msg-tail")).to_have_text("Second ")
+    expect(other.get_by_role("textbox", name="Message")).to_be_disabled()  # an answer is on
+    aimlapi.release("mid")
+    expect(finished(other).locator(".msg-body")).to_have_text("Second answer.")
+    # Nothing twice, in either tab.
+    expect(page.locator("article.msg-user")).to_have_count(2)
+    expect(other.locator("article.msg-user")).to_have_count(2)
+    expect(other.locator("article.msg-assistant")).to_have_count(2)
+    other.close()

@@ -18,7 +18,7 @@ from chatapp.conversations import selectors
 from chatapp.conversations.models import Conversation, Message
 from chatapp.core.errors import ServiceError
 from chatapp.providers.types import ChatRequest
-from chatapp.turns import manager, services
+from chatapp.turns import live, manager, services
 from chatapp.turns.requests import continuation_request, first_turn_request, turn_request
 from chatapp.turns.selectors import active_message
 from chatapp.turns.workers import WORKER_ID
@@ -68,7 +68,23 @@ def turn_create(request: AuthenticatedRequest, conversation_id: uuid.UUID) -> Ht
         "chatapp/_turn.html",
         {"messages": [turn.user_message, answer], "composer_key": uuid.uuid4()},
     )
+    if turn.created:
+        # The conversation's other open pages show the turn as it is sent.
+        live.publish_turn(
+            conversation_id=turn.conversation.id,
+            html=_articles([turn.user_message, answer]),
+            tab=request.headers.get(TAB_HEADER, ""),
+        )
     return HttpResponse(html)
+
+
+TAB_HEADER = "X-Chat-Tab"
+
+
+def _articles(messages: list[Message]) -> str:
+    return "".join(
+        render_to_string("chatapp/_message.html", {"message": m, "is_last": True}) for m in messages
+    )
 
 
 @require_POST
@@ -121,6 +137,12 @@ def _answer_again(
     else:
         _ensure_running(answer, lambda: turn_request(message=answer))
     html = render_to_string("chatapp/_message.html", {"message": answer, "is_last": True})
+    live.publish_turn(
+        conversation_id=conversation_id,
+        html=html,
+        tab=request.headers.get(TAB_HEADER, ""),
+        replaces=message.id,
+    )
     return HttpResponse(html)
 
 
