@@ -85,7 +85,6 @@ class ManagerClose(TypedDict):
 
 
 StreamFrame = StreamDelta | StreamSnapshot | StreamStatus | StreamEnd | SessionEnded
-PageFrame = ConversationTurn | SessionEnded
 ControlFrame = RunStop | RunSync | ManagerClose
 
 
