@@ -66,6 +66,23 @@ def media_root(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
 # --- Accounts ---------------------------------------------------------------------------------
 
 
+def attachment_row(owner: Any, byte_size: int = 1000) -> Any:
+    """An attachment's row with no file behind it, for code that reads only its metadata."""
+    from chatapp.models import Attachment
+
+    name = uuid.uuid4().hex
+    return Attachment.objects.create(
+        owner=owner,
+        sha256=name * 2,
+        file_name=f"attachments/{name}.jpg",
+        thumbnail_name=f"attachments/{name}.thumb.jpg",
+        mime_type="image/jpeg",
+        width=40,
+        height=30,
+        byte_size=byte_size,
+    )
+
+
 @pytest.fixture
 def user(django_user_model: Any) -> Any:
     return django_user_model.objects.create_user(username="alice", password="pw-alice-123!")

@@ -23,8 +23,9 @@ from chatapp.conversations.selectors import (
     sidebar_page,
     thread_page,
 )
-from chatapp.models import Attachment, Conversation, Message, MessageAttachment, Preset
+from chatapp.models import Conversation, Message, MessageAttachment, Preset
 from chatapp.providers import catalog
+from tests.conftest import attachment_row
 
 pytestmark = pytest.mark.django_db
 
@@ -47,21 +48,6 @@ def make_messages(conversation: Conversation, count: int, **fields) -> list[Mess
             **fields,
         )
         for i in range(count)
-    )
-
-
-def make_attachment(owner) -> Attachment:
-    """An attachment row (the selectors read only its metadata)."""
-    name = uuid.uuid4().hex
-    return Attachment.objects.create(
-        owner=owner,
-        sha256=name * 2,
-        file_name=f"attachments/{name}.jpg",
-        thumbnail_name=f"attachments/{name}.thumb.jpg",
-        mime_type="image/jpeg",
-        width=40,
-        height=30,
-        byte_size=1000,
     )
 
 
@@ -287,7 +273,7 @@ def test_a_page_with_images_costs_the_same_queries_however_many_messages(
     messages = make_messages(conversation, count)
     expected = {}
     for message in messages:
-        attachments = [make_attachment(user), make_attachment(user)]
+        attachments = [attachment_row(user), attachment_row(user)]
         # Linked in reverse so that the order shown is the positions', not the ids'.
         for position, attachment in reversed(list(enumerate(attachments))):
             MessageAttachment.objects.create(

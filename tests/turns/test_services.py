@@ -22,10 +22,11 @@ from chatapp.core.errors import (
     ServiceError,
     TurnConflict,
 )
-from chatapp.models import Attachment, Conversation, Message, MessageAttachment
+from chatapp.models import Conversation, Message, MessageAttachment
 from chatapp.providers import catalog
 from chatapp.turns.limits import check_images_fit, check_rate, check_text
 from chatapp.turns.services import CONTINUABLE, Turn, turn_continue, turn_retry, turn_start
+from tests.conftest import attachment_row
 
 pytestmark = pytest.mark.django_db
 
@@ -70,21 +71,6 @@ def finish(message: Message, *, content: str = "An answer.", status: str = "comp
     Message.objects.filter(pk=message.pk).update(status=status, content=content)
     message.refresh_from_db()
     return message
-
-
-def attachment_row(owner, byte_size: int = 1000) -> Attachment:
-    """An attachment's row (the checks read only its metadata, never its file)."""
-    name = uuid.uuid4().hex
-    return Attachment.objects.create(
-        owner=owner,
-        sha256=name * 2,
-        file_name=f"attachments/{name}.jpg",
-        thumbnail_name=f"attachments/{name}.thumb.jpg",
-        mime_type="image/jpeg",
-        width=40,
-        height=30,
-        byte_size=byte_size,
-    )
 
 
 def thread_with_images(owner, *byte_sizes: int, **fields) -> Conversation:
