@@ -390,9 +390,17 @@
     if (status >= 500) requestFailed(`The app failed on this request (HTTP ${status}). Try again.`);
   });
 
-  document.addEventListener("htmx:afterSwap", function () {
+  document.addEventListener("htmx:afterSwap", function (evt) {
     const settings = document.getElementById("settings");
-    if (settings && settings.querySelector(".field-error:not(:empty)")) setSettings(true);
+    if (!settings) return;
+    if (settings.querySelector(".field-error:not(:empty)")) {
+      setSettings(true);
+    } else if (evt.detail.target === document.body) {
+      // A new page swapped in (a new chat's first message) shows the settings as they were.
+      // Here, in the swap's own task, not at htmx:load after the settle: in between the
+      // server's closed panel would be painted and a click on Settings would be undone.
+      setSettings(document.body.classList.contains("settings-open"));
+    }
   });
 
   // --- The settings panel ----------------------------------------------------------------
@@ -1037,10 +1045,6 @@
 
   document.addEventListener("htmx:load", function (evt) {
     quietPresets(evt.target);
-    // A new page swapped in (a new chat's first message) shows the settings as they were.
-    if (evt.target !== document.body && evt.target.querySelector && evt.target.querySelector("#settings")) {
-      setSettings(document.body.classList.contains("settings-open"));
-    }
     addCopyButtons(evt.target);
     watchThread();
     syncComposer();

@@ -339,6 +339,17 @@ def test_defaults_and_presets_are_chosen_explicitly(page, aimlapi):
     expect(page.get_by_label("Start from a preset")).to_have_count(0)
 
 
+# Records whether the settings panel is ever closed, checked after each batch of DOM changes
+# (a microtask: before the browser can paint or take a click).
+CLOSED_PANEL_WATCH = """() => {
+  window.__panelClosed = false;
+  new MutationObserver(() => {
+    const panel = document.getElementById("settings");
+    if (!panel || panel.hidden) window.__panelClosed = true;
+  }).observe(document.body, { subtree: true, childList: true, attributes: true });
+}"""
+
+
 def test_a_model_that_rejects_a_value_sets_it_aside_in_view_and_send_still_works(page, all_routes):
     log_in(page)
     open_settings(page)
@@ -353,10 +364,14 @@ def test_a_model_that_rejects_a_value_sets_it_aside_in_view_and_send_still_works
     expect(notice).to_contain_text("Not sent to Gemini 2.5 Flash on Segmind: Top K 40 · Restore")
     expect(page.get_by_label("Top K")).to_have_count(0)
     all_routes.enqueue(Reply([Text("Sent without Top K.")]))
+    page.evaluate(CLOSED_PANEL_WATCH)
     send(page, "Does Send still work?")
     expect(finished(page).locator(".msg-body")).to_have_text("Sent without Top K.")
     assert "topK" not in str(all_routes.requests[-1].json)
-    open_settings(page)
+    # The first message moved to the conversation's page; a wide screen keeps the panel open,
+    # without a moment closed in between.
+    expect(page.get_by_role("region", name="Chat settings")).to_be_visible()
+    assert page.evaluate("window.__panelClosed") is False
     expect(notice).to_contain_text("Top K 40")
     with page.expect_response(lambda r: "/settings/" in r.url):
         model.select_option("gemini:gemini-2.5-flash")
