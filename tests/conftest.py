@@ -561,3 +561,27 @@ def open_settings(page: Page) -> None:
 
 def answer(page: Page) -> Any:
     return page.locator("article.msg-assistant").last
+
+
+def add_message(conversation: Any, **fields: Any) -> Any:
+    """A message saved at the end of the conversation's branch shown (it follows the current
+    leaf and becomes it), as the services add them: tests build threads with it."""
+    from chatapp.conversations.models import Message
+
+    fields.setdefault("parent_id", conversation.current_leaf_id)
+    message = Message.objects.create(conversation=conversation, **fields)
+    conversation.current_leaf_id = message.pk
+    type(conversation).objects.filter(pk=conversation.pk).update(current_leaf_id=message.pk)
+    return message
+
+
+def add_path(conversation: Any, messages: list[Any]) -> list[Any]:
+    """Unsaved messages saved in one statement as one path after the branch shown."""
+    parent = conversation.current_leaf_id
+    for message in messages:
+        message.parent_id = parent
+        parent = message.pk
+    type(messages[0]).objects.bulk_create(messages)
+    conversation.current_leaf_id = parent
+    type(conversation).objects.filter(pk=conversation.pk).update(current_leaf_id=parent)
+    return messages

@@ -78,9 +78,16 @@ def _set_aside(
     return params.validate(elsewhere, aside, model="the models that take it")
 
 
-def chat_settings_stored(*, conversation: Conversation) -> ChatSettings:
+def chat_settings_stored(
+    *, conversation: Conversation, spec: catalog.ModelSpec | None = None
+) -> ChatSettings:
     """The conversation's saved settings, checked again: the model may have left the catalog
-    or changed its ranges since they were saved."""
+    or changed its ranges since they were saved. With `spec`, for that model instead (an
+    answer regenerated with another one): what it does not take is set aside, not sent."""
+    if spec is not None:
+        return chat_settings_validate(
+            spec=spec, system_prompt=conversation.system_prompt, raw_options=conversation.settings
+        )
     spec = catalog.get_model(conversation.route, conversation.model)
     if spec is None:
         raise InvalidSettings(

@@ -8,6 +8,7 @@ through selectors; a streamed answer is written by its run at a bounded rate
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -17,6 +18,16 @@ from django.utils import timezone
 
 if TYPE_CHECKING:
     from chatapp.attachments.models import Attachment, MessageAttachment
+
+
+@dataclass(frozen=True, slots=True)
+class Versions:
+    """A message's place among its siblings: "2 / 3", and the ones either side."""
+
+    position: int  # from 1
+    count: int
+    previous_id: uuid.UUID | None
+    next_id: uuid.UUID | None
 
 
 class Conversation(models.Model):
@@ -32,6 +43,11 @@ class Conversation(models.Model):
     # providers.params.PARAMETERS; a parameter left empty is absent, and is not sent.
     settings = models.JSONField(default=dict, blank=True)
     pinned = models.BooleanField(default=False)
+    # The end of the branch shown and sent (docs/ARCHITECTURE.md, "The message tree"): the
+    # thread is the path from the root to this message. None only while there is no message.
+    current_leaf = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     # Last activity (a turn started); the sidebar orders by it. Not auto_now: pinning or
     # renaming a conversation must not move it to the top.
@@ -87,8 +103,11 @@ class Message(models.Model):
         FAILED = "failed"
 
     ACTIVE_STATUSES = (Status.PENDING, Status.STREAMING)
-    # Set by selectors.thread_page on the newest message: only it offers Retry.
+    # Set by selectors.thread_page on the end of the branch shown: only it offers Continue.
     is_last = False
+    # Where this message stands among its versions (its siblings), set for a page by
+    # conversations.tree.with_versions; None when it has none.
+    versions: Versions | None = None
     # The message's image links, prefetched for a page (see `images`).
     image_links: list[MessageAttachment]
 
@@ -96,9 +115,11 @@ class Message(models.Model):
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
     )
-    # The message this one answers or follows; siblings (same parent) are retries/branches.
+    # The message this one answers or follows (None: the first of a branch from the start).
+    # Siblings are versions: answers regenerated, messages edited. A turn is deleted with its
+    # subtree in one statement (conversations.tree), never child by child here.
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+        "self", null=True, blank=True, on_delete=models.DO_NOTHING, related_name="children"
     )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
@@ -138,8 +159,6 @@ class Message(models.Model):
     idempotency_key = models.UUIDField(null=True, blank=True)
     # The worker process running this message's generation (see Worker).
     worker_id = models.UUIDField(null=True, blank=True)
-    # A retried answer stays in the database but leaves the visible thread.
-    superseded = models.BooleanField(default=False)
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch, Q, prefetch_related_objects
 from django.http import Http404
 
 from chatapp.attachments.models import MessageAttachment
 from chatapp.providers import catalog
 
+from . import tree
 from .models import Conversation, Message, Preset
 
 if TYPE_CHECKING:
@@ -31,7 +32,14 @@ def conversation_for_owner(*, owner: User, conversation_id: uuid.UUID) -> Conver
     return conversation
 
 
-def message_for_owner(*, owner: User, conversation_id: uuid.UUID, message_id: uuid.UUID) -> Message:
+def message_for_owner(
+    *,
+    owner: User,
+    conversation_id: uuid.UUID,
+    message_id: uuid.UUID,
+    with_versions: bool = False,
+) -> Message:
+    """The message, or 404 (as for a conversation); `with_versions` to show it in place."""
     message = (
         Message.objects.select_related("conversation")
         .filter(pk=message_id, conversation_id=conversation_id, conversation__owner=owner)
@@ -39,6 +47,8 @@ def message_for_owner(*, owner: User, conversation_id: uuid.UUID, message_id: uu
     )
     if message is None:
         raise Http404("No such message.")
+    if with_versions:
+        tree.with_versions([message])
     return message
 
 
@@ -87,27 +97,80 @@ class ThreadPage:
 def thread_page(
     *, conversation: Conversation, before: str | None = None, limit: int = THREAD_PAGE_SIZE
 ) -> ThreadPage:
-    """The newest `limit` visible messages (or those before `before`), oldest first.
+    """The last `limit` messages of the branch shown (the path to the conversation's current
+    leaf), or the `limit` before the message `before` names, oldest first, each with its
+    versions and images.
 
-    Keyset pagination on (created_at, id): the cost of a page does not grow with the length
-    of the conversation.
+    One walk up the tree that stops after the page (conversations.tree): the cost of a page
+    does not grow with the length of the conversation or the number of its branches (S8).
     """
-    rows = Message.objects.filter(conversation=conversation, superseded=False)
     if before:
-        created_at, message_id = _parse_cursor(before)
-        rows = rows.filter(
-            Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=message_id)
+        page = tree.path(
+            conversation_id=conversation.id,
+            leaf_id=_message_cursor(before),
+            above=True,
+            limit=limit + 1,
         )
-    # django-stubs refuses a prefetch into a declared attribute; declaring it is the point.
-    rows = rows.prefetch_related(_IMAGE_LINKS)  # type: ignore[no-redef]
-    page = list(rows.order_by("-created_at", "-id")[: limit + 1])
+    elif conversation.current_leaf_id is not None:
+        page = tree.path(
+            conversation_id=conversation.id, leaf_id=conversation.current_leaf_id, limit=limit + 1
+        )
+    else:
+        page = []
     has_older = len(page) > limit
-    page = page[:limit]
-    page.reverse()
+    page = page[-limit:] if has_older else page
+    prefetch_related_objects(page, _IMAGE_LINKS)
+    tree.with_versions(page)
     if page and not before:
         page[-1].is_last = True
-    cursor = _cursor(page[0].created_at, page[0].id) if has_older and page else None
+    cursor = page[0].id.hex if has_older else None
     return ThreadPage(messages=page, older_cursor=cursor)
+
+
+def branch_from(*, conversation: Conversation, first_id: uuid.UUID) -> list[Message] | None:
+    """The branch shown from `first_id` down to the current leaf, with versions and images:
+    what replaces a message and everything after it when a version is switched, an answer
+    regenerated or a message edited. None when it is longer than a page (or `first_id` is not
+    on it): the page is then loaded again."""
+    leaf = conversation.current_leaf_id
+    if leaf is None:
+        return None
+    rows = tree.path(
+        conversation_id=conversation.id,
+        leaf_id=leaf,
+        stop_at=first_id,
+        limit=THREAD_PAGE_SIZE,
+    )
+    if not rows or rows[0].pk != first_id:
+        return None
+    prefetch_related_objects(rows, _IMAGE_LINKS)
+    tree.with_versions(rows)
+    rows[-1].is_last = True
+    return rows
+
+
+def branch_after(
+    *, conversation: Conversation, parent_id: uuid.UUID | None
+) -> list[Message] | None:
+    """The branch shown below `parent_id` (None: from the start), as `branch_from`: what
+    replaces a deleted turn. None when it is longer than a page."""
+    leaf = conversation.current_leaf_id
+    if leaf is None or leaf == parent_id:
+        return []
+    rows = tree.path(
+        conversation_id=conversation.id, leaf_id=leaf, stop_at=parent_id, limit=THREAD_PAGE_SIZE + 1
+    )
+    if parent_id is not None:
+        if not rows or rows[0].pk != parent_id:
+            return None
+        rows = rows[1:]
+    elif rows and rows[0].parent_id is not None:
+        return None
+    prefetch_related_objects(rows, _IMAGE_LINKS)
+    tree.with_versions(rows)
+    if rows:
+        rows[-1].is_last = True
+    return rows
 
 
 # The images of every message of a page in one query, into the attribute Message declares for
@@ -148,6 +211,14 @@ def preset_for_owner(*, owner: User, preset_id: uuid.UUID) -> Preset:
     if preset is None:
         raise Http404("No such preset.")
     return preset
+
+
+def _message_cursor(cursor: str) -> uuid.UUID:
+    """The message id of a thread page's cursor, or 404 for anything else."""
+    try:
+        return uuid.UUID(cursor[:CURSOR_MAX_CHARS])
+    except ValueError:
+        raise Http404("Bad page cursor.") from None
 
 
 def _cursor(stamp: datetime, row_id: uuid.UUID) -> str:

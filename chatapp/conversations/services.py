@@ -1,5 +1,5 @@
-"""Writes of a conversation outside its turns: its settings, its pin, its deletion; and a
-person's presets (their defaults for new chats among them)."""
+"""Writes of a conversation outside its turns: its settings, the branch it shows, its pin,
+its deletion; and a person's presets (their defaults for new chats among them)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from chatapp.attachments.models import MessageAttachment
 from chatapp.attachments.services import attachments_delete_unlinked
 from chatapp.core.errors import InvalidSettings, TurnConflict
 
+from . import tree
 from .chat_settings import ChatSettings
 from .models import Conversation, Message, Preset
 from .titles import plain_title
@@ -36,6 +37,17 @@ def conversation_settings_update(
 ) -> Conversation:
     conversation_settings_apply(conversation=conversation, chat_settings=chat_settings)
     conversation.save(update_fields=SETTINGS_FIELDS)
+    return conversation
+
+
+def branch_show(*, conversation: Conversation, message: Message) -> Conversation:
+    """Show the version `message` (one of its siblings' places) and the branch under it: the
+    conversation's current leaf becomes the end of the branch most recently written there, so
+    the next message sent follows it. An answer being written elsewhere goes on."""
+    conversation.current_leaf_id = tree.newest_leaf(
+        conversation_id=conversation.id, under_id=message.pk
+    )
+    conversation.save(update_fields=["current_leaf"])
     return conversation
 
 

@@ -258,6 +258,10 @@ def get_model(route: str, model_id: str) -> ModelSpec | None:
     return next((s for s in CATALOG.get(route, ()) if s.matches(model_id)), None)
 
 
+# Longer than any "route:model" key (a route name, a model id of at most 200 characters).
+MODEL_KEY_MAX_CHARS = 240
+
+
 def get_model_by_key(key: str) -> ModelSpec | None:
     route, _, model_id = key.partition(":")
     return get_model(route, model_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.template.loader import render_to_string
 
 from chatapp import rendering
+from chatapp.conversations import tree
 from chatapp.conversations.models import Message
 
 from .protocol import StreamEnd, terminal_event
@@ -26,6 +27,7 @@ def stream_end(message: Message) -> StreamEnd:
     blocks a stream showed are exactly the final ones: not when a link cites a reference
     defined further down (rendering.render_markdown reads those first)."""
     shell = bool(message.content) and not rendering.has_reference_definitions(message.content)
+    tree.with_versions([message])  # "2 / 3" stays on an answer as it ends
     return {
         "type": "stream.end",
         "event": terminal_event(message.status),

@@ -4,18 +4,18 @@ by the model and fit the route's request budget. Each error names its limit."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Sum
-from django.db.models.functions import Length
 from django.utils import timezone
 
 from chatapp.attachments import images
 from chatapp.attachments.models import Attachment, MessageAttachment
+from chatapp.conversations import tree
 from chatapp.conversations.models import Conversation, Message
 from chatapp.core.errors import LimitExceeded, RequestTooLarge, ServiceError
 from chatapp.core.locks import lock_person
@@ -85,16 +85,28 @@ def check_images_fit(
     spec: catalog.ModelSpec,
     new_images: Sequence[Attachment] = (),
     new_text: str = "",
-    thread_is_empty: bool = False,
+    thread_end_id: uuid.UUID | Literal["current"] | None = "current",
 ) -> None:
     """Before any request: the model must read images if the thread has any, and the whole
-    request (every image of the thread, base64-encoded, and the text) must fit the route."""
-    earlier_count, earlier_bytes = 0, 0
-    if not thread_is_empty:
-        thread = MessageAttachment.objects.filter(
-            message__conversation=conversation, message__superseded=False
-        ).aggregate(count=Count("id"), total=Sum("attachment__byte_size"))
-        earlier_count, earlier_bytes = thread["count"] or 0, thread["total"] or 0
+    request (every image of the thread, base64-encoded, and the text) must fit the route.
+
+    The thread is the path that ends at `thread_end_id` (None: there is none yet; by default
+    the branch shown). Only a conversation with images walks it: images on other branches
+    are not sent, and a text-only conversation costs one indexed query here."""
+    end = conversation.current_leaf_id if isinstance(thread_end_id, str) else thread_end_id
+    earlier_count, earlier_bytes, text_chars = 0, 0, 0
+    if end is not None:
+        links = list(
+            MessageAttachment.objects.filter(message__conversation=conversation).values_list(
+                "message_id", "attachment__byte_size"
+            )
+        )
+        if links:
+            path = tree.path(conversation_id=conversation.id, leaf_id=end, fields=["content"])
+            on_path = {message.pk for message in path}
+            sizes = [size for message_id, size in links if message_id in on_path]
+            earlier_count, earlier_bytes = len(sizes), sum(sizes)
+            text_chars = sum(len(message.content) for message in path)
     if (new_images or earlier_count) and not spec.vision:
         if new_images:
             raise ServiceError(
@@ -107,14 +119,6 @@ def check_images_fit(
         )
     if not new_images and not earlier_count:
         return
-    text_chars = (
-        0
-        if thread_is_empty
-        else Message.objects.filter(conversation=conversation, superseded=False).aggregate(
-            chars=Sum(Length("content"))
-        )["chars"]
-        or 0
-    )
     new_bytes = sum(a.byte_size for a in new_images)
     budget = images.route_limits(spec.route)["request_bytes"]
     text_bytes = text_chars + len(new_text) + len(conversation.system_prompt)

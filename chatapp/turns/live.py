@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
+import orjson
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -36,13 +37,22 @@ TAB_MAX_CHARS = 40
 
 
 def publish_turn(
-    *, conversation_id: uuid.UUID, html: str, tab: str, replaces: uuid.UUID | None = None
+    *,
+    conversation_id: uuid.UUID,
+    html: str,
+    tab: str,
+    replaces: uuid.UUID | None = None,
+    after: uuid.UUID | None = None,
 ) -> None:
-    """Tell the conversation's other open pages (from a synchronous view)."""
+    """Tell the conversation's other open pages (from a synchronous view): a new turn that
+    follows the message `after` (a page showing another branch leaves it out), or articles
+    that take the place of the message `replaces` and all that followed it (a page that does
+    not show it leaves them out)."""
     frame: ConversationTurn = {
         "type": "conversation.turn",
         "html": html,
         "replaces": f"m-{replaces}" if replaces else "",
+        "after": f"m-{after}" if after else "",
         "tab": tab[:TAB_MAX_CHARS],
     }
     async_to_sync(get_channel_layer().group_send)(conversation_group(conversation_id), frame)
@@ -90,8 +100,9 @@ class ConversationStreamConsumer(SSEConsumer):
     async def conversation_turn(self, frame: ConversationTurn) -> None:
         if frame["tab"] and frame["tab"] == self.tab:
             return  # the page that sent it shows it already
-        data = frame["html"] if not frame["replaces"] else f"{frame['replaces']}\n{frame['html']}"
-        await self._send(sse_event("turn", data))
+        # The first line says where the articles go; the HTML follows.
+        head = orjson.dumps({"replaces": frame["replaces"], "after": frame["after"]}).decode()
+        await self._send(sse_event("turn", f"{head}\n{frame['html']}"))
 
     async def session_ended(self, frame: SessionEnded) -> None:
         await self._close()

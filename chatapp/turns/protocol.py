@@ -58,13 +58,16 @@ class SessionEnded(TypedDict):
 
 
 class ConversationTurn(TypedDict):
-    """Messages a page of the conversation should show: a new turn's two articles, or an
-    answer that `replaces` another (a retry). `tab` is the page that made them, which has them
-    already."""
+    """Messages a page of the conversation should show: a new turn's two articles, which go
+    `after` the article of the message they follow; or articles that take the place of the
+    one `replaces` names and of all after it (a version: an answer regenerated, a message
+    edited; or what is left when a turn is deleted). `tab` is the page that made them, which
+    has them already."""
 
     type: Literal["conversation.turn"]
     html: str
     replaces: str
+    after: str
     tab: str
 
 

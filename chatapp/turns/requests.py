@@ -1,5 +1,5 @@
-"""The request builder: the neutral `ChatRequest` of an assistant message - the visible thread
-before it (text and images), the conversation's system prompt, the options frozen on the
+"""The request builder: the neutral `ChatRequest` of an assistant message - the path of the
+tree it answers (text and images), the conversation's system prompt, the options frozen on the
 message when its turn started. Reads only; adapters turn the request into their wire format."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import uuid
 from chatapp.attachments import images
 from chatapp.attachments.models import MessageAttachment
 from chatapp.attachments.selectors import image_part
+from chatapp.conversations import tree
 from chatapp.conversations.models import Message
 from chatapp.providers.types import ChatMessage, ChatRequest, Part, TextPart
 
@@ -17,31 +18,39 @@ from .services import Turn
 
 
 def turn_request(*, message: Message) -> ChatRequest:
-    """The neutral request for an assistant message: the visible thread before it, the
-    conversation's system prompt, and the options frozen on the message at turn start."""
+    """The neutral request for an assistant message: the path it answers (its branch, up to
+    the message it follows), the conversation's system prompt, and the options frozen on the
+    message at turn start.
+
+    A turn whose answer has no text (it failed, was blocked, stopped before the first token)
+    is left out, prompt and all: it never travels with later turns, so one failed or blocked
+    prompt cannot fail every message after it, and two prompts are never sent as one user
+    turn. Regenerating or editing it is how it is sent again. Provider extras (Gemini's
+    thought signatures) go back only to the route and model that wrote them.
+    """
     conversation = message.conversation
-    earlier = (
-        Message.objects.filter(
-            conversation=conversation, superseded=False, created_at__lt=message.created_at
+    if message.parent_id is None:
+        path = []
+    else:
+        path = tree.path(
+            conversation_id=conversation.id,
+            leaf_id=message.parent_id,
+            fields=["role", "content", "provider_extras", "route", "model"],
         )
-        .exclude(pk=message.pk)
-        .order_by("created_at", "id")
-        .only("role", "content", "status", "provider_extras")
-    )
-    image_parts = _thread_images(message)
+    image_parts = _thread_images(message, {row.pk for row in path})
     history: list[ChatMessage] = []
-    for row in earlier:
-        if row.role == Message.Role.ASSISTANT and not row.content:
-            # A failed or stopped answer with no text: the model never said anything.
-            continue
+    for row in _answered(path):
         parts: list[Part] = list(image_parts.get(row.pk, ()))
         if row.content or not parts:
             parts.append(TextPart(row.content))
+        same_model = row.route == message.route and row.model == message.model
         history.append(
             ChatMessage(
                 role="assistant" if row.role == Message.Role.ASSISTANT else "user",
                 parts=tuple(parts),
-                extras=row.provider_extras if row.role == Message.Role.ASSISTANT else {},
+                extras=row.provider_extras
+                if row.role == Message.Role.ASSISTANT and same_model
+                else {},
             )
         )
     return ChatRequest(
@@ -51,6 +60,21 @@ def turn_request(*, message: Message) -> ChatRequest:
         options=dict(message.request_options),
         request_id=message.id.hex,
     )
+
+
+def _answered(path: list[Message]) -> list[Message]:
+    """The path without its turns that have no answer text: each such answer and the prompt
+    it answered (the prompt that starts this turn, last on the path, stays)."""
+    kept: list[Message] = []
+    for row in path:
+        if row.role == Message.Role.ASSISTANT and not row.content:
+            if kept and kept[-1].role == Message.Role.USER:
+                kept.pop()
+            continue
+        if row.role == Message.Role.USER and kept and kept[-1].role == Message.Role.USER:
+            kept.pop()  # a prompt left without an answer: never two user turns in a row
+        kept.append(row)
+    return kept
 
 
 # Sent after a partial answer to pick it up where it stopped; not shown in the conversation.
@@ -91,14 +115,16 @@ def first_turn_request(*, turn: Turn) -> ChatRequest:
     )
 
 
-def _thread_images(message: Message) -> dict[uuid.UUID, list[Part]]:
-    """The images of the thread before `message`, as neutral parts by message id: one query
-    for every attachment of the thread, each file read once, scaled down where the route takes
-    smaller images than the ones stored. Images come before the text they go with."""
+def _thread_images(message: Message, on_path: set[uuid.UUID]) -> dict[uuid.UUID, list[Part]]:
+    """The images of the path before `message`, as neutral parts by message id: one query for
+    the conversation's attachment links (images on other branches are skipped before any file
+    is read), each file read once, scaled down where the route takes smaller images than the
+    ones stored. Images come before the text they go with."""
+    if not on_path:
+        return {}
     links = (
         MessageAttachment.objects.filter(
             message__conversation_id=message.conversation_id,
-            message__superseded=False,
             message__created_at__lt=message.created_at,
         )
         .select_related("attachment")
@@ -108,6 +134,8 @@ def _thread_images(message: Message) -> dict[uuid.UUID, list[Part]]:
     loaded: dict[uuid.UUID, Part] = {}
     parts: dict[uuid.UUID, list[Part]] = {}
     for link in links:
+        if link.message_id not in on_path:
+            continue
         attachment = link.attachment
         if attachment.pk not in loaded:
             loaded[attachment.pk] = image_part(attachment, longest_side=longest_side)

@@ -1,6 +1,11 @@
-"""Writes of a turn: start one (the person's message and a pending answer), retry an answer,
-continue one that stopped part-way. Each returns the assistant message to run; the view hands
-it to the run manager (`turns.manager.launch`) with the request built by `turns.requests`.
+"""Writes of a turn: start one (the person's message and a pending answer), regenerate an
+answer, edit a message, continue an answer that stopped part-way, delete a turn. Each that
+starts an answer returns it to run; the view hands it to the run manager
+(`turns.manager.launch`) with the request built by `turns.requests`.
+
+Every write keeps the tree's one rule (docs/ARCHITECTURE.md, "The message tree"): a new
+message hangs under the end of the branch it was written on, and becomes the conversation's
+current leaf.
 
 Every function takes keyword-only arguments and raises a `core.errors.ServiceError` subclass
 whose message names the limit it enforces.
@@ -19,6 +24,8 @@ from django.utils import timezone
 
 from chatapp.attachments.models import MessageAttachment
 from chatapp.attachments.selectors import attachments_for_message
+from chatapp.attachments.services import attachments_delete_unlinked
+from chatapp.conversations import tree
 from chatapp.conversations.chat_settings import ChatSettings, chat_settings_stored
 from chatapp.conversations.models import Conversation, Message
 from chatapp.conversations.services import SETTINGS_FIELDS, conversation_settings_apply
@@ -52,8 +59,12 @@ def turn_start(
     chat_settings: ChatSettings,
     worker_id: uuid.UUID,
     attachment_ids: Sequence[uuid.UUID] = (),
+    parent_id: uuid.UUID | None = None,
 ) -> Turn:
     """Save the user's message and a pending assistant message in one transaction.
+
+    The message follows `parent_id`, the answer at the end of the branch the page shows (so
+    two tabs on two branches each add to their own), or else the conversation's current leaf.
 
     Creates the conversation when `conversation_id` is new (the id comes from the new-chat
     form, so a double submit of a first message lands in the same conversation). The settings
@@ -71,8 +82,15 @@ def turn_start(
     try:
         with transaction.atomic():
             check_rate(owner)
-            conversation, created = _conversation_for_turn(
-                owner, conversation_id, chat_settings, text=text, now=now
+            answer_id = uuid.uuid4()
+            conversation, created, parent = _conversation_for_turn(
+                owner,
+                conversation_id,
+                chat_settings,
+                text=text,
+                now=now,
+                parent_id=parent_id,
+                leaf_id=answer_id,
             )
             if attachments or not created:
                 check_images_fit(
@@ -80,12 +98,11 @@ def turn_start(
                     spec=chat_settings.spec,
                     new_images=attachments,
                     new_text=text,
-                    thread_is_empty=created,
+                    thread_end_id=parent,
                 )
-            parent = None if created else _latest(conversation)
             user_message = Message(
                 conversation=conversation,
-                parent=parent,
+                parent_id=parent,
                 role=Message.Role.USER,
                 content=text,
                 idempotency_key=idempotency_key,
@@ -93,12 +110,13 @@ def turn_start(
             )
             assistant_message = _assistant_message(
                 conversation=conversation,
-                parent=user_message,
+                parent_id=user_message.pk,
                 spec=chat_settings.spec,
                 options=chat_settings.options,
                 worker_id=worker_id,
                 created_at=now + timedelta(microseconds=1),
             )
+            assistant_message.pk = answer_id
             Message.objects.bulk_create([user_message, assistant_message])
             user_message.image_links = MessageAttachment.objects.bulk_create(
                 MessageAttachment(message=user_message, attachment=attachment, position=position)
@@ -115,53 +133,140 @@ def turn_start(
     )
 
 
-def turn_retry(*, message: Message, worker_id: uuid.UUID) -> Message:
-    """Answer the same user message again with the conversation's current settings (checked
-    again: the model may have left the catalog since they were saved).
-
-    The old answer is kept but superseded (it leaves the visible thread). Pressing Retry twice
-    returns the replacement created by the first press.
-    """
+def turn_regenerate(
+    *, message: Message, worker_id: uuid.UUID, spec: catalog.ModelSpec | None = None
+) -> Message:
+    """Answer the same message again: a new version of `message` (its sibling) that becomes
+    the end of the branch shown. With the conversation's model and settings, or with `spec`
+    (another model or route; the settings it does not take are not sent to it), checked again
+    either way. Any answer, not only the last: what followed the old version stays on its
+    branch."""
     if message.role != Message.Role.ASSISTANT or message.is_active:
-        raise TurnConflict("Only a finished answer can be retried.")
+        raise TurnConflict("Only a finished answer can be regenerated.")
     try:
         with transaction.atomic():
-            check_rate(message.conversation.owner)
-            locked = Message.objects.select_for_update().get(pk=message.pk)
-            if locked.superseded:
-                replacement = (
-                    Message.objects.filter(parent_id=locked.parent_id, superseded=False)
-                    .order_by("-created_at")
-                    .first()
-                )
-                if replacement is not None:
-                    return replacement
-            conversation = locked.conversation
-            if conversation.messages.filter(status__in=Message.ACTIVE_STATUSES).exists():
-                raise TurnConflict(BUSY)
-            if _latest_id(conversation) != locked.pk:
-                # Its replacement would follow the later messages and be asked the wrong question.
-                raise TurnConflict("Only the last answer of a conversation can be retried.")
-            chat_settings = chat_settings_stored(conversation=conversation)
-            # The settings may have changed since: the images must still be readable and fit.
-            check_images_fit(conversation=conversation, spec=chat_settings.spec)
-            locked.superseded = True
-            locked.save(update_fields=["superseded"])
-            now = timezone.now()
-            replacement = _assistant_message(
+            conversation = _locked_conversation(message)
+            check_rate(conversation.owner)
+            chat_settings = chat_settings_stored(conversation=conversation, spec=spec)
+            # The images on the path must be readable by this model and fit its route.
+            check_images_fit(
                 conversation=conversation,
-                parent=locked.parent,
+                spec=chat_settings.spec,
+                thread_end_id=message.parent_id,
+            )
+            answer = _assistant_message(
+                conversation=conversation,
+                parent_id=message.parent_id,
                 spec=chat_settings.spec,
                 options=chat_settings.options,
                 worker_id=worker_id,
-                created_at=now,
+                created_at=timezone.now(),
             )
-            replacement.save(force_insert=True)
-            conversation.updated_at = now
-            conversation.save(update_fields=["updated_at"])
+            answer.save(force_insert=True)
+            _make_current(conversation, answer)
     except IntegrityError:
         raise TurnConflict(BUSY) from None
-    return replacement
+    return answer
+
+
+def turn_edit(
+    *,
+    message: Message,
+    text: str,
+    idempotency_key: uuid.UUID,
+    worker_id: uuid.UUID,
+    attachment_ids: Sequence[uuid.UUID] = (),
+) -> Turn:
+    """Send an edited version of one of the person's messages: a new sibling of `message`
+    with `text` and the images `attachment_ids` name (those it keeps, in order), and a new
+    answer to it, with the conversation's settings. The old message and its branch stay,
+    one version back. A double submit (the same key) returns the first edit."""
+    if message.role != Message.Role.USER:
+        raise ServiceError("Only your own messages can be edited.")
+    conversation = message.conversation
+    owner = conversation.owner
+    attachments = attachments_for_message(owner=owner, attachment_ids=attachment_ids)
+    check_text(text, with_images=bool(attachments))
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            conversation = _locked_conversation(message)
+            check_rate(owner)
+            chat_settings = chat_settings_stored(conversation=conversation)
+            check_images_fit(
+                conversation=conversation,
+                spec=chat_settings.spec,
+                new_images=attachments,
+                new_text=text,
+                thread_end_id=message.parent_id,
+            )
+            user_message = Message(
+                conversation=conversation,
+                parent_id=message.parent_id,
+                role=Message.Role.USER,
+                content=text,
+                idempotency_key=idempotency_key,
+                created_at=now,
+            )
+            assistant_message = _assistant_message(
+                conversation=conversation,
+                parent_id=user_message.pk,
+                spec=chat_settings.spec,
+                options=chat_settings.options,
+                worker_id=worker_id,
+                created_at=now + timedelta(microseconds=1),
+            )
+            Message.objects.bulk_create([user_message, assistant_message])
+            user_message.image_links = MessageAttachment.objects.bulk_create(
+                MessageAttachment(message=user_message, attachment=attachment, position=position)
+                for position, attachment in enumerate(attachments)
+            )
+            _make_current(conversation, assistant_message)
+    except IntegrityError:
+        earlier = _turn_for_key(owner=owner, idempotency_key=idempotency_key)
+        if earlier is not None:
+            return earlier
+        raise TurnConflict(BUSY) from None
+    return Turn(conversation, user_message, assistant_message, created=True)
+
+
+def turn_delete(*, message: Message) -> Conversation:
+    """Delete one of the person's messages with everything under it (its answers, what
+    followed them, on every branch), and the images only they referred to. The branch shown
+    moves to the newest one left beside it, else ends just above. Returns the conversation
+    with its new current leaf."""
+    if message.role != Message.Role.USER:
+        raise ServiceError("Delete a turn from its message (yours), not from an answer.")
+    with transaction.atomic():
+        conversation = _locked_conversation(message)
+        rows = tree.subtree(conversation_id=conversation.id, root_id=message.pk)
+        if any(status in Message.ACTIVE_STATUSES for _, status in rows):
+            raise TurnConflict(
+                "An answer is still being written in this turn. Press Stop first, then delete."
+            )
+        ids = [message_id for message_id, _ in rows]
+        attachment_ids: set[uuid.UUID] = set()
+        for start in range(0, len(ids), _BATCH):
+            batch = ids[start : start + _BATCH]
+            attachment_ids.update(
+                MessageAttachment.objects.filter(message_id__in=batch).values_list(
+                    "attachment_id", flat=True
+                )
+            )
+            # The whole subtree goes in this transaction; a batch may hold a parent whose
+            # children are in the next one (the foreign key is checked at commit).
+            Message.objects.filter(pk__in=batch).delete()
+        if conversation.current_leaf_id is None or conversation.current_leaf_id in set(ids):
+            conversation.current_leaf_id = tree.newest_leaf(
+                conversation_id=conversation.id, under_id=message.parent_id
+            )
+            conversation.save(update_fields=["current_leaf"])
+        attachments_delete_unlinked(attachment_ids=attachment_ids)
+    return conversation
+
+
+# Ids per statement when a subtree is deleted: far below SQLite's limit on parameters.
+_BATCH = 500
 
 
 CONTINUABLE = (Message.Status.INTERRUPTED, Message.Status.STOPPED, Message.Status.FAILED)
@@ -183,8 +288,11 @@ def turn_continue(*, message: Message, worker_id: uuid.UUID) -> Message:
                 raise TurnConflict("Only an answer that stopped part-way can be continued.")
             if not locked.content:
                 raise TurnConflict("This answer has no text to continue from; press Retry.")
-            if _latest_id(locked.conversation) != locked.pk:
-                raise TurnConflict("Only the last answer of a conversation can be continued.")
+            if tree.has_children(locked.pk):
+                # Continuing it would change what the messages after it answered.
+                raise TurnConflict(
+                    "Only the last answer of a branch can be continued; press Regenerate."
+                )
             if catalog.get_model(locked.route, locked.model) is None:
                 raise ServiceError(
                     f"The model that wrote this answer ({locked.model}) is not available any "
@@ -197,30 +305,48 @@ def turn_continue(*, message: Message, worker_id: uuid.UUID) -> Message:
             locked.save(
                 update_fields=["status", "worker_id", "error_code", "error_message", "finished_at"]
             )
+            _make_current(locked.conversation, locked)
     except IntegrityError:
         raise TurnConflict(BUSY) from None
     return locked
 
 
-def _latest(conversation: Conversation) -> Message | None:
-    """The conversation's newest visible message (its id only)."""
-    return (
-        conversation.messages.filter(superseded=False)
-        .order_by("-created_at", "-id")
-        .only("id")
+def _parent_for(conversation: Conversation, parent_id: uuid.UUID | None) -> uuid.UUID | None:
+    """The message a new one follows: `parent_id` when the page named one (an answer of this
+    conversation), else the current leaf. One primary-key lookup, or none."""
+    if parent_id is None:
+        return conversation.current_leaf_id
+    role = (
+        Message.objects.filter(pk=parent_id, conversation=conversation)
+        .values_list("role", flat=True)
         .first()
     )
+    if role is None:
+        raise TurnConflict(
+            "The answer this message follows is no longer in the conversation (it was "
+            "deleted, perhaps in another tab). Reload the page and send again."
+        )
+    if role != Message.Role.ASSISTANT:
+        raise ServiceError("A message follows an answer; reload the page and send again.")
+    return parent_id
 
 
-def _latest_id(conversation: Conversation) -> uuid.UUID | None:
-    latest = _latest(conversation)
-    return latest.pk if latest is not None else None
+def _locked_conversation(message: Message) -> Conversation:
+    """The message's conversation, locked for this transaction (one writer of its tree)."""
+    return Conversation.objects.select_for_update().get(pk=message.conversation_id)
+
+
+def _make_current(conversation: Conversation, message: Message) -> None:
+    """Show the branch that ends at `message`, now the conversation's last activity."""
+    conversation.current_leaf_id = message.pk
+    conversation.updated_at = max(conversation.updated_at, message.created_at)
+    conversation.save(update_fields=["current_leaf", "updated_at"])
 
 
 def _assistant_message(
     *,
     conversation: Conversation,
-    parent: Message | None,
+    parent_id: uuid.UUID | None,
     spec: catalog.ModelSpec,
     options: dict[str, Any],
     worker_id: uuid.UUID,
@@ -229,7 +355,7 @@ def _assistant_message(
     """A pending answer, not saved yet, with the exact options it will send."""
     return Message(
         conversation=conversation,
-        parent=parent,
+        parent_id=parent_id,
         role=Message.Role.ASSISTANT,
         status=Message.Status.PENDING,
         route=spec.route,
@@ -247,26 +373,37 @@ def _conversation_for_turn(
     *,
     text: str,
     now: datetime,
-) -> tuple[Conversation, bool]:
+    parent_id: uuid.UUID | None,
+    leaf_id: uuid.UUID,
+) -> tuple[Conversation, bool, uuid.UUID | None]:
     """The conversation of a turn, created (True) or updated with the settings sent along,
-    its last activity and, if it has none, a title - in one statement either way."""
+    its last activity, its new current leaf (the answer about to be inserted: the foreign key
+    is checked at commit) and, if it has none, a title - in one statement either way; and the
+    message the turn follows."""
     conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
     title = title_from_text(text) if text.strip() else "Image"
     if conversation is None:
         conversation = Conversation(
-            id=conversation_id, owner=owner, title=title, created_at=now, updated_at=now
+            id=conversation_id,
+            owner=owner,
+            title=title,
+            created_at=now,
+            updated_at=now,
+            current_leaf_id=leaf_id,
         )
         conversation_settings_apply(conversation=conversation, chat_settings=chat_settings)
         conversation.save(force_insert=True)
-        return conversation, True
+        return conversation, True, None
     if conversation.owner_id != owner.pk:
         # Someone else's id: behave exactly as if it did not exist (docs/SECURITY.md rule 9).
         raise Conversation.DoesNotExist
+    parent = _parent_for(conversation, parent_id)
     conversation_settings_apply(conversation=conversation, chat_settings=chat_settings)
     conversation.updated_at = now
     conversation.title = conversation.title or title
-    conversation.save(update_fields=[*SETTINGS_FIELDS, "updated_at", "title"])
-    return conversation, False
+    conversation.current_leaf_id = leaf_id
+    conversation.save(update_fields=[*SETTINGS_FIELDS, "updated_at", "title", "current_leaf"])
+    return conversation, False, parent
 
 
 def _turn_for_key(*, owner: User, idempotency_key: uuid.UUID) -> Turn | None:
@@ -279,7 +416,7 @@ def _turn_for_key(*, owner: User, idempotency_key: uuid.UUID) -> Turn | None:
         return None
     assistant_message = (
         Message.objects.filter(parent=user_message, role=Message.Role.ASSISTANT)
-        .order_by("superseded", "-created_at")
+        .order_by("-created_at")
         .first()
     )
     if assistant_message is None:

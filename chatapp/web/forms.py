@@ -54,3 +54,14 @@ class ComposerForm(forms.Form):
     # Uploaded images to send with the text, in order (how many, and whose, is checked by the
     # service).
     attachments = UUIDListField(required=False)
+    # The answer at the end of the branch the page shows (app.js keeps it in step): the
+    # message follows it, whichever branch another tab has shown since.
+    parent = forms.UUIDField(required=False)
+
+
+class EditForm(forms.Form):
+    """An edited message: its text, the images it keeps, a key against a double submit."""
+
+    text = MessageTextField()
+    idempotency_key = forms.UUIDField()
+    attachments = UUIDListField(required=False)

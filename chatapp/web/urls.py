@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .views import accounts, attachments, conversations, pages, turns
+from .views import accounts, attachments, conversations, messages, pages, turns
 
 # Django's refusals of a request it cannot read, in the app's words (an htmx send shows them
 # above the composer).
@@ -37,8 +37,14 @@ urlpatterns = [
     ),
     path(CONVERSATION + "pin/", conversations.conversation_pin, name="conversation-pin"),
     path(CONVERSATION + "delete/", conversations.conversation_delete, name="conversation-delete"),
-    path(MESSAGE + "retry/", turns.message_retry, name="message-retry"),
+    path(MESSAGE, messages.message_detail, name="message-detail"),
+    path(MESSAGE + "regenerate/", turns.message_regenerate, name="message-regenerate"),
+    path(MESSAGE + "models/", messages.message_models, name="message-models"),
     path(MESSAGE + "continue/", turns.message_continue, name="message-continue"),
+    path(MESSAGE + "edit/", messages.message_edit_form, name="message-edit-form"),
+    path(MESSAGE + "send-edit/", turns.message_edit, name="message-edit"),
+    path(MESSAGE + "show/", messages.message_show, name="message-show"),
+    path(MESSAGE + "delete/", turns.turn_delete, name="turn-delete"),
     path(MESSAGE + "text/", conversations.message_text, name="message-text"),
     path("attachments/", attachments.attachment_upload, name="attachment-upload"),
     path(ATTACHMENT, attachments.attachment_file, name="attachment"),

@@ -204,34 +204,70 @@
     }
   });
 
-  // Messages another page of this conversation sent (turns/live.py): new articles are added
-  // to the thread, an answer given again replaces its old one; those already shown are left.
+  // Messages another page of this conversation sent (turns/live.py). The first line says
+  // where they go: `after` the article they follow (a page on another branch leaves them
+  // out), or in place of the one `replaces` names and of all after it (a new version, or
+  // what is left of a deleted turn); those already shown are left.
   document.addEventListener("htmx:sseBeforeMessage", function (evt) {
     const message = evt.detail;
     if (message.type !== "turn" || typeof message.data !== "string") return;
     evt.preventDefault();
     const thread = document.getElementById("thread");
     if (!thread) return;
-    let html = message.data;
-    let replaces = "";
-    if (html.startsWith("m-")) {
-      replaces = html.slice(0, html.indexOf("\n"));
-      html = html.slice(replaces.length + 1);
+    const cut = message.data.indexOf("\n");
+    let place;
+    try {
+      place = JSON.parse(cut < 0 ? message.data : message.data.slice(0, cut));
+    } catch (e) {
+      return;
     }
+    const html = cut < 0 ? "" : message.data.slice(cut + 1);
     const template = document.createElement("template");
     template.innerHTML = html;
-    Array.from(template.content.children).forEach(function (article) {
-      if (!article.matches("article")) return;
-      if (document.getElementById(article.id)) return;
-      const old = replaces && document.getElementById(replaces);
-      if (old) old.replaceWith(article);
-      else thread.append(article);
-      const empty = thread.querySelector(".thread-empty");
-      if (empty) empty.remove();
+    const articles = Array.from(template.content.children).filter(function (node) {
+      return node.matches("article") && !document.getElementById(node.id);
+    });
+    if (place.replaces) {
+      const old = document.getElementById(place.replaces);
+      if (!old || !thread.contains(old)) return;
+      dropAfter(old);
+      old.replaceWith(...articles);
+    } else {
+      const last = lastArticle();
+      if (place.after ? !last || last.id !== place.after : last) return;
+      thread.append(...articles);
+    }
+    const empty = thread.querySelector(".thread-empty");
+    if (empty && articles.length) empty.remove();
+    articles.forEach(function (article) {
       htmx.process(article);
       addCopyButtons(article);
     });
     syncComposer();
+  });
+
+  function lastArticle() {
+    const all = document.querySelectorAll("#thread article.msg");
+    return all.length ? all[all.length - 1] : null;
+  }
+
+  // Everything the thread shows after `article` (its branch below it), stream and all.
+  function dropAfter(article) {
+    const all = Array.from(document.querySelectorAll("#thread article.msg"));
+    all.slice(all.indexOf(article) + 1).forEach(function (later) {
+      htmx.trigger(later, "htmx:beforeCleanupElement"); // closes a stream it holds
+      later.remove();
+    });
+  }
+
+  // A control marked `data-branch` (a version, Regenerate, an edit, Delete turn) is answered
+  // with the branch that takes the place of its message: what followed that message goes.
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    const elt = evt.detail.requestConfig && evt.detail.requestConfig.elt;
+    const target = evt.detail.target;
+    if (!evt.detail.shouldSwap || !elt || !elt.closest || !elt.closest("[data-branch]")) return;
+    if (!target || !target.matches || !target.matches("#thread article.msg")) return;
+    dropAfter(target);
   });
 
   // A new EventSource (first connect, or the extension's reconnect after a failure) asks for
@@ -267,6 +303,10 @@
     const stop = form.querySelector("button.stop");
     if (row) row.disabled = busy;
     if (stop) stop.disabled = !busy || !stop.hasAttribute("hx-post");
+    // The next message follows the end of the branch this page shows.
+    const parent = document.getElementById("composer-parent");
+    const last = lastArticle();
+    if (parent) parent.value = last ? last.id.replace(/^m-/, "") : "";
     if (wasBusy && !busy) {
       // In the next frame, not in the swap that ended the turn: focus needs an up-to-date
       // layout, and forcing one here lays out the new answer twice in one task.
@@ -1043,8 +1083,59 @@
     });
   }
 
+  // --- Editing a message ------------------------------------------------------------------
+
+  // The edit box opens with the focus at the end of the text; Ctrl+Enter (⌘+Enter) sends it,
+  // Esc cancels. Capturing, so that Esc here does not also stop an answer.
+  function focusEdit(root) {
+    const box = root.matches && root.matches(".msg-editing") ? root.querySelector("textarea") : null;
+    if (!box) return;
+    box.focus({ preventScroll: true });
+    box.setSelectionRange(box.value.length, box.value.length);
+  }
+
+  document.addEventListener(
+    "keydown",
+    function (evt) {
+      const box = evt.target;
+      if (!box || !box.closest || !box.closest(".edit-form")) return;
+      const form = box.closest(".edit-form");
+      if (evt.key === "Escape") {
+        evt.preventDefault();
+        evt.stopImmediatePropagation();
+        const cancel = form.querySelector("button[type=button]");
+        if (cancel) cancel.click();
+      } else if (evt.key === "Enter" && (evt.ctrlKey || evt.metaKey) && box.matches("textarea")) {
+        evt.preventDefault();
+        form.requestSubmit();
+      }
+    },
+    true
+  );
+
+  // An open "Regenerate with another model" menu closes on Esc or a click elsewhere.
+  document.addEventListener("click", function (evt) {
+    document.querySelectorAll("details.regenerate-menu[open]").forEach(function (menu) {
+      if (!menu.contains(evt.target)) menu.open = false;
+    });
+  });
+  document.addEventListener(
+    "keydown",
+    function (evt) {
+      if (evt.key !== "Escape") return;
+      const menu = evt.target.closest && evt.target.closest("details.regenerate-menu[open]");
+      if (!menu) return;
+      evt.preventDefault();
+      evt.stopImmediatePropagation();
+      menu.open = false;
+      menu.querySelector("summary").focus();
+    },
+    true
+  );
+
   document.addEventListener("htmx:load", function (evt) {
     quietPresets(evt.target);
+    focusEdit(evt.target);
     addCopyButtons(evt.target);
     watchThread();
     syncComposer();

@@ -33,7 +33,7 @@ from chatapp.models import Attachment, Conversation, Message, MessageAttachment
 from chatapp.providers.types import ImagePart, TextPart
 from chatapp.turns.requests import turn_request
 from tests import imagegen
-from tests.conftest import wait_for_run
+from tests.conftest import add_message, wait_for_run
 from tests.fakes.openapi import validate_chat_request
 from tests.fakes.upstream import ErrorReply, Reply, Text
 
@@ -626,10 +626,12 @@ async def test_history_keeps_its_images_and_retry_keeps_them(
     assert second["messages"][2]["content"] == "And the colours?"
 
     aimlapi.enqueue(Reply([Text("Blue and red.")]))
-    response = await async_client.post(reverse("message-retry", args=[conversation_id, failed.id]))
+    response = await async_client.post(
+        reverse("message-regenerate", args=[conversation_id, failed.id])
+    )
     assert response.status_code == 200
-    replacement = await Message.objects.aget(
-        conversation_id=conversation_id, role="assistant", superseded=False, parent=failed.parent_id
+    replacement = await Message.objects.exclude(pk=failed.pk).aget(
+        conversation_id=conversation_id, role="assistant", parent=failed.parent_id
     )
     await wait_for_run(replacement.id)
     retried = aimlapi.requests[2].json
@@ -644,15 +646,15 @@ def test_turn_request_reads_the_threads_images_in_one_query_each_file_once(user,
     )
     shared = create_attachment(user, imagegen.jpeg(40, 30))
     for i in range(4):
-        message = Message.objects.create(conversation=conversation, role="user", content=f"q{i}")
+        message = add_message(conversation, role="user", content=f"q{i}")
         own = create_attachment(user, imagegen.jpeg(50 + i, 30))
         for position, attachment in enumerate([shared, own]):
             MessageAttachment.objects.create(
                 message=message, attachment=attachment, position=position
             )
-        Message.objects.create(conversation=conversation, role="assistant", content=f"a{i}")
-    pending = Message.objects.create(
-        conversation=conversation,
+        add_message(conversation, role="assistant", content=f"a{i}")
+    pending = add_message(
+        conversation,
         role="assistant",
         status="pending",
         route="aimlapi",
@@ -711,14 +713,14 @@ def test_thumbnails_show_after_a_reload_without_a_query_per_message(
     conversation = Conversation.objects.create(owner=user, route="aimlapi", model="m")
     made = []
     for i in range(5):
-        message = Message.objects.create(conversation=conversation, role="user", content=f"q{i}")
+        message = add_message(conversation, role="user", content=f"q{i}")
         for position in range(2):
             attachment = create_attachment(user, imagegen.jpeg(30 + i, 20 + position))
             MessageAttachment.objects.create(
                 message=message, attachment=attachment, position=position
             )
             made.append(attachment)
-        Message.objects.create(conversation=conversation, role="assistant", content=f"a{i}")
+        add_message(conversation, role="assistant", content=f"a{i}")
     statement_log.clear()
     html = user_client.get(reverse("conversation-detail", args=[conversation.id])).content.decode()
     for attachment in made:
@@ -735,7 +737,7 @@ def test_deleting_a_conversation_deletes_the_images_only_it_used(user_client, us
     only_here = create_attachment(user, imagegen.jpeg(40, 30))
     in_both = create_attachment(user, imagegen.jpeg(50, 30))
     for conversation, attachments in ((mine, [only_here, in_both]), (shared, [in_both])):
-        message = Message.objects.create(conversation=conversation, role="user", content="q")
+        message = add_message(conversation, role="user", content="q")
         for position, attachment in enumerate(attachments):
             MessageAttachment.objects.create(
                 message=message, attachment=attachment, position=position

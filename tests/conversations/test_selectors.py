@@ -1,7 +1,7 @@
 """Conversation reads (chatapp/conversations/selectors.py), called directly: one 404 for a
 conversation or message that is missing or someone else's; the sidebar's keyset pages (pinned
 first on the first page only, by last activity then id, the owner's rows only, a bad cursor is
-a 404); the thread's pages (newest visible messages oldest first, superseded ones left out,
+a 404); the thread's pages (the branch shown, newest messages oldest first, versions,
 `is_last`, older cursors, images prefetched in a fixed number of queries); and the settings a
 new chat starts from."""
 
@@ -38,8 +38,9 @@ def make_conversation(owner, **fields) -> Conversation:
 
 
 def make_messages(conversation: Conversation, count: int, **fields) -> list[Message]:
-    """`count` messages a second apart, alternating user and assistant, oldest first."""
-    return Message.objects.bulk_create(
+    """`count` messages a second apart, alternating user and assistant, oldest first, each
+    following the one before (one path, ending at the conversation's current leaf)."""
+    messages = [
         Message(
             conversation=conversation,
             role="user" if i % 2 == 0 else "assistant",
@@ -48,7 +49,14 @@ def make_messages(conversation: Conversation, count: int, **fields) -> list[Mess
             **fields,
         )
         for i in range(count)
-    )
+    ]
+    for before, after in zip(messages, messages[1:], strict=False):
+        after.parent_id = before.pk
+    Message.objects.bulk_create(messages)
+    if messages:
+        Conversation.objects.filter(pk=conversation.pk).update(current_leaf_id=messages[-1].pk)
+        conversation.current_leaf_id = messages[-1].pk
+    return messages
 
 
 def all_sidebar_pages(owner, limit: int) -> list[list[str]]:
@@ -230,30 +238,73 @@ def test_an_empty_thread_is_an_empty_page(user):
     assert page.older_cursor is None
 
 
-def test_superseded_answers_are_left_out_of_the_thread_and_its_pages(user):
+def test_the_thread_is_the_branch_shown_and_its_pages_stay_on_it(user):
+    conversation = make_conversation(user)
+    messages = make_messages(conversation, 6)  # m0 .. m5
+    # Another version of m1, with a turn after it: a branch beside m1 .. m5.
+    other = [
+        Message.objects.create(
+            conversation=conversation,
+            parent_id=messages[0].pk,
+            role="assistant",
+            content="m1 again",
+            created_at=NOW + timedelta(seconds=10),
+        )
+    ]
+    page = thread_page(conversation=conversation, limit=2)
+    assert [m.content for m in page.messages] == ["m4", "m5"]  # the current leaf's branch
+    Conversation.objects.filter(pk=conversation.pk).update(current_leaf_id=other[0].pk)
+    conversation.refresh_from_db()
+    page = thread_page(conversation=conversation, limit=2)
+    assert [m.content for m in page.messages] == ["m0", "m1 again"]
+    assert page.messages[-1].is_last
+    assert page.older_cursor is None
+
+
+def test_older_pages_follow_the_branch_of_the_page_that_asked_whatever_is_shown_since(user):
     conversation = make_conversation(user)
     messages = make_messages(conversation, 6)
-    Message.objects.filter(pk__in=[messages[1].pk, messages[5].pk]).update(superseded=True)
-    page = thread_page(conversation=conversation, limit=2)
-    assert [m.content for m in page.messages] == ["m3", "m4"]
-    assert page.messages[-1].is_last
-    older = thread_page(conversation=conversation, before=page.older_cursor, limit=2)
-    assert [m.content for m in older.messages] == ["m0", "m2"]
-    assert older.older_cursor is None
-
-
-def test_messages_at_the_same_instant_page_by_id(user):
-    conversation = make_conversation(user)
-    tied = Message.objects.bulk_create(
-        Message(conversation=conversation, role="user", content=f"t{i}", created_at=NOW)
-        for i in range(5)
+    first = thread_page(conversation=conversation, limit=2)
+    fork = Message.objects.create(
+        conversation=conversation, parent_id=messages[2].pk, role="assistant", content="fork"
     )
+    Conversation.objects.filter(pk=conversation.pk).update(current_leaf_id=fork.pk)
+    older = thread_page(conversation=conversation, before=first.older_cursor, limit=2)
+    assert [m.content for m in older.messages] == ["m2", "m3"]
+
+
+def test_versions_say_where_each_message_stands_among_its_siblings(user):
+    conversation = make_conversation(user)
+    messages = make_messages(conversation, 2)
+    later = [
+        Message.objects.create(
+            conversation=conversation,
+            parent_id=messages[0].pk,
+            role="assistant",
+            content=f"again {i}",
+            created_at=NOW + timedelta(seconds=5 + i),
+        )
+        for i in range(2)
+    ]
+    Conversation.objects.filter(pk=conversation.pk).update(current_leaf_id=later[0].pk)
+    conversation.refresh_from_db()
+    question, answer = thread_page(conversation=conversation).messages
+    assert question.versions is None  # the first message has no siblings
+    assert answer.versions.position == 2
+    assert answer.versions.count == 3
+    assert (answer.versions.previous_id, answer.versions.next_id) == (messages[1].pk, later[1].pk)
+
+
+def test_a_branch_pages_by_its_links_not_by_time(user):
+    conversation = make_conversation(user)
+    chain = make_messages(conversation, 5)
+    Message.objects.filter(conversation=conversation).update(created_at=NOW)  # all tied
     page = thread_page(conversation=conversation, limit=2)
     seen = [m.id for m in page.messages]
     while page.older_cursor:
         page = thread_page(conversation=conversation, before=page.older_cursor, limit=2)
         seen = [m.id for m in page.messages] + seen
-    assert seen == sorted(m.id for m in tied)
+    assert seen == [m.id for m in chain]
 
 
 def test_the_thread_shows_only_its_own_conversations_messages(user):
@@ -280,7 +331,8 @@ def test_a_page_with_images_costs_the_same_queries_however_many_messages(
                 message=message, attachment=attachment, position=position
             )
         expected[message.id] = [a.id for a in attachments]
-    with django_assert_num_queries(2):  # the messages, then every image link with its image
+    # The walk up the branch, every image link with its image, and the versions.
+    with django_assert_num_queries(3):
         page = thread_page(conversation=conversation)
         shown = {m.id: [a.id for a in m.images] for m in page.messages}
     assert shown == expected
@@ -288,8 +340,8 @@ def test_a_page_with_images_costs_the_same_queries_however_many_messages(
 
 @pytest.mark.parametrize(
     "cursor",
-    ["nonsense", f"yesterday_{uuid.uuid4().hex}", "_"],
-    ids=["no-separator", "bad-date", "empty-parts"],
+    ["nonsense", f"yesterday_{uuid.uuid4().hex}", "_", "0" * 81],
+    ids=["not-an-id", "old-style", "empty-parts", "too-long"],
 )
 def test_a_bad_thread_cursor_is_a_404(user, cursor):
     with pytest.raises(Http404):

@@ -29,6 +29,7 @@ from chatapp.core.errors import InvalidSettings, TurnConflict
 from chatapp.models import Attachment, Conversation, Message, MessageAttachment
 from chatapp.providers import catalog
 from tests import imagegen
+from tests.conftest import add_message
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +48,7 @@ def create_attachment(owner, data: bytes) -> Attachment:
 
 
 def send_with_images(conversation: Conversation, attachments: list[Attachment]) -> Message:
-    message = Message.objects.create(conversation=conversation, role="user", content="q")
+    message = add_message(conversation, role="user", content="q")
     MessageAttachment.objects.bulk_create(
         MessageAttachment(message=message, attachment=attachment, position=position)
         for position, attachment in enumerate(attachments)
@@ -107,8 +108,8 @@ def test_pinning_and_unpinning_saves_the_pin_only(user):
 @pytest.mark.parametrize("status", Message.ACTIVE_STATUSES)
 def test_a_conversation_cannot_be_deleted_while_an_answer_is_written(user, status):
     conversation = make_conversation(user)
-    Message.objects.create(conversation=conversation, role="user", content="q")
-    Message.objects.create(conversation=conversation, role="assistant", status=status)
+    add_message(conversation, role="user", content="q")
+    add_message(conversation, role="assistant", status=status)
     with pytest.raises(TurnConflict) as caught:
         conversation_delete(conversation=conversation)
     assert caught.value.status == 409
@@ -119,8 +120,8 @@ def test_a_conversation_cannot_be_deleted_while_an_answer_is_written(user, statu
 def test_deleting_a_conversation_deletes_its_messages_only(user):
     doomed, kept = make_conversation(user), make_conversation(user)
     for conversation in (doomed, kept):
-        Message.objects.create(conversation=conversation, role="user", content="q")
-        Message.objects.create(conversation=conversation, role="assistant", content="a")
+        add_message(conversation, role="user", content="q")
+        add_message(conversation, role="assistant", content="a")
     conversation_delete(conversation=doomed)
     assert not Conversation.objects.filter(pk=doomed.pk).exists()
     assert set(Message.objects.values_list("conversation_id", flat=True)) == {kept.pk}

@@ -14,7 +14,7 @@ from channels.layers import get_channel_layer
 from chatapp.conversations.models import Conversation, Message
 from chatapp.turns.protocol import StreamDelta, StreamEnd, control_group, stream_group
 from chatapp.turns.workers import WORKER_ID
-from tests.conftest import open_stream
+from tests.conftest import add_message, open_stream
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -27,9 +27,9 @@ def silent_run(settings, user) -> Message:
     checkpoint saved, but no run in this process: a snapshot request reaches nobody."""
     settings.CHAT_RUN = {**settings.CHAT_RUN, "snapshot_timeout": 0.2}
     conversation = Conversation.objects.create(owner=user, route="aimlapi", model="x")
-    Message.objects.create(conversation=conversation, role="user", content="Hi")
-    return Message.objects.create(
-        conversation=conversation,
+    add_message(conversation, role="user", content="Hi")
+    return add_message(
+        conversation,
         role="assistant",
         status=Message.Status.STREAMING,
         content=SAVED,

@@ -35,22 +35,30 @@ async def test_a_turn_from_another_page_arrives_and_ones_own_does_not(conversati
     for stream in (mine, other):
         await stream.start()
         await stream.attached()
+    parent = uuid.uuid4()
     await sync_to_async(publish_turn)(
-        conversation_id=conversation.id, html="<article id='m-1'></article>", tab="tab-a"
+        conversation_id=conversation.id,
+        html="<article id='m-1'></article>",
+        tab="tab-a",
+        after=parent,
     )
     event = await other.next_event()
     assert event is not None
-    assert (event.event, event.data) == ("turn", "<article id='m-1'></article>")
+    # Where it goes (after the message it follows: a page on another branch leaves it out).
+    assert (event.event, event.data) == (
+        "turn",
+        f'{{"replaces":"","after":"m-{parent}"}}\n' + "<article id='m-1'></article>",
+    )
     # Its own send is not echoed: the next thing the first page gets is the other's send.
     await sync_to_async(publish_turn)(
         conversation_id=conversation.id, html="<article id='m-2'></article>", tab="tab-b"
     )
     event = await mine.next_event()
     assert event is not None
-    assert event.data == "<article id='m-2'></article>"
+    assert event.data == '{"replaces":"","after":""}\n' + "<article id='m-2'></article>"
 
 
-async def test_an_answer_given_again_names_the_one_it_replaces(conversation, cookie):
+async def test_a_new_version_names_the_message_it_replaces(conversation, cookie):
     stream = page_stream(conversation.id, cookie)
     await stream.start()
     await stream.attached()
@@ -60,7 +68,7 @@ async def test_an_answer_given_again_names_the_one_it_replaces(conversation, coo
     )
     event = await stream.next_event()
     assert event is not None
-    assert event.data == f"m-{old}\n<article></article>"
+    assert event.data == f'{{"replaces":"m-{old}","after":""}}\n<article></article>'
 
 
 async def test_only_the_owner_may_listen(conversation, other_user, cookie):

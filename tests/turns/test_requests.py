@@ -26,6 +26,7 @@ from chatapp.turns.requests import (
 )
 from chatapp.turns.services import Turn, turn_start
 from tests import imagegen
+from tests.conftest import add_message
 
 pytestmark = pytest.mark.django_db
 
@@ -47,8 +48,10 @@ class Thread:
 
     def add(self, role: str, content: str = "", **fields) -> Message:
         self.count += 1
-        return Message.objects.create(
-            conversation=self.conversation,
+        if role == "assistant":
+            fields = {"route": "aimlapi", "model": "google/gemini-2.5-flash", **fields}
+        return add_message(
+            self.conversation,
             role=role,
             content=content,
             created_at=NOW + timedelta(seconds=self.count),
@@ -93,12 +96,12 @@ def thread(user) -> Thread:
 # --- turn_request ------------------------------------------------------------------------------
 
 
-def test_the_request_is_the_visible_thread_before_the_message(thread):
-    thread.add("user", "q1", provider_extras={"ignored": True})
-    thread.add("assistant", "a1", provider_extras=SIGNATURE)
-    thread.add("user", "q2")
-    thread.add("assistant", "an answer retried since", superseded=True)
-    thread.add("assistant", "", status=Message.Status.FAILED, error_code="upstream_error")
+def test_the_request_is_the_branch_up_to_the_message_and_nothing_beside_or_after_it(thread):
+    q1 = thread.add("user", "q1", provider_extras={"ignored": True})
+    a1 = thread.add("assistant", "a1", provider_extras=SIGNATURE)
+    thread.add("assistant", "another version of a1", parent_id=q1.pk)  # a sibling: not sent
+    thread.add("user", "q2", parent_id=a1.pk)
+    thread.add("assistant", "a2")
     thread.add("user", "q3")
     message = thread.pending(request_options={"temperature": 0.5, "max_tokens": 100})
     thread.add("user", "written after the message")
@@ -111,6 +114,7 @@ def test_the_request_is_the_visible_thread_before_the_message(thread):
             user_text("q1"),
             ChatMessage(role="assistant", parts=(TextPart("a1"),), extras=SIGNATURE),
             user_text("q2"),
+            ChatMessage(role="assistant", parts=(TextPart("a2"),)),
             user_text("q3"),
         ),
         system="Be brief.",
@@ -119,14 +123,52 @@ def test_the_request_is_the_visible_thread_before_the_message(thread):
     )
 
 
-def test_answers_without_text_are_left_out_whatever_their_status(thread):
+@pytest.mark.parametrize(
+    "ending",
+    [
+        {"status": Message.Status.FAILED, "error_code": "upstream_error"},
+        {"status": Message.Status.STOPPED},
+        {"status": Message.Status.INTERRUPTED},
+        {"status": Message.Status.COMPLETE, "finish_reason": "safety"},
+    ],
+    ids=["failed", "stopped", "interrupted", "blocked"],
+)
+def test_a_turn_whose_answer_has_no_text_never_travels_with_later_ones(thread, ending):
     thread.add("user", "q1")
-    thread.add("assistant", "", status=Message.Status.STOPPED)
-    thread.add("user", "q2")
-    thread.add("assistant", "", status=Message.Status.INTERRUPTED)
+    thread.add("assistant", "a1")
+    thread.add("user", "the prompt that failed")
+    thread.add("assistant", "", **ending)
     thread.add("user", "q3")
     request = turn_request(message=thread.pending())
-    assert request.messages == (user_text("q1"), user_text("q2"), user_text("q3"))
+    assert request.messages == (
+        user_text("q1"),
+        ChatMessage(role="assistant", parts=(TextPart("a1"),)),
+        user_text("q3"),  # alone: never merged with the failed prompt into one user turn
+    )
+
+
+def test_a_partial_answer_that_failed_still_travels_with_its_prompt(thread):
+    thread.add("user", "q1")
+    thread.add("assistant", "half an answer", status=Message.Status.FAILED)
+    thread.add("user", "q2")
+    request = turn_request(message=thread.pending())
+    assert [m.role for m in request.messages] == ["user", "assistant", "user"]
+
+
+def test_extras_go_back_only_to_the_route_and_model_that_wrote_them(thread):
+    thread.add("user", "q1")
+    thread.add("assistant", "a1", provider_extras=SIGNATURE, route="gemini", model="gemini-2.5-pro")
+    thread.add("user", "q2")
+    thread.add(
+        "assistant",
+        "a2",
+        provider_extras=SIGNATURE,
+        route="aimlapi",
+        model="google/gemini-2.5-flash",
+    )
+    thread.add("user", "q3")
+    request = turn_request(message=thread.pending())
+    assert [m.extras for m in request.messages if m.role == "assistant"] == [{}, SIGNATURE]
 
 
 def test_assistant_extras_are_echoed_and_user_messages_have_none(thread):
@@ -163,11 +205,13 @@ def test_without_a_system_prompt_the_request_has_none(user):
 
 
 def test_images_come_before_their_text_and_an_image_alone_has_no_text(thread, user):
-    with_text, alone = thread.add("user", "What is this?"), thread.add("user", "")
+    with_text = thread.add("user", "What is this?")
+    thread.add("assistant", "A picture.")
+    alone = thread.add("user", "")
     image = create_attachment(user, imagegen.jpeg(40, 30))
     for message in (with_text, alone):
         MessageAttachment.objects.create(message=message, attachment=image, position=0)
-    first, second = turn_request(message=thread.pending()).messages
+    first, _, second = turn_request(message=thread.pending()).messages
     assert [type(part) for part in first.parts] == [ImagePart, TextPart]
     assert first.parts[1] == TextPart("What is this?")
     assert [type(part) for part in second.parts] == [ImagePart]

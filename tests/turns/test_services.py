@@ -2,7 +2,7 @@
 turn_start (the conversation created on first use, options frozen on the answer, images linked
 in order, a replayed submit, one active turn, someone else's conversation or image), the checks
 it runs (text, sends per minute and answers at once, whether the images can be read and fit the
-route's budget, each naming its limit), turn_retry and turn_continue."""
+route's budget, each naming its limit), turn_regenerate and turn_continue (turn_edit and turn_delete: test_tree_services.py)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from chatapp.core.errors import (
 from chatapp.models import Conversation, Message, MessageAttachment
 from chatapp.providers import catalog
 from chatapp.turns.limits import check_images_fit, check_rate, check_text
-from chatapp.turns.services import CONTINUABLE, Turn, turn_continue, turn_retry, turn_start
-from tests.conftest import attachment_row
+from chatapp.turns.services import CONTINUABLE, Turn, turn_continue, turn_regenerate, turn_start
+from tests.conftest import add_message, attachment_row
 
 pytestmark = pytest.mark.django_db
 
@@ -77,7 +77,7 @@ def thread_with_images(owner, *byte_sizes: int, **fields) -> Conversation:
     conversation = Conversation.objects.create(
         owner=owner, route="aimlapi", model="google/gemini-2.5-flash", **fields
     )
-    message = Message.objects.create(conversation=conversation, role="user", content="")
+    message = add_message(conversation, role="user", content="")
     for position, size in enumerate(byte_sizes):
         MessageAttachment.objects.create(
             message=message, attachment=attachment_row(owner, size), position=position
@@ -139,10 +139,10 @@ def test_a_current_model_left_alone_is_sent_no_options(user):
     assert start(user).assistant_message.request_options == {}
 
 
-def test_a_later_turn_follows_the_newest_visible_message_and_saves_the_settings(user):
+def test_a_later_turn_follows_the_branch_shown_and_saves_the_settings(user):
     first = start(user, "First question")
     finish(first.assistant_message)
-    replacement = turn_retry(message=first.assistant_message, worker_id=WORKER)
+    replacement = turn_regenerate(message=first.assistant_message, worker_id=WORKER)
     finish(replacement)
     before = Conversation.objects.get(pk=first.conversation.pk).updated_at
 
@@ -150,7 +150,7 @@ def test_a_later_turn_follows_the_newest_visible_message_and_saves_the_settings(
 
     assert second.created
     assert not second.new_conversation
-    assert second.user_message.parent_id == replacement.pk  # not the superseded answer
+    assert second.user_message.parent_id == replacement.pk  # not the earlier version
     conversation = Conversation.objects.get(pk=first.conversation.pk)
     assert conversation.title == "First question"
     assert conversation.model == "gemini-1.5-pro"
@@ -350,7 +350,7 @@ def test_images_attached_over_the_routes_budget_name_it(user, settings):
             conversation=conversation,
             spec=catalog.get_model_by_key(MODEL),
             new_images=[attachment_row(user, 800_000)],
-            thread_is_empty=True,
+            thread_end_id=None,
         )
     assert caught.value.status == 413
     assert caught.value.message == (
@@ -378,14 +378,14 @@ def test_a_request_of_exactly_the_budget_fits_and_one_byte_more_does_not(user, s
     conversation = thread_with_images(user)
     # 749,970 bytes are 999,960 in base64, and 40 for the data: prefix.
     exact = [attachment_row(user, 749_970)]
-    check_images_fit(conversation=conversation, spec=spec, new_images=exact, thread_is_empty=True)
+    check_images_fit(conversation=conversation, spec=spec, new_images=exact, thread_end_id=None)
     with pytest.raises(RequestTooLarge):
         check_images_fit(
             conversation=conversation,
             spec=spec,
             new_images=exact,
             new_text="x",
-            thread_is_empty=True,
+            thread_end_id=None,
         )
 
 
@@ -396,7 +396,7 @@ def test_the_conversations_text_counts_toward_the_budget(user, settings, where):
     conversation = thread_with_images(user, 700_000)  # 933,376 bytes once encoded
     check_images_fit(conversation=conversation, spec=spec)
     if where == "earlier messages":
-        Message.objects.create(conversation=conversation, role="assistant", content="y" * 70_000)
+        add_message(conversation, role="assistant", content="y" * 70_000)
     else:
         conversation.system_prompt = "p" * 70_000
     with pytest.raises(RequestTooLarge):
@@ -411,7 +411,7 @@ def test_a_route_without_its_own_budget_uses_the_default(user, settings):
             conversation=thread_with_images(user),
             spec=spec,
             new_images=[attachment_row(user, 800_000)],
-            thread_is_empty=True,
+            thread_end_id=None,
         )
     assert "Segmind takes at most 1 MB per request" in caught.value.message
 
@@ -424,91 +424,104 @@ def test_a_new_conversation_is_not_told_of_images_already_in_it(user, settings):
             conversation=conversation,
             spec=catalog.get_model_by_key(MODEL),
             new_images=[attachment_row(user, 700_000)],
-            thread_is_empty=True,
+            thread_end_id=None,
         )
     assert "already in this conversation" not in caught.value.message
 
 
-# --- turn_retry --------------------------------------------------------------------------------
+# --- turn_regenerate ---------------------------------------------------------------------------
 
 
-def test_retry_supersedes_the_old_answer_with_a_pending_one(user):
+def test_regenerate_adds_a_pending_version_beside_the_old_answer_and_shows_it(user):
     turn = start(user, "Hello")
     old = finish(turn.assistant_message, status="failed", content="")
     before = Conversation.objects.get(pk=turn.conversation.pk).updated_at
 
-    replacement = turn_retry(message=old, worker_id=WORKER)
+    answer = turn_regenerate(message=old, worker_id=WORKER)
 
-    assert replacement.pk != old.pk
-    assert replacement.status == Message.Status.PENDING
-    assert replacement.parent_id == turn.user_message.pk
-    assert replacement.worker_id == WORKER
-    assert not replacement.superseded
-    assert Message.objects.get(pk=old.pk).superseded
-    assert Conversation.objects.get(pk=turn.conversation.pk).updated_at > before
+    assert answer.pk != old.pk
+    assert answer.status == Message.Status.PENDING
+    assert answer.parent_id == turn.user_message.pk  # a sibling: the old one is kept
+    assert answer.worker_id == WORKER
+    assert Message.objects.filter(pk=old.pk).exists()
+    conversation = Conversation.objects.get(pk=turn.conversation.pk)
+    assert conversation.current_leaf_id == answer.pk
+    assert conversation.updated_at > before
 
 
-def test_a_second_retry_press_returns_the_same_replacement(user):
+def test_a_second_regenerate_press_while_the_first_answer_streams_is_a_conflict(user):
     turn = start(user, "Hello")
     old = finish(turn.assistant_message)
-    first = turn_retry(message=old, worker_id=WORKER)
-    second = turn_retry(message=old, worker_id=WORKER)  # the page still shows the old answer
-    assert second.pk == first.pk
+    turn_regenerate(message=old, worker_id=WORKER)
+    with pytest.raises(TurnConflict):
+        turn_regenerate(message=old, worker_id=WORKER)  # the page still shows the old answer
     assert Message.objects.filter(role="assistant").count() == 2
 
 
-def test_retry_uses_the_conversations_current_settings(user):
+def test_regenerate_uses_the_conversations_current_settings(user):
     turn = start(user, "Hello", options={"temperature": "0.5"})
     old = finish(turn.assistant_message)
     conversation_settings_update(
         conversation=turn.conversation,
         chat_settings=chat_settings(LEGACY, {"top_p": "0.5"}),
     )
-    replacement = turn_retry(message=old, worker_id=WORKER)
-    assert replacement.model == "gemini-1.5-pro"
-    assert replacement.request_options == {"top_p": 0.5, "max_tokens": 8192}
+    answer = turn_regenerate(message=old, worker_id=WORKER)
+    assert answer.model == "gemini-1.5-pro"
+    assert answer.request_options == {"top_p": 0.5, "max_tokens": 8192}
 
 
-def test_retry_with_a_model_no_longer_offered_is_refused_and_keeps_the_answer(user):
+def test_regenerate_with_another_model_sends_what_it_takes_and_keeps_the_chats_model(user):
+    turn = start(user, "Hello", options={"temperature": "0.5"})
+    old = finish(turn.assistant_message)
+    answer = turn_regenerate(message=old, worker_id=WORKER, spec=catalog.get_model_by_key(LEGACY))
+    assert (answer.route, answer.model) == ("aimlapi", "gemini-1.5-pro")
+    assert answer.request_options == {"temperature": 0.5, "max_tokens": 8192}
+    conversation = Conversation.objects.get(pk=turn.conversation.pk)
+    assert f"{conversation.route}:{conversation.model}" == MODEL
+
+
+def test_regenerate_with_a_model_no_longer_offered_is_refused_and_keeps_the_answer(user):
     turn = start(user, "Hello")
     old = finish(turn.assistant_message)
     Conversation.objects.filter(pk=turn.conversation.pk).update(model="google/gemini-0.9")
     with pytest.raises(InvalidSettings) as caught:
-        turn_retry(message=old, worker_id=WORKER)
+        turn_regenerate(message=old, worker_id=WORKER)
     assert "(google/gemini-0.9)" in caught.value.message
-    assert not Message.objects.get(pk=old.pk).superseded
     assert Message.objects.count() == 2
+    assert Conversation.objects.get(pk=turn.conversation.pk).current_leaf_id == old.pk
 
 
-def test_an_answer_still_being_written_or_a_question_cannot_be_retried(user):
+def test_an_answer_still_being_written_or_a_question_cannot_be_regenerated(user):
     turn = start(user, "Hello")
     for message in (turn.assistant_message, turn.user_message):
         with pytest.raises(TurnConflict) as caught:
-            turn_retry(message=message, worker_id=WORKER)
-        assert caught.value.message == "Only a finished answer can be retried."
+            turn_regenerate(message=message, worker_id=WORKER)
+        assert caught.value.message == "Only a finished answer can be regenerated."
 
 
-def test_retry_while_another_answer_is_written_is_a_conflict(user):
+def test_regenerate_while_another_answer_is_written_is_a_conflict(user):
     first = start(user, "Hello")
     old = finish(first.assistant_message)
-    start(user, "And then?", conversation_id=first.conversation.pk)
+    second = start(user, "And then?", conversation_id=first.conversation.pk)
     with pytest.raises(TurnConflict) as caught:
-        turn_retry(message=old, worker_id=WORKER)
+        turn_regenerate(message=old, worker_id=WORKER)
     assert "still being written" in caught.value.message
-    assert not Message.objects.get(pk=old.pk).superseded
+    assert Conversation.objects.get(pk=first.conversation.pk).current_leaf_id == (
+        second.assistant_message.pk
+    )
 
 
-def test_only_the_last_answer_can_be_retried(user):
-    """An earlier answer's replacement would follow the later messages and be asked the
-    wrong question (editing and regenerating any answer is the message tree's job)."""
+def test_an_earlier_answer_regenerated_starts_a_branch_and_the_later_turn_stays_on_its_own(user):
     first = start(user, "First question")
     old = finish(first.assistant_message)
     second = start(user, "Second question", conversation_id=first.conversation.pk)
     finish(second.assistant_message)
-    with pytest.raises(TurnConflict) as caught:
-        turn_retry(message=old, worker_id=WORKER)
-    assert caught.value.message == "Only the last answer of a conversation can be retried."
-    assert not Message.objects.get(pk=old.pk).superseded
+
+    answer = turn_regenerate(message=old, worker_id=WORKER)
+
+    assert answer.parent_id == first.user_message.pk
+    assert Message.objects.get(pk=second.user_message.pk).parent_id == old.pk  # kept there
+    assert Conversation.objects.get(pk=first.conversation.pk).current_leaf_id == answer.pk
 
 
 # --- turn_continue -----------------------------------------------------------------------------
@@ -541,14 +554,24 @@ def test_continue_puts_the_same_answer_back_to_pending_keeping_its_text(user, st
     assert Message.objects.count() == 2
 
 
-def test_only_the_last_answer_can_be_continued(user):
+def test_only_the_last_answer_of_a_branch_can_be_continued(user):
     turn = stopped_part_way(user)
     later = start(user, "Never mind", conversation_id=turn.conversation.pk)
     finish(later.assistant_message)
     with pytest.raises(TurnConflict) as caught:
         turn_continue(message=turn.assistant_message, worker_id=WORKER)
-    assert caught.value.message == "Only the last answer of a conversation can be continued."
-    assert Message.objects.get(pk=turn.assistant_message.pk).status == "interrupted"
+    assert caught.value.message == (
+        "Only the last answer of a branch can be continued; press Regenerate."
+    )
+
+
+def test_a_stopped_version_off_the_branch_shown_can_be_continued_and_is_shown_again(user):
+    turn = stopped_part_way(user, status="stopped")
+    other = turn_regenerate(message=turn.assistant_message, worker_id=WORKER)
+    finish(other)
+    continued = turn_continue(message=turn.assistant_message, worker_id=WORKER)
+    assert continued.status == Message.Status.PENDING
+    assert Conversation.objects.get(pk=turn.conversation.pk).current_leaf_id == continued.pk
 
 
 def test_an_answer_without_text_cannot_be_continued(user):

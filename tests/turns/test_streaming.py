@@ -14,7 +14,7 @@ from chatapp.models import Message, Worker
 from chatapp.turns.manager import manager
 from chatapp.turns.protocol import control_group
 from chatapp.turns.workers import runs_reap
-from tests.conftest import open_stream, reload_message, start_turn, wait_for_run
+from tests.conftest import add_message, open_stream, reload_message, start_turn, wait_for_run
 from tests.fakes.openapi import validate_chat_request
 from tests.fakes.upstream import (
     Delay,
@@ -465,9 +465,9 @@ async def test_runs_of_a_dead_worker_are_marked_interrupted_at_start_up(user, se
 
     def _orphan() -> Message:
         conversation = Conversation.objects.create(owner=user, route="demo", model="demo")
-        Message.objects.create(conversation=conversation, role="user", content="Hi")
-        return Message.objects.create(
-            conversation=conversation,
+        add_message(conversation, role="user", content="Hi")
+        return add_message(
+            conversation,
             role="assistant",
             status=Message.Status.STREAMING,
             content="Text flushed before the crash",
@@ -496,8 +496,8 @@ async def test_a_worker_elsewhere_is_dead_only_once_it_stops_heart_beating(user,
     def _setup() -> Message:
         Worker.objects.create(id=live_worker, hostname="other-host", pid=1)
         conversation = Conversation.objects.create(owner=user, route="demo", model="demo")
-        return Message.objects.create(
-            conversation=conversation, role="assistant", status="streaming", worker_id=live_worker
+        return add_message(
+            conversation, role="assistant", status="streaming", worker_id=live_worker
         )
 
     message = await sync_to_async(_setup)()
@@ -536,12 +536,8 @@ def test_a_worker_on_this_host_whose_process_is_gone_is_dead_at_once(user):
         conversation = Conversation.objects.create(owner=user, route="demo", model="demo")
         other = Conversation.objects.create(owner=user, route="demo", model="demo")
         return (
-            Message.objects.create(
-                conversation=conversation, role="assistant", status="streaming", worker_id=crashed
-            ),
-            Message.objects.create(
-                conversation=other, role="assistant", status="streaming", worker_id=neighbour
-            ),
+            add_message(conversation, role="assistant", status="streaming", worker_id=crashed),
+            add_message(other, role="assistant", status="streaming", worker_id=neighbour),
         )
 
     orphan, _alive = _setup()

@@ -40,7 +40,7 @@ def test_sign_up_send_and_watch_the_answer_stream(page, aimlapi):
 
     aimlapi.enqueue(Reply([Gate("start"), *chunks(ANSWER, size=3), Gate("end")]))
     send(page, "Stream something")
-    expect(page.locator("article.msg-user")).to_have_text("Stream something")
+    expect(page.locator("article.msg-user .msg-text")).to_have_text("Stream something")
     expect(page.get_by_role("button", name="Stop")).to_be_enabled()
     expect(page.get_by_role("textbox", name="Message")).to_be_disabled()
     aimlapi.wait_for_gate("start")
@@ -94,7 +94,7 @@ def test_reload_mid_answer_then_a_second_tab_then_come_back(page, aimlapi, brows
     returning.get_by_role("button", name="Log in").click()
     returning.get_by_role("link", name="Reload me").click()
     expect(answer(returning).locator(".msg-body")).to_have_text(ANSWER)
-    expect(returning.locator("article.msg-user")).to_have_text("Reload me")
+    expect(returning.locator("article.msg-user .msg-text")).to_have_text("Reload me")
     later.close()
 
 
@@ -116,7 +116,7 @@ def test_stop_keeps_the_partial_answer_and_closes_the_upstream(page, aimlapi):
 def test_settings_arrive_in_the_request_exactly(page, aimlapi):
     log_in(page)
     open_settings(page)
-    page.get_by_label("Model").select_option("aimlapi:google/gemini-2.5-pro")
+    page.get_by_label("Model", exact=True).select_option("aimlapi:google/gemini-2.5-pro")
     page.get_by_label("System prompt").fill("Answer in one word.")
     page.get_by_label("Temperature").fill("0.42")
     page.get_by_label("Top P").fill("0.9")
@@ -163,7 +163,7 @@ def test_hostile_text_stays_inert(page, aimlapi):
         )
     )
     send(page, "<img src=x onerror=alert('user')>")
-    expect(page.locator("article.msg-user")).to_have_text("<img src=x onerror=alert('user')>")
+    expect(page.locator("article.msg-user .msg-text")).to_have_text("<img src=x onerror=alert('user')>")
     body = answer(page).locator(".msg-body")
     expect(body).to_contain_text("<script>alert('model')</script>")
     assert body.locator("img, script").count() == 0
@@ -182,7 +182,7 @@ def test_shift_enter_adds_a_line_and_enter_sends(page, aimlapi):
     expect(box).to_have_value("line one\nline two")
     assert box.evaluate("el => el.offsetHeight") > one_line  # the box grows with its text
     box.press("Enter")
-    expect(page.locator("article.msg-user")).to_have_text("line one\nline two")
+    expect(page.locator("article.msg-user .msg-text")).to_have_text("line one\nline two")
     expect(answer(page).locator(".msg-body")).to_have_text("Two lines received.")
     assert aimlapi.requests[0].json["messages"][-1]["content"] == "line one\nline two"
     # Ready for the next message: empty, one line high, enabled and focused.
@@ -257,7 +257,7 @@ def test_offline_demo_is_labelled_and_answers(page, settings):
     log_in(page)
     expect(page.get_by_role("note")).to_contain_text("Offline demo")
     open_settings(page)
-    expect(page.get_by_label("Model").locator("optgroup")).to_have_attribute(
+    expect(page.get_by_label("Model", exact=True).locator("optgroup")).to_have_attribute(
         "label", "Offline demo"
     )
     send(page, "Hello demo")

@@ -316,7 +316,7 @@ def test_on_a_phone_the_box_shows_three_lines_while_typing_and_nothing_scrolls_s
 def test_defaults_and_presets_are_chosen_explicitly(page, aimlapi):
     log_in(page)
     open_settings(page)
-    page.get_by_label("Model").select_option("aimlapi:google/gemini-2.5-pro")
+    page.get_by_label("Model", exact=True).select_option("aimlapi:google/gemini-2.5-pro")
     page.get_by_label("Temperature").fill("0.3")
     page.get_by_role("button", name="Use as default for new chats").click()
     expect(page.locator("#preset-status")).to_contain_text(
@@ -328,7 +328,7 @@ def test_defaults_and_presets_are_chosen_explicitly(page, aimlapi):
     expect(page.locator("#preset-status")).to_have_text("Saved the preset “Careful”.")
 
     page.goto("/")
-    expect(page.get_by_label("Model")).to_have_value("aimlapi:google/gemini-2.5-pro")
+    expect(page.get_by_label("Model", exact=True)).to_have_value("aimlapi:google/gemini-2.5-pro")
     open_settings(page)
     expect(page.get_by_label("Temperature")).to_have_value("0.3")  # the defaults
     page.get_by_label("Start from a preset").select_option(label="Careful")
@@ -353,7 +353,7 @@ CLOSED_PANEL_WATCH = """() => {
 def test_a_model_that_rejects_a_value_sets_it_aside_in_view_and_send_still_works(page, all_routes):
     log_in(page)
     open_settings(page)
-    model = page.get_by_label("Model")
+    model = page.get_by_label("Model", exact=True)
     with page.expect_response(lambda r: "/settings/" in r.url):
         model.select_option("gemini:gemini-2.5-flash")
     page.get_by_label("Top K").fill("40")
@@ -389,7 +389,7 @@ def test_a_second_tab_shows_messages_sent_from_the_first_as_they_are_sent(page, 
 
     aimlapi.enqueue(Reply([Text("Second "), Gate("mid"), Text("answer.")]))
     send(page, "Sent from the first tab")
-    expect(other.locator("article.msg-user").last).to_have_text("Sent from the first tab")
+    expect(other.locator("article.msg-user .msg-text").last).to_have_text("Sent from the first tab")
     aimlapi.wait_for_gate("mid")
     expect(other.locator("article.msg-assistant").last.locator(".msg-tail")).to_have_text("Second ")
     expect(other.get_by_role("textbox", name="Message")).to_be_disabled()  # an answer is on

@@ -47,7 +47,7 @@ def settings_saved(page: Page):
 
 def choose_model(page: Page, key: str) -> None:
     with settings_saved(page) as saved:
-        page.get_by_label("Model").select_option(key)
+        page.get_by_label("Model", exact=True).select_option(key)
     # app.js names the field that changed: a new model re-renders the options section.
     assert saved.value.request.headers.get("hx-trigger-name") == "model"
     expect(page.locator("#settings-options input[name=options_for]")).to_have_value(key)
@@ -56,7 +56,7 @@ def choose_model(page: Page, key: str) -> None:
 def test_one_conversation_over_aimlapi_google_and_segmind(page, all_routes):
     log_in(page)
     open_settings(page)
-    expect(page.get_by_label("Model").locator("optgroup")).to_have_count(3)
+    expect(page.get_by_label("Model", exact=True).locator("optgroup")).to_have_count(3)
     choose_model(page, "aimlapi:google/gemini-2.5-flash")
     expect(page.locator("#model-route")).to_have_text("Route: AI/ML API")
     expect(page.get_by_label("Top K")).to_have_count(0)  # not an AI/ML API parameter
@@ -107,7 +107,7 @@ def test_one_conversation_over_aimlapi_google_and_segmind(page, all_routes):
     expect(page.locator("#settings-status")).to_have_text("Saved.")
     with settings_saved(page):
         notice.get_by_role("button", name="Restore").click()
-    expect(page.get_by_label("Model")).to_have_value("gemini:gemini-2.5-flash")
+    expect(page.get_by_label("Model", exact=True)).to_have_value("gemini:gemini-2.5-flash")
     expect(page.get_by_label("Harassment")).to_have_value("BLOCK_NONE")
     choose_model(page, "segmind:gemini-2.5-flash")
     with settings_saved(page):

@@ -176,7 +176,7 @@ def test_the_providers_finish_message_is_shown_as_text():
 def test_safety_ratings_are_a_disclosure_in_words():
     parsed = render(ended("STOP", content="Careful.", provider_extras={"safety_ratings": RATINGS}))
     details = [a for tag, a in parsed.tags if tag == "details"]
-    assert details == [{"class": "msg-safety"}]  # closed, no script needed
+    assert {"class": "msg-safety"} in details  # closed, no script needed
     assert parsed.text("msg-safety") == (
         "Safety ratings This answer Harassment: negligible probability Hate speech: low "
         "probability Dangerous content: high probability, medium severity · blocked"
@@ -222,6 +222,7 @@ def test_ratings_from_upstream_are_escaped_and_bounded():
     )
     assert {tag for tag, _ in parsed.tags} <= {
         "article", "div", "p", "details", "summary", "ul", "li", "strong", "footer", "span",
+        "button",
     }  # fmt: skip
     text = parsed.text("msg-safety")
     assert "<script>alert(1)</script>: <img src=x onerror=alert(2)> probability" in text

@@ -13,7 +13,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from chatapp.conversations.titles import title_from_text
 from chatapp.models import Conversation, Message
-from tests.conftest import wait_for_run
+from tests.conftest import add_message, add_path, wait_for_run
 from tests.fakes.upstream import Gate, Reply, Text
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -232,7 +232,7 @@ async def test_stop_is_a_post_and_get_never_starts_a_generation(
     assert aimlapi.requests == []
 
 
-async def test_retry_answers_again_and_supersedes_the_failed_answer(
+async def test_retry_answers_again_beside_the_failed_answer(
     aimlapi, run_manager, async_client, fast_runs
 ):
     from tests.fakes.upstream import ErrorReply
@@ -243,10 +243,12 @@ async def test_retry_answers_again_and_supersedes_the_failed_answer(
     failed = await Message.objects.aget(conversation_id=conversation_id, role="assistant")
     await wait_for_run(failed.id)
     aimlapi.enqueue(Reply([Text("Second try worked")]))
-    response = await async_client.post(reverse("message-retry", args=[conversation_id, failed.id]))
+    response = await async_client.post(
+        reverse("message-regenerate", args=[conversation_id, failed.id])
+    )
     assert response.status_code == 200
-    replacement = await Message.objects.aget(
-        conversation_id=conversation_id, role="assistant", superseded=False
+    replacement = await Message.objects.exclude(pk=failed.pk).aget(
+        conversation_id=conversation_id, role="assistant"
     )
     await wait_for_run(replacement.id)
     await replacement.arefresh_from_db()
@@ -254,8 +256,10 @@ async def test_retry_answers_again_and_supersedes_the_failed_answer(
     assert replacement.parent_id == failed.parent_id
     assert [m["role"] for m in aimlapi.requests[1].json["messages"]] == ["user"]
     page = await async_client.get(reverse("conversation-detail", args=[conversation_id]))
-    assert "Second try worked" in page.content.decode()
-    assert str(failed.id) not in page.content.decode()
+    html = page.content.decode()
+    assert "Second try worked" in html
+    assert f'id="m-{failed.id}"' not in html  # kept, one version back: "2 / 2"
+    assert '<span class="version-count">2 / 2</span>' in html
 
 
 # --- Access: every route, as anonymous, owner and another user (docs/SECURITY.md rules 9, 10) -----
@@ -281,8 +285,11 @@ PUBLIC = {"login", "signup", "healthz"}
 POST_ONLY = {
     "turn-create",
     "turn-stop",
-    "message-retry",
+    "message-regenerate",
     "message-continue",
+    "message-edit",
+    "message-show",
+    "turn-delete",
     "conversation-settings",
     "conversation-pin",
     "conversation-delete",
@@ -315,10 +322,8 @@ def owned(user) -> tuple[Conversation, Message]:
     conversation = Conversation.objects.create(
         owner=user, route="aimlapi", model="google/gemini-2.5-flash", title="Mine"
     )
-    Message.objects.create(conversation=conversation, role="user", content="hello")
-    answer = Message.objects.create(
-        conversation=conversation, role="assistant", status="failed", content="x"
-    )
+    add_message(conversation, role="user", content="hello")
+    answer = add_message(conversation, role="assistant", status="failed", content="x")
     return conversation, answer
 
 
@@ -332,6 +337,9 @@ def test_the_url_walk_covers_every_route():
         "attachment",
         "attachment-thumbnail",
         "message-text",
+        "message-detail",
+        "message-edit-form",
+        "message-models",
     }
 
 
@@ -429,9 +437,16 @@ def test_long_conversations_page_by_keyset(user_client, user, aimlapi):
     conversation = Conversation.objects.create(
         owner=user, route="aimlapi", model="google/gemini-2.5-flash"
     )
-    Message.objects.bulk_create(
-        Message(conversation=conversation, role="user", content=f"message number {i:03d}")
-        for i in range(THREAD_PAGE_SIZE * 2 + 5)
+    add_path(
+        conversation,
+        [
+            Message(
+                conversation=conversation,
+                role="user" if i % 2 == 0 else "assistant",
+                content=f"message number {i:03d}",
+            )
+            for i in range(THREAD_PAGE_SIZE * 2 + 5)
+        ],
     )
     html = user_client.get(reverse("conversation-detail", args=[conversation.id])).content.decode()
     shown = re.findall(r"message number (\d{3})", html)
@@ -505,9 +520,9 @@ async def test_continue_picks_up_an_interrupted_answer_where_it_stopped(
         conversation = Conversation.objects.create(
             owner=user, route="aimlapi", model="google/gemini-2.5-flash", title="T"
         )
-        question = Message.objects.create(conversation=conversation, role="user", content="Tell me")
-        answer = Message.objects.create(
-            conversation=conversation,
+        question = add_message(conversation, role="user", content="Tell me")
+        answer = add_message(
+            conversation,
             parent=question,
             role="assistant",
             status="interrupted",
@@ -557,16 +572,16 @@ async def test_only_the_last_unfinished_answer_can_be_continued(
         conversation = Conversation.objects.create(
             owner=user, route="aimlapi", model="google/gemini-2.5-flash"
         )
-        done = Message.objects.create(
-            conversation=conversation,
+        done = add_message(
+            conversation,
             role="assistant",
             status="complete",
             content="Whole",
             route="aimlapi",
             model="google/gemini-2.5-flash",
         )
-        empty = Message.objects.create(
-            conversation=conversation,
+        empty = add_message(
+            conversation,
             role="assistant",
             status="failed",
             content="",

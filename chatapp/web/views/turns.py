@@ -1,5 +1,5 @@
-"""Send a message, stop an answer, retry or continue one. Each view is the form, one service
-call and the hand-over to the run manager; the upstream request starts before the response
+"""Send a message, stop an answer, regenerate or continue one, edit a message, delete a turn.
+Each view is the form, one service call and the hand-over to the run manager; the upstream request starts before the response
 is rendered (it is the first token's critical path, and the browser's stream attaches
 meanwhile)."""
 
@@ -11,19 +11,21 @@ from collections.abc import Callable
 from django.http import Http404, HttpResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.html import escape
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseLocation
+from django_htmx.http import HttpResponseClientRefresh, HttpResponseLocation, reswap, retarget
 
 from chatapp.conversations import selectors
 from chatapp.conversations.models import Conversation, Message
-from chatapp.core.errors import ServiceError
+from chatapp.core.errors import InvalidSettings, ServiceError
+from chatapp.providers import catalog
 from chatapp.providers.types import ChatRequest
 from chatapp.turns import live, manager, services
 from chatapp.turns.requests import continuation_request, first_turn_request, turn_request
 from chatapp.turns.selectors import active_message
 from chatapp.turns.workers import WORKER_ID
 
-from ..forms import ComposerForm
+from ..forms import ComposerForm, EditForm
 from ..requests import AuthenticatedRequest
 from ..responses import composer_error
 from ..settings_panel import SettingsForm
@@ -48,6 +50,7 @@ def turn_create(request: AuthenticatedRequest, conversation_id: uuid.UUID) -> Ht
             idempotency_key=composer.cleaned_data["idempotency_key"],
             chat_settings=settings_form.chat_settings,
             worker_id=WORKER_ID,
+            parent_id=composer.cleaned_data["parent"],
         )
     except Conversation.DoesNotExist:
         raise Http404("No such conversation.") from None
@@ -74,6 +77,7 @@ def turn_create(request: AuthenticatedRequest, conversation_id: uuid.UUID) -> Ht
             conversation_id=turn.conversation.id,
             html=_articles([turn.user_message, answer]),
             tab=request.headers.get(TAB_HEADER, ""),
+            after=turn.user_message.parent_id,
         )
     return HttpResponse(html)
 
@@ -100,11 +104,78 @@ def turn_stop(request: AuthenticatedRequest, conversation_id: uuid.UUID) -> Http
 
 
 @require_POST
-def message_retry(
+def message_regenerate(
     request: AuthenticatedRequest, conversation_id: uuid.UUID, message_id: uuid.UUID
 ) -> HttpResponse:
-    """Answer the same prompt again: a new answer replaces this one in the thread."""
-    return _answer_again(request, conversation_id, message_id, continued=False)
+    """Regenerate (or Retry) an answer: a new version streams in its place, with this chat's
+    model or with the one `model` names ("Regenerate with another model")."""
+    message = selectors.message_for_owner(
+        owner=request.user, conversation_id=conversation_id, message_id=message_id
+    )
+    spec = None
+    if key := request.POST.get("model", ""):
+        spec = catalog.get_model_by_key(key[: catalog.MODEL_KEY_MAX_CHARS])
+        if spec is None:
+            return composer_error(
+                "That model is not available on this server; choose another.", 400
+            )
+    try:
+        answer = services.turn_regenerate(message=message, worker_id=WORKER_ID, spec=spec)
+    except InvalidSettings as exc:
+        return composer_error(_with_fields(exc), exc.status)
+    except ServiceError as exc:
+        return composer_error(exc.message, exc.status)
+    _ensure_running(answer, lambda: turn_request(message=answer))
+    return _branch_response(request, message.conversation, first=answer, replaces=message)
+
+
+@require_POST
+def message_edit(
+    request: AuthenticatedRequest, conversation_id: uuid.UUID, message_id: uuid.UUID
+) -> HttpResponse:
+    """Send an edited message: a new version of it, and its answer, in its place."""
+    message = selectors.message_for_owner(
+        owner=request.user, conversation_id=conversation_id, message_id=message_id
+    )
+    form = EditForm(request.POST)
+    if not form.is_valid():
+        return _edit_error(message, "The form expired. Reload the page and edit again.", 400)
+    try:
+        turn = services.turn_edit(
+            message=message,
+            text=form.cleaned_data["text"],
+            attachment_ids=form.cleaned_data["attachments"],
+            idempotency_key=form.cleaned_data["idempotency_key"],
+            worker_id=WORKER_ID,
+        )
+    except InvalidSettings as exc:
+        return _edit_error(message, _with_fields(exc), exc.status)
+    except ServiceError as exc:
+        return _edit_error(message, exc.message, exc.status)
+    answer = turn.assistant_message
+    _ensure_running(answer, lambda: turn_request(message=answer))
+    return _branch_response(request, turn.conversation, first=turn.user_message, replaces=message)
+
+
+@require_POST
+def turn_delete(
+    request: AuthenticatedRequest, conversation_id: uuid.UUID, message_id: uuid.UUID
+) -> HttpResponse:
+    """Delete one of the person's messages with its answers and all that followed them; what
+    the branch shows below its parent now takes its place."""
+    message = selectors.message_for_owner(
+        owner=request.user, conversation_id=conversation_id, message_id=message_id
+    )
+    try:
+        conversation = services.turn_delete(message=message)
+    except ServiceError as exc:
+        return composer_error(exc.message, exc.status)
+    branch = selectors.branch_after(conversation=conversation, parent_id=message.parent_id)
+    if branch is None:
+        return HttpResponseClientRefresh()
+    html = render_to_string("chatapp/_branch.html", {"messages": branch})
+    _publish_replacement(request, conversation.id, html, replaces=message)
+    return HttpResponse(html)
 
 
 @require_POST
@@ -112,38 +183,48 @@ def message_continue(
     request: AuthenticatedRequest, conversation_id: uuid.UUID, message_id: uuid.UUID
 ) -> HttpResponse:
     """Continue an answer that stopped part-way: the same message streams on from its text."""
-    return _answer_again(request, conversation_id, message_id, continued=True)
-
-
-def _answer_again(
-    request: AuthenticatedRequest,
-    conversation_id: uuid.UUID,
-    message_id: uuid.UUID,
-    *,
-    continued: bool,
-) -> HttpResponse:
     message = selectors.message_for_owner(
         owner=request.user, conversation_id=conversation_id, message_id=message_id
     )
     try:
-        if continued:
-            answer = services.turn_continue(message=message, worker_id=WORKER_ID)
-        else:
-            answer = services.turn_retry(message=message, worker_id=WORKER_ID)
+        answer = services.turn_continue(message=message, worker_id=WORKER_ID)
     except ServiceError as exc:
         return composer_error(exc.message, exc.status)
-    if continued:
-        _ensure_running(answer, lambda: continuation_request(message=answer), answer.content)
-    else:
-        _ensure_running(answer, lambda: turn_request(message=answer))
-    html = render_to_string("chatapp/_message.html", {"message": answer, "is_last": True})
+    _ensure_running(answer, lambda: continuation_request(message=answer), answer.content)
+    return _branch_response(request, answer.conversation, first=answer, replaces=message)
+
+
+def _branch_response(
+    request: AuthenticatedRequest, conversation: Conversation, *, first: Message, replaces: Message
+) -> HttpResponse:
+    """The branch from `first` (a new answer, a new version of a message) in place of
+    `replaces` and what followed it, here and on the conversation's other open pages."""
+    branch = selectors.branch_from(conversation=conversation, first_id=first.pk) or [first]
+    html = render_to_string("chatapp/_branch.html", {"messages": branch})
+    _publish_replacement(request, conversation.id, html, replaces=replaces)
+    return HttpResponse(html)
+
+
+def _publish_replacement(
+    request: AuthenticatedRequest, conversation_id: uuid.UUID, html: str, *, replaces: Message
+) -> None:
     live.publish_turn(
         conversation_id=conversation_id,
         html=html,
         tab=request.headers.get(TAB_HEADER, ""),
-        replaces=message.id,
+        replaces=replaces.pk,
     )
-    return HttpResponse(html)
+
+
+def _with_fields(exc: InvalidSettings) -> str:
+    """The settings' refusal with each field's own message (there is no panel to mark)."""
+    return " ".join([exc.message, *exc.errors.values()])
+
+
+def _edit_error(message: Message, text: str, status: int) -> HttpResponse:
+    """A refused edit, said in its form; what was typed stays there."""
+    response = HttpResponse(escape(text), status=status)
+    return reswap(retarget(response, f"#m-{message.pk} .edit-error"), "innerHTML")
 
 
 def _ensure_running(

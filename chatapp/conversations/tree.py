@@ -1,0 +1,144 @@
+"""The message tree (docs/ARCHITECTURE.md, "The message tree"): the one place that walks it.
+
+Each message has a parent; siblings are versions (an answer regenerated, a message edited);
+a conversation's thread is the path from the root to its `current_leaf`. Paths and subtrees
+are read with a recursive CTE in one query, on SQLite and PostgreSQL alike, never by loading
+the tree into Python: each step of a walk up is one primary-key lookup, and a page stops the
+walk after its `limit` rows, so a page costs the same at depth 5,000 as at depth 50 (S8).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import connection
+from django.db.models import Q
+
+from .models import Message, Versions
+
+# A walk up stops here whatever happens: the tree is acyclic by construction (a message's
+# parent is always older), and this bound keeps a corrupted row from looping a query.
+MAX_DEPTH = 1_000_000
+
+
+def _db(value: uuid.UUID) -> Any:
+    """A UUID as this database stores it (SQLite: hex text; PostgreSQL: uuid)."""
+    return Message._meta.get_field("id").get_db_prep_value(value, connection)
+
+
+def _table() -> str:
+    return connection.ops.quote_name(Message._meta.db_table)
+
+
+def _columns(fields: Sequence[str] | None) -> str:
+    quote = connection.ops.quote_name
+    if fields is None:
+        return "m.*"
+    names = ["id", *(name for name in fields if name != "id")]
+    columns = [getattr(Message._meta.get_field(name), "column", name) for name in names]
+    return ", ".join(f"m.{quote(str(column))}" for column in columns)
+
+
+def path(
+    *,
+    conversation_id: uuid.UUID,
+    leaf_id: uuid.UUID,
+    limit: int = MAX_DEPTH,
+    stop_at: uuid.UUID | None = None,
+    above: bool = False,
+    fields: Sequence[str] | None = None,
+) -> list[Message]:
+    """The path that ends at `leaf_id` (or, with `above`, at its parent), root first: at most
+    its last `limit` messages, and none above `stop_at` when it is on the path. `fields`
+    limits the columns read (the id is always read)."""
+    table = _table()
+    start = (
+        f"SELECT parent_id, 0 FROM {table} WHERE id = %s AND conversation_id = %s "
+        "AND parent_id IS NOT NULL"
+        if above
+        else f"SELECT id, 0 FROM {table} WHERE id = %s AND conversation_id = %s"
+    )
+    params: list[Any] = [_db(leaf_id), _db(conversation_id), min(limit, MAX_DEPTH)]
+    stop = ""
+    if stop_at is not None:
+        stop = " AND m.id <> %s"
+        params.append(_db(stop_at))
+    sql = (
+        f"WITH RECURSIVE walk(id, depth) AS ({start} UNION ALL "
+        f"SELECT m.parent_id, w.depth + 1 FROM {table} m JOIN walk w ON m.id = w.id "
+        f"WHERE m.parent_id IS NOT NULL AND w.depth + 1 < %s{stop}) "
+        f"SELECT {_columns(fields)} FROM walk JOIN {table} m ON m.id = walk.id "
+        "ORDER BY walk.depth DESC"
+    )
+    return list(Message.objects.raw(sql, params))
+
+
+def subtree(*, conversation_id: uuid.UUID, root_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
+    """The ids and statuses of `root_id` and everything under it."""
+    table = _table()
+    sql = (
+        f"WITH RECURSIVE sub(id) AS (SELECT id FROM {table} WHERE id = %s AND "
+        f"conversation_id = %s UNION SELECT m.id FROM {table} m JOIN sub s ON m.parent_id = s.id) "
+        f"SELECT m.id, m.status FROM sub JOIN {table} m ON m.id = sub.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_db(root_id), _db(conversation_id)])
+        return [(uuid.UUID(str(row[0])), row[1]) for row in cursor.fetchall()]
+
+
+def newest_leaf(*, conversation_id: uuid.UUID, under_id: uuid.UUID | None) -> uuid.UUID | None:
+    """The end of the branch most recently written under `under_id` (itself when nothing is
+    under it; None: in the whole conversation). The newest message of a subtree is always one
+    of its leaves: a message is always older than what follows it."""
+    rows = Message.objects.filter(conversation_id=conversation_id)
+    if under_id is None:
+        return rows.order_by("-created_at", "-id").values_list("id", flat=True).first()
+    table = _table()
+    sql = (
+        f"WITH RECURSIVE sub(id) AS (SELECT id FROM {table} WHERE id = %s AND "
+        f"conversation_id = %s UNION SELECT m.id FROM {table} m JOIN sub s ON m.parent_id = s.id) "
+        f"SELECT m.id FROM sub JOIN {table} m ON m.id = sub.id "
+        "ORDER BY m.created_at DESC, m.id DESC LIMIT 1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_db(under_id), _db(conversation_id)])
+        row = cursor.fetchone()
+    return uuid.UUID(str(row[0])) if row else None
+
+
+def with_versions(messages: Iterable[Message]) -> None:
+    """Set `versions` on each message that has siblings, in one query for them all."""
+    messages = list(messages)
+    if not messages:
+        return
+    parents = {m.parent_id for m in messages}
+    known = [p for p in parents if p is not None]
+    which = Q(parent_id__in=known)
+    if None in parents:
+        which |= Q(parent__isnull=True)
+    siblings: dict[uuid.UUID | None, list[uuid.UUID]] = {}
+    rows = (
+        Message.objects.filter(which, conversation_id=messages[0].conversation_id)
+        .order_by("created_at", "id")
+        .values_list("parent_id", "id")
+    )
+    for parent_id, message_id in rows:
+        siblings.setdefault(parent_id, []).append(message_id)
+    for message in messages:
+        ids = siblings.get(message.parent_id, [])
+        if len(ids) < 2 or message.pk not in ids:
+            message.versions = None
+            continue
+        at = ids.index(message.pk)
+        message.versions = Versions(
+            position=at + 1,
+            count=len(ids),
+            previous_id=ids[at - 1] if at > 0 else None,
+            next_id=ids[at + 1] if at + 1 < len(ids) else None,
+        )
+
+
+def has_children(message_id: uuid.UUID) -> bool:
+    return Message.objects.filter(parent_id=message_id).exists()
