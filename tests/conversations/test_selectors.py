@@ -7,6 +7,7 @@ new chat starts from."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import timedelta
 
@@ -50,7 +51,7 @@ def make_messages(conversation: Conversation, count: int, **fields) -> list[Mess
         )
         for i in range(count)
     ]
-    for before, after in zip(messages, messages[1:], strict=False):
+    for before, after in itertools.pairwise(messages):
         after.parent_id = before.pk
     Message.objects.bulk_create(messages)
     if messages:

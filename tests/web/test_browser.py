@@ -163,7 +163,9 @@ def test_hostile_text_stays_inert(page, aimlapi):
         )
     )
     send(page, "<img src=x onerror=alert('user')>")
-    expect(page.locator("article.msg-user .msg-text")).to_have_text("<img src=x onerror=alert('user')>")
+    expect(page.locator("article.msg-user .msg-text")).to_have_text(
+        "<img src=x onerror=alert('user')>"
+    )
     body = answer(page).locator(".msg-body")
     expect(body).to_contain_text("<script>alert('model')</script>")
     assert body.locator("img, script").count() == 0
