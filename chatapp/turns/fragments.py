@@ -13,9 +13,14 @@ from chatapp.conversations.models import Message
 from .protocol import StreamEnd, terminal_event
 
 
-def message_fragment(message: Message, *, is_last: bool = True, shell: bool = False) -> str:
-    """The final HTML of a message, as the conversation page shows it; a `shell` has an empty
-    body marked `data-shell`, into which the page moves the blocks it already shows."""
+def message_fragment(
+    message: Message, *, is_last: bool = True, shell: bool = False, read_versions: bool = True
+) -> str:
+    """The final HTML of a message, as the conversation page shows it, "2 / 3" included (one
+    query, unless the caller has read its versions); a `shell` has an empty body marked
+    `data-shell`, into which the page moves the blocks it already shows."""
+    if read_versions:
+        tree.with_versions([message])
     return render_to_string(
         "chatapp/_message.html",
         {"message": message, "is_last": is_last, "live": True, "shell": shell},
@@ -27,11 +32,11 @@ def stream_end(message: Message) -> StreamEnd:
     blocks a stream showed are exactly the final ones: not when a link cites a reference
     defined further down (rendering.render_markdown reads those first)."""
     shell = bool(message.content) and not rendering.has_reference_definitions(message.content)
-    tree.with_versions([message])  # "2 / 3" stays on an answer as it ends
+    tree.with_versions([message])
     return {
         "type": "stream.end",
         "event": terminal_event(message.status),
-        "html": message_fragment(message),
-        "shell": message_fragment(message, shell=True) if shell else "",
+        "html": message_fragment(message, read_versions=False),
+        "shell": message_fragment(message, shell=True, read_versions=False) if shell else "",
         "end": len(message.content),
     }

@@ -265,7 +265,7 @@
   document.addEventListener("htmx:beforeSwap", function (evt) {
     const elt = evt.detail.requestConfig && evt.detail.requestConfig.elt;
     const target = evt.detail.target;
-    if (!evt.detail.shouldSwap || !elt || !elt.closest || !elt.closest("[data-branch]")) return;
+    if (!evt.detail.shouldSwap || !elt || !elt.matches || !elt.matches("[data-branch]")) return;
     if (!target || !target.matches || !target.matches("#thread article.msg")) return;
     dropAfter(target);
   });
@@ -1082,6 +1082,28 @@
       evt.stopPropagation();
     });
   }
+
+  // --- Confirmations ----------------------------------------------------------------------
+
+  // hx-confirm asks in the page's own dialog (chat.html): keyboard and screen-reader friendly,
+  // styled, and Cancel has the focus, so Enter does not delete anything by accident.
+  document.addEventListener("htmx:confirm", function (evt) {
+    const question = evt.detail.question;
+    const dialog = document.getElementById("confirm");
+    if (!question || !dialog || typeof dialog.showModal !== "function") return;
+    evt.preventDefault();
+    document.getElementById("confirm-text").textContent = question;
+    dialog.returnValue = "";
+    dialog.addEventListener(
+      "close",
+      function () {
+        if (dialog.returnValue === "ok") evt.detail.issueRequest(true);
+      },
+      { once: true }
+    );
+    dialog.showModal();
+    dialog.querySelector("button[value=cancel]").focus();
+  });
 
   // --- Editing a message ------------------------------------------------------------------
 
