@@ -3,9 +3,12 @@ rules come out under the new ones, and nothing else changes."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -92,3 +95,57 @@ def test_titles_lose_control_and_format_characters(old_database):
         "New chat",
         "👨\u200d👩\u200d👧 family",
     ]
+
+
+def test_each_conversation_becomes_one_path_and_retried_answers_become_earlier_versions(
+    old_database,
+):
+    """A copy of a populated database as 0006 left it: two conversations, one with a retried
+    answer (superseded) and messages whose old parents were wrong or missing."""
+    apps = migrate([("chatapp", "0006_presets")])
+    User = apps.get_model("auth", "User")
+    Conversation = apps.get_model("chatapp", "Conversation")
+    Message = apps.get_model("chatapp", "Message")
+    owner = User.objects.create(username="old")
+    start = timezone.now() - timedelta(days=3)
+
+    def add(conversation, role, content, seconds, **fields):
+        fields.setdefault("status", "complete")
+        return Message.objects.create(
+            conversation=conversation,
+            role=role,
+            content=content,
+            created_at=start + timedelta(seconds=seconds),
+            **fields,
+        )
+
+    chat = Conversation.objects.create(owner=owner, route="aimlapi", model="m")
+    q1 = add(chat, "user", "q1", 1)
+    retried = add(chat, "assistant", "", 2, superseded=True, status="failed")
+    a1 = add(chat, "assistant", "a1", 3)
+    q2 = add(chat, "user", "q2", 4)  # its old parent left unset
+    a2 = add(chat, "assistant", "a2", 5, parent=q1)  # and one that pointed wrong
+    empty = Conversation.objects.create(owner=owner, route="aimlapi", model="m")
+    other = Conversation.objects.create(owner=owner, route="aimlapi", model="m")
+    lone = add(other, "user", "only", 1)
+
+    apps = migrate([("chatapp", "0007_message_tree")])
+    Conversation = apps.get_model("chatapp", "Conversation")
+    Message = apps.get_model("chatapp", "Message")
+    parents = dict(Message.objects.values_list("id", "parent_id"))
+    assert parents == {
+        q1.id: None,
+        retried.id: q1.id,  # a version of a1 now: "1 / 2"
+        a1.id: q1.id,
+        q2.id: a1.id,
+        a2.id: q2.id,
+        lone.id: None,
+    }
+    leaves = dict(Conversation.objects.values_list("id", "current_leaf_id"))
+    assert leaves == {chat.id: a2.id, empty.id: None, other.id: lone.id}
+    assert Message.objects.count() == 6  # nothing lost
+
+    apps = migrate([("chatapp", "0006_presets")])  # and back again
+    Message = apps.get_model("chatapp", "Message")
+    superseded = set(Message.objects.filter(superseded=True).values_list("id", flat=True))
+    assert superseded == {retried.id}
