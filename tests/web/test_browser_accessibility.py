@@ -57,3 +57,30 @@ def test_the_chat_and_its_settings_have_no_serious_violation(page, aimlapi, sche
     expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
     assert serious(page) == []
     assert PASSWORD  # the account logged in with the suite's password
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_versions_edit_the_model_menu_and_the_confirmation_have_no_serious_violation(
+    page, aimlapi, scheme
+):
+    page.emulate_media(color_scheme=scheme)
+    log_in(page)
+    aimlapi.enqueue(Reply([Text("One.")]))
+    send(page, "Answer twice")
+    done = page.locator("article.msg-assistant:not(.msg-active)")
+    expect(done.locator(".msg-meta")).to_be_visible()
+    aimlapi.enqueue(Reply([Text("Two.")]))
+    done.get_by_role("button", name="Regenerate").click()
+    expect(done.locator(".version-count")).to_have_text("2 / 2")
+    assert serious(page) == []
+    done.get_by_label("Regenerate with another model").click()
+    expect(done.locator(".regenerate-menu li").first).to_be_visible()
+    assert serious(page) == []
+    page.keyboard.press("Escape")
+    page.locator("article.msg-user").get_by_role("button", name="Edit").click()
+    expect(page.get_by_role("textbox", name="Edit message")).to_be_focused()
+    assert serious(page) == []
+    page.keyboard.press("Escape")
+    page.locator("article.msg-user").get_by_role("button", name="Delete turn").click()
+    expect(page.get_by_role("dialog", name="Are you sure?")).to_be_visible()
+    assert serious(page) == []

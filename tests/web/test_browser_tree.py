@@ -251,3 +251,22 @@ def test_an_answer_regenerated_mid_thread_resumes_on_its_branch_after_a_reload(
     aimlapi.release("mid")
     expect(finished(viewer).locator(".msg-body")).to_have_text("Resumed on its branch.")
     expect(finished(viewer).locator(".version-count")).to_have_text("2 / 2")
+
+
+def test_stop_and_continue_work_on_a_regenerated_version(page, aimlapi):
+    two_turns(page, aimlapi)
+    aimlapi.enqueue(Reply([Text("Cut "), Gate("never")]))
+    answers(page).first.get_by_role("button", name="Regenerate").click()
+    expect(answers(page).first.locator(".msg-tail")).to_have_text("Cut ")
+    page.get_by_role("button", name="Stop").click()
+    expect(finished(page).locator(".msg-note")).to_have_text("Stopped.")
+    expect(finished(page).locator(".version-count")).to_have_text("2 / 2")
+
+    aimlapi.enqueue(Reply([Text("short.")]))
+    finished(page).get_by_role("button", name="Continue").click()
+    expect(finished(page).locator(".msg-body")).to_have_text("Cut short.")
+    expect(finished(page).locator(".version-count")).to_have_text("2 / 2")
+    # The other version is untouched, with the turn that followed it.
+    finished(page).get_by_role("button", name="Previous version").click()
+    expect(answers(page)).to_have_count(2)
+    expect(answers(page).first.locator(".msg-body")).to_have_text("First answer.")
