@@ -36,6 +36,8 @@ class Conversation(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
     )
     title = models.CharField(max_length=200, blank=True)
+    # The person named it (Rename): no automatic title replaces theirs.
+    title_locked = models.BooleanField(default=False)
     route = models.CharField(max_length=32)
     model = models.CharField(max_length=200)
     system_prompt = models.TextField(blank=True)
@@ -43,6 +45,11 @@ class Conversation(models.Model):
     # providers.params.PARAMETERS; a parameter left empty is absent, and is not sent.
     settings = models.JSONField(default=dict, blank=True)
     pinned = models.BooleanField(default=False)
+    # Out of the sidebar, in the Archived list; search still finds it.
+    archived = models.BooleanField(default=False)
+    # Where an imported conversation came from ("chatgpt:<id>", "openwebui:<id>", "chatapp:<id>"):
+    # importing the same file twice finds it instead of adding a copy. Empty: made here.
+    origin = models.CharField(max_length=200, blank=True)
     # The end of the branch shown and sent (docs/ARCHITECTURE.md, "The message tree"): the
     # thread is the path from the root to this message. None only while there is no message.
     current_leaf = models.ForeignKey(
@@ -54,7 +61,14 @@ class Conversation(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        indexes = [models.Index(fields=["owner", "-pinned", "-updated_at"], name="sidebar")]
+        indexes = [
+            models.Index(fields=["owner", "archived", "-pinned", "-updated_at"], name="sidebar")
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "origin"], condition=~Q(origin=""), name="one_import_per_origin"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.title or "New chat"
