@@ -101,8 +101,9 @@ def thread_page(
     leaf), or the `limit` before the message `before` names, oldest first, each with its
     versions and images.
 
-    One walk up the tree that stops after the page (conversations.tree): the cost of a page
-    does not grow with the length of the conversation or the number of its branches (S8).
+    One walk up the tree that stops after the page, versions included (conversations.tree),
+    and one query for the images: the cost of a page does not grow with the length of the
+    conversation or the number of its branches (S8).
     """
     if before:
         page = tree.path(
@@ -110,17 +111,20 @@ def thread_page(
             leaf_id=_message_cursor(before),
             above=True,
             limit=limit + 1,
+            versions=True,
         )
     elif conversation.current_leaf_id is not None:
         page = tree.path(
-            conversation_id=conversation.id, leaf_id=conversation.current_leaf_id, limit=limit + 1
+            conversation_id=conversation.id,
+            leaf_id=conversation.current_leaf_id,
+            limit=limit + 1,
+            versions=True,
         )
     else:
         page = []
     has_older = len(page) > limit
     page = page[-limit:] if has_older else page
     prefetch_related_objects(page, _IMAGE_LINKS)
-    tree.with_versions(page)
     if page and not before:
         page[-1].is_last = True
     cursor = page[0].id.hex if has_older else None
@@ -140,11 +144,11 @@ def branch_from(*, conversation: Conversation, first_id: uuid.UUID) -> list[Mess
         leaf_id=leaf,
         stop_at=first_id,
         limit=THREAD_PAGE_SIZE,
+        versions=True,
     )
     if not rows or rows[0].pk != first_id:
         return None
     prefetch_related_objects(rows, _IMAGE_LINKS)
-    tree.with_versions(rows)
     rows[-1].is_last = True
     return rows
 
@@ -158,7 +162,11 @@ def branch_after(
     if leaf is None or leaf == parent_id:
         return []
     rows = tree.path(
-        conversation_id=conversation.id, leaf_id=leaf, stop_at=parent_id, limit=THREAD_PAGE_SIZE + 1
+        conversation_id=conversation.id,
+        leaf_id=leaf,
+        stop_at=parent_id,
+        limit=THREAD_PAGE_SIZE + 1,
+        versions=True,
     )
     if parent_id is not None:
         if not rows or rows[0].pk != parent_id:
@@ -167,7 +175,6 @@ def branch_after(
     elif rows and rows[0].parent_id is not None:
         return None
     prefetch_related_objects(rows, _IMAGE_LINKS)
-    tree.with_versions(rows)
     if rows:
         rows[-1].is_last = True
     return rows

@@ -16,6 +16,8 @@ from typing import Any
 from django.db import connection
 from django.db.models import Q
 
+from chatapp.attachments.models import Attachment, MessageAttachment
+
 from .models import Message, Versions
 
 # A walk up stops here whatever happens: the tree is acyclic by construction (a message's
@@ -33,9 +35,11 @@ def _table() -> str:
 
 
 def _columns(fields: Sequence[str] | None) -> str:
+    """The model's own columns, not `m.*`: PostgreSQL's table also holds the search index's
+    tsvector (conversations/search.py), which a page has no use for."""
     quote = connection.ops.quote_name
     if fields is None:
-        return "m.*"
+        fields = [f.name for f in Message._meta.concrete_fields]
     names = ["id", *(name for name in fields if name != "id")]
     columns = [getattr(Message._meta.get_field(name), "column", name) for name in names]
     return ", ".join(f"m.{quote(str(column))}" for column in columns)
@@ -49,30 +53,103 @@ def path(
     stop_at: uuid.UUID | None = None,
     above: bool = False,
     fields: Sequence[str] | None = None,
+    versions: bool = False,
 ) -> list[Message]:
     """The path that ends at `leaf_id` (or, with `above`, at its parent), root first: at most
     its last `limit` messages, and none above `stop_at` when it is on the path. `fields`
-    limits the columns read (the id is always read)."""
+    limits the columns read (the id is always read); `versions` sets each message's
+    `versions` in the same query (a page needs them).
+
+    The walk starts from the primary key alone and the conversation is checked on the rows
+    it returns: a start row filtered by both let PostgreSQL, on fresh statistics, choose the
+    conversation's index and read every message of it first (S8: 18 ms instead of 10)."""
     table = _table()
     start = (
-        f"SELECT parent_id, 0 FROM {table} WHERE id = %s AND conversation_id = %s "
-        "AND parent_id IS NOT NULL"
+        f"SELECT parent_id, 0 FROM {table} WHERE id = %s AND parent_id IS NOT NULL"
         if above
-        else f"SELECT id, 0 FROM {table} WHERE id = %s AND conversation_id = %s"
+        else f"SELECT id, 0 FROM {table} WHERE id = %s"
     )
-    params: list[Any] = [_db(leaf_id), _db(conversation_id), min(limit, MAX_DEPTH)]
+    params: list[Any] = [_db(leaf_id), min(limit, MAX_DEPTH)]
     stop = ""
     if stop_at is not None:
         stop = " AND m.id <> %s"
         params.append(_db(stop_at))
+    params.append(_db(conversation_id))
+    extra = f", {_VERSION_COLUMNS.format(table=table)}" if versions else ""
     sql = (
         f"WITH RECURSIVE walk(id, depth) AS ({start} UNION ALL "
         f"SELECT m.parent_id, w.depth + 1 FROM {table} m JOIN walk w ON m.id = w.id "
         f"WHERE m.parent_id IS NOT NULL AND w.depth + 1 < %s{stop}) "
-        f"SELECT {_columns(fields)} FROM walk JOIN {table} m ON m.id = walk.id "
-        "ORDER BY walk.depth DESC"
+        f"SELECT {_columns(fields)}{extra} FROM walk JOIN {table} m ON m.id = walk.id "
+        "WHERE m.conversation_id = %s ORDER BY walk.depth DESC"
     )
-    return list(Message.objects.raw(sql, params))
+    rows = list(Message.objects.raw(sql, params))
+    if versions:
+        for row in rows:
+            row.versions = _versions_of(row)
+    return rows
+
+
+def _siblings(condition: str = "", select: str = "COUNT(*)", order: str = "") -> str:
+    """A subquery over a path row's siblings (by its parent; at the root, by conversation),
+    each form on its own index."""
+    return (
+        "CASE WHEN m.parent_id IS NULL THEN "
+        f"(SELECT {select} FROM {{table}} s WHERE s.conversation_id = m.conversation_id "
+        f"AND s.parent_id IS NULL{condition}{order}) "
+        f"ELSE (SELECT {select} FROM {{table}} s WHERE s.parent_id = m.parent_id"
+        f"{condition}{order}) END"
+    )
+
+
+_BEFORE = " AND (s.created_at < m.created_at OR (s.created_at = m.created_at AND s.id < m.id))"
+_AFTER = " AND (s.created_at > m.created_at OR (s.created_at = m.created_at AND s.id > m.id))"
+# "2 / 3" and the versions either side, for each message of a path, in its own query.
+_VERSION_COLUMNS = ", ".join(
+    [
+        _siblings() + " AS v_count",
+        _siblings(_BEFORE) + " AS v_before",
+        _siblings(_BEFORE, "s.id", " ORDER BY s.created_at DESC, s.id DESC LIMIT 1")
+        + " AS v_previous",
+        _siblings(_AFTER, "s.id", " ORDER BY s.created_at, s.id LIMIT 1") + " AS v_next",
+    ]
+)
+
+
+def _versions_of(row: Message) -> Versions | None:
+    count = int(getattr(row, "v_count", 0) or 0)
+    if count < 2:
+        return None
+    previous, following = getattr(row, "v_previous", None), getattr(row, "v_next", None)
+    return Versions(
+        position=int(getattr(row, "v_before", 0) or 0) + 1,
+        count=count,
+        previous_id=uuid.UUID(str(previous)) if previous else None,
+        next_id=uuid.UUID(str(following)) if following else None,
+    )
+
+
+def totals(*, conversation_id: uuid.UUID, leaf_id: uuid.UUID) -> tuple[int, int, int]:
+    """The characters of text, and the images (count, bytes) of the path that ends at
+    `leaf_id`: summed in the database, so that a deep thread's text never crosses into Python
+    (S8: a turn in a 3,750-deep conversation with images read 41 ms of path text)."""
+    table = _table()
+    links = connection.ops.quote_name(MessageAttachment._meta.db_table)
+    attachments = connection.ops.quote_name(Attachment._meta.db_table)
+    sql = (
+        f"WITH RECURSIVE walk(id, depth) AS (SELECT id, 0 FROM {table} WHERE id = %s "
+        f"UNION ALL SELECT m.parent_id, w.depth + 1 FROM {table} m JOIN walk w ON m.id = w.id "
+        f"WHERE m.parent_id IS NOT NULL AND w.depth + 1 < %s), "
+        f"on_path AS (SELECT m.id, LENGTH(m.content) AS chars FROM walk "
+        f"JOIN {table} m ON m.id = walk.id WHERE m.conversation_id = %s) "
+        f"SELECT (SELECT COALESCE(SUM(chars), 0) FROM on_path), COUNT(a.id), "
+        f"COALESCE(SUM(a.byte_size), 0) FROM on_path p JOIN {links} l ON l.message_id = p.id "
+        f"JOIN {attachments} a ON a.id = l.attachment_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_db(leaf_id), MAX_DEPTH, _db(conversation_id)])
+        chars, count, size = cursor.fetchone()
+    return int(chars or 0), int(count or 0), int(size or 0)
 
 
 def subtree(*, conversation_id: uuid.UUID, root_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
@@ -98,7 +175,8 @@ def newest_leaf(*, conversation_id: uuid.UUID, under_id: uuid.UUID | None) -> uu
     table = _table()
     sql = (
         f"WITH RECURSIVE sub(id) AS (SELECT id FROM {table} WHERE id = %s AND "
-        f"conversation_id = %s UNION SELECT m.id FROM {table} m JOIN sub s ON m.parent_id = s.id) "
+        f"conversation_id = %s UNION ALL "
+        f"SELECT m.id FROM {table} m JOIN sub s ON m.parent_id = s.id) "
         f"SELECT m.id FROM sub JOIN {table} m ON m.id = sub.id "
         "ORDER BY m.created_at DESC, m.id DESC LIMIT 1"
     )

@@ -95,18 +95,12 @@ def check_images_fit(
     are not sent, and a text-only conversation costs one indexed query here."""
     end = conversation.current_leaf_id if isinstance(thread_end_id, str) else thread_end_id
     earlier_count, earlier_bytes, text_chars = 0, 0, 0
-    if end is not None:
-        links = list(
-            MessageAttachment.objects.filter(message__conversation=conversation).values_list(
-                "message_id", "attachment__byte_size"
-            )
+    if end is not None and (
+        new_images or MessageAttachment.objects.filter(message__conversation=conversation).exists()
+    ):
+        text_chars, earlier_count, earlier_bytes = tree.totals(
+            conversation_id=conversation.id, leaf_id=end
         )
-        if links:
-            path = tree.path(conversation_id=conversation.id, leaf_id=end, fields=["content"])
-            on_path = {message.pk for message in path}
-            sizes = [size for message_id, size in links if message_id in on_path]
-            earlier_count, earlier_bytes = len(sizes), sum(sizes)
-            text_chars = sum(len(message.content) for message in path)
     if (new_images or earlier_count) and not spec.vision:
         if new_images:
             raise ServiceError(

@@ -6,6 +6,9 @@ from django.http import HttpResponse
 from django.template.loader import render_to_string
 from django_htmx.http import reswap, retarget
 
+from chatapp.conversations import selectors
+from chatapp.conversations.models import Conversation
+
 from .requests import AuthenticatedRequest
 from .settings_panel import SettingsForm, settings_feedback
 
@@ -30,3 +33,14 @@ def composer_error(
 def plain_error(message: str, status: int) -> HttpResponse:
     """A refusal as plain text (the upload XHR shows it as text)."""
     return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+
+
+def whole_thread(request: AuthenticatedRequest, conversation: Conversation) -> HttpResponse:
+    """The thread's first page in place of all it shows: what a version switch or a deleted
+    turn answers with when the branch that follows is longer than a page."""
+    html = render_to_string(
+        "chatapp/_thread_page.html",
+        {"conversation": conversation, "page": selectors.thread_page(conversation=conversation)},
+        request=request,
+    )
+    return reswap(retarget(HttpResponse(html), "#thread"), "innerHTML")

@@ -10,13 +10,13 @@ import uuid
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRefresh
 
 from chatapp.conversations import selectors, services
 from chatapp.conversations.models import Message
 from chatapp.providers import catalog
 
 from ..requests import AuthenticatedRequest
+from ..responses import whole_thread
 
 
 @require_GET
@@ -65,7 +65,7 @@ def message_show(
     conversation = services.branch_show(conversation=message.conversation, message=message)
     branch = selectors.branch_from(conversation=conversation, first_id=message.pk)
     if branch is None:
-        return HttpResponseClientRefresh()  # longer than a page: the page shows its end
+        return whole_thread(request, conversation)  # longer than a page: show its end
     return render(request, "chatapp/_branch.html", {"messages": branch})
 
 

@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import escape
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseClientRefresh, HttpResponseLocation, reswap, retarget
+from django_htmx.http import HttpResponseLocation, reswap, retarget
 
 from chatapp.conversations import selectors
 from chatapp.conversations.models import Conversation, Message
@@ -27,7 +27,7 @@ from chatapp.turns.workers import WORKER_ID
 
 from ..forms import ComposerForm, EditForm
 from ..requests import AuthenticatedRequest
-from ..responses import composer_error
+from ..responses import composer_error, whole_thread
 from ..settings_panel import SettingsForm
 
 
@@ -172,7 +172,7 @@ def turn_delete(
         return composer_error(exc.message, exc.status)
     branch = selectors.branch_after(conversation=conversation, parent_id=message.parent_id)
     if branch is None:
-        return HttpResponseClientRefresh()
+        return whole_thread(request, conversation)
     html = render_to_string("chatapp/_branch.html", {"messages": branch})
     _publish_replacement(request, conversation.id, html, replaces=message)
     return HttpResponse(html)
