@@ -100,20 +100,27 @@ def seed() -> dict[str, Any]:
     from django.utils import timezone
 
     start = timezone.now() - timedelta(days=1)
-    Message.objects.bulk_create(
-        Message(
-            conversation=conversation,
-            role="user" if i % 2 == 0 else "assistant",
-            content=QUESTIONS[i % 3] if i % 2 == 0 else ANSWERS[i % 3],
-            content_html="" if i % 2 == 0 else html[ANSWERS[i % 3]],
-            html_version=rendering.RENDERER_VERSION,
-            status="complete",
-            route="aimlapi",
-            model="google/gemini-2.5-flash",
-            created_at=start + timedelta(seconds=i),
+    # One path (docs/ARCHITECTURE.md, "The message tree"): each message follows the one
+    # before it and the last is the current leaf: the branch shown holds all 500.
+    rows: list[Message] = []
+    for i in range(500):
+        rows.append(
+            Message(
+                id=uuid.uuid4(),
+                conversation=conversation,
+                parent_id=rows[-1].pk if rows else None,
+                role="user" if i % 2 == 0 else "assistant",
+                content=QUESTIONS[i % 3] if i % 2 == 0 else ANSWERS[i % 3],
+                content_html="" if i % 2 == 0 else html[ANSWERS[i % 3]],
+                html_version=rendering.RENDERER_VERSION,
+                status="complete",
+                route="aimlapi",
+                model="google/gemini-2.5-flash",
+                created_at=start + timedelta(seconds=i),
+            )
         )
-        for i in range(500)
-    )
+    Message.objects.bulk_create(rows)
+    Conversation.objects.filter(pk=conversation.pk).update(current_leaf_id=rows[-1].pk)
     return {"username": username, "conversation": str(conversation.id)}
 
 

@@ -123,6 +123,31 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 _verdict(ok),
             )
         )
+        switches, turns = history.get("version_switch"), history.get("turn_start")
+        if switches and turns:
+            # Each direction on its own: switching back to the main path near the root walks
+            # the whole tree below, switching away from it a short branch.
+            slowest = max(
+                case[way]["ms_p50"] for case in switches.values() for way in ("to_other", "to_main")
+            )
+            ok = slowest <= 30 and turns["equal"]
+            rows.append(
+                (
+                    f"message tree ({history.get('branch_points')} branch points)",
+                    "switching a version ≤ 30 ms; a turn at any depth costs the queries of a "
+                    "fresh conversation's",
+                    "switch p50 (to the older version / back to the main one) "
+                    + ", ".join(
+                        f"{name} {case['to_other']['ms_p50']} / {case['to_main']['ms_p50']} ms"
+                        + (" (thread)" if case["to_main"]["response"] == "thread" else "")
+                        for name, case in switches.items()
+                    )
+                    + f"; turn_start {turns['deep']['queries']} queries at depth "
+                    f"{turns['deep']['follows_depth']:,}, {turns['fresh']['queries']} in a fresh "
+                    "conversation",
+                    _verdict(ok),
+                )
+            )
     browser = results.get("S9")
     if browser:
         normal, slow = browser["normal"], browser["throttled_4x"]
@@ -247,6 +272,43 @@ def render(results: dict[str, Any], chart: Path | None = None) -> str:
             f"| {name} | {p['ms_p50']} | {p['ms_max']} | {p['bytes']} | {p['queries']} |"
             for name, p in rows
         ]
+        switches = history.get("version_switch")
+        if switches:
+            lines += [
+                "",
+                f"Switching a version (POST message-show, server time; {history['conversation_messages']:,} "
+                f"messages, main path {history['main_path']:,}, {history['branch_points']} branch "
+                "points). *thread*: the branch below is longer than a page, so the view answers "
+                "with the thread's last page in place of all it shows (timed here).",
+                "",
+                "| fork | depth | main path from it | switch to | response | ms p50 | ms max | bytes | queries |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
+            for name, case in switches.items():
+                for target, label in (("to_other", "older version"), ("to_main", "main version")):
+                    t = case[target]
+                    lines.append(
+                        f"| {name} | {case['depth']:,} | {case['main_below']:,} | {label} | "
+                        f"{t['response']} | {t['ms_p50']} | {t['ms_max']} | {t['bytes']} | "
+                        f"{t['queries']} |"
+                    )
+        turns = history.get("turn_start")
+        if turns:
+            lines += [
+                "",
+                "`turns.services.turn_start` (the service alone, no run):",
+                "",
+                "| turn follows | depth | queries | ms p50 | ms max |",
+                "|---|---|---|---|---|",
+            ]
+            for name, label in (
+                ("deep", "the long conversation's leaf"),
+                ("fresh", "a fresh conversation's first turn"),
+            ):
+                t = turns[name]
+                lines.append(
+                    f"| {label} | {t['follows_depth']:,} | {t['queries']} | {t['ms_p50']} | {t['ms_max']} |"
+                )
     stop = results.get("S4")
     if stop:
         lines += ["", "## Stop and disconnect (S4)", "", f"```\n{stop}\n```"]

@@ -133,7 +133,12 @@ class Message(models.Model):
     # Siblings are versions: answers regenerated, messages edited. A turn is deleted with its
     # subtree in one statement (conversations.tree), never child by child here.
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.DO_NOTHING, related_name="children"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name="children",
+        db_index=False,  # the "children" index leads with it
     )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
@@ -181,6 +186,9 @@ class Message(models.Model):
         ordering = ["created_at", "id"]
         indexes = [
             models.Index(fields=["conversation", "created_at", "id"], name="thread"),
+            # A message's versions in order, and a subtree's walk down, from the index alone:
+            # the walk carries created_at to find the newest leaf (conversations/tree.py).
+            models.Index(fields=["parent", "created_at", "id"], name="children"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -174,11 +174,10 @@ def newest_leaf(*, conversation_id: uuid.UUID, under_id: uuid.UUID | None) -> uu
         return rows.order_by("-created_at", "-id").values_list("id", flat=True).first()
     table = _table()
     sql = (
-        f"WITH RECURSIVE sub(id) AS (SELECT id FROM {table} WHERE id = %s AND "
-        f"conversation_id = %s UNION ALL "
-        f"SELECT m.id FROM {table} m JOIN sub s ON m.parent_id = s.id) "
-        f"SELECT m.id FROM sub JOIN {table} m ON m.id = sub.id "
-        "ORDER BY m.created_at DESC, m.id DESC LIMIT 1"
+        f"WITH RECURSIVE sub(id, created_at) AS (SELECT id, created_at FROM {table} "
+        f"WHERE id = %s AND conversation_id = %s UNION ALL "
+        f"SELECT m.id, m.created_at FROM {table} m JOIN sub s ON m.parent_id = s.id) "
+        "SELECT id FROM sub ORDER BY created_at DESC, id DESC LIMIT 1"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [_db(under_id), _db(conversation_id)])
