@@ -775,6 +775,13 @@ def render_plain(text: str) -> SafeString:
     return escape(text)
 
 
+def render_marked(text: str, start: str, end: str) -> SafeString:
+    """Escaped text in which the spans between `start` and `end` (characters a search engine
+    put around matched words) become <mark>: the only markup added, after escaping."""
+    cleaned = escape(text)
+    return mark_safe(cleaned.replace(escape(start), "<mark>").replace(escape(end), "</mark>"))
+
+
 def answer_html(text: str, cached_html: str, cached_version: int) -> SafeString:
     """An answer's HTML: the copy rendered (by `render_markdown`) when the answer finished, if
     it was made by this version of the renderer, else a fresh rendering.

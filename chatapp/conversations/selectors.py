@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, tzinfo
 from typing import TYPE_CHECKING
 
 from django.db.models import Prefetch, Q, prefetch_related_objects
 from django.http import Http404
+from django.utils import timezone as dt_timezone
 
 from chatapp.attachments.models import MessageAttachment
 from chatapp.providers import catalog
@@ -56,35 +57,100 @@ SIDEBAR_PAGE_SIZE = 50
 
 
 @dataclass(frozen=True, slots=True)
+class SidebarGroup:
+    label: str  # "Pinned", "Today", "Yesterday", "Previous 7 days", "Previous 30 days", "May 2026"
+    conversations: list[Conversation]
+
+
+@dataclass(frozen=True, slots=True)
 class SidebarPage:
     conversations: list[Conversation]
     # The cursor for the next (older) page, or None when there is no more.
     more_cursor: str | None
+    groups: list[SidebarGroup] = field(default_factory=list)
 
 
 def sidebar_page(
-    *, owner: User, before: str | None = None, limit: int = SIDEBAR_PAGE_SIZE
+    *,
+    owner: User,
+    before: str | None = None,
+    limit: int = SIDEBAR_PAGE_SIZE,
+    archived: bool = False,
+    today: date | None = None,
+    zone: tzinfo | None = None,
 ) -> SidebarPage:
-    """The person's conversations for the sidebar: pinned ones first (first page only), then
-    the others by last activity, newest first, `limit` at a time.
+    """The person's conversations for the sidebar (or, with `archived`, the Archived list):
+    pinned ones first, then the others by last activity, newest first, `limit` at a time, in
+    date groups ("Today", "Yesterday", ... in the person's time zone `zone`).
 
-    Keyset pagination and only the columns the sidebar shows: a person with thousands of
-    conversations gets the same small page (measured in bench/, S8).
+    One keyset over (pinned, last activity, id) and only the columns the sidebar shows: every
+    pinned conversation is reached however many there are, and a person with thousands of
+    conversations gets the same small page in one query (S8).
     """
-    rows = Conversation.objects.filter(owner=owner).only("id", "title", "pinned", "updated_at")
-    pinned: list[Conversation] = []
+    rows = Conversation.objects.filter(owner=owner, archived=archived).only(
+        "id", "title", "pinned", "updated_at", "archived"
+    )
     if before:
-        updated_at, conversation_id = _parse_cursor(before)
-        rows = rows.filter(
-            Q(updated_at__lt=updated_at) | Q(updated_at=updated_at, id__lt=conversation_id)
+        pinned, updated_at, conversation_id = _parse_sidebar_cursor(before)
+        later = Q(updated_at__lt=updated_at) | Q(updated_at=updated_at, id__lt=conversation_id)
+        rows = (
+            rows.filter((Q(pinned=True) & later) | Q(pinned=False))
+            if pinned
+            else rows.filter(Q(pinned=False) & later)
         )
-    else:
-        pinned = list(rows.filter(pinned=True).order_by("-updated_at", "-id")[:limit])
-    recent = list(rows.filter(pinned=False).order_by("-updated_at", "-id")[: limit + 1])
-    more = len(recent) > limit
-    recent = recent[:limit]
-    cursor = _cursor(recent[-1].updated_at, recent[-1].id) if more else None
-    return SidebarPage(conversations=pinned + recent, more_cursor=cursor)
+    page = list(rows.order_by("-pinned", "-updated_at", "-id")[: limit + 1])
+    more = len(page) > limit
+    page = page[:limit]
+    last = page[-1] if page else None
+    cursor = (
+        f"{'p' if last.pinned else 'u'}{_cursor(last.updated_at, last.id)}"
+        if more and last is not None
+        else None
+    )
+    return SidebarPage(
+        conversations=page,
+        more_cursor=cursor,
+        groups=_groups(page, today=today, zone=zone),
+    )
+
+
+def _groups(
+    conversations: list[Conversation], *, today: date | None, zone: tzinfo | None
+) -> list[SidebarGroup]:
+    zone = zone or dt_timezone.get_current_timezone()
+    today = today or dt_timezone.now().astimezone(zone).date()
+    groups: list[SidebarGroup] = []
+    for conversation in conversations:
+        label = (
+            "Pinned"
+            if conversation.pinned
+            else _date_label(conversation.updated_at.astimezone(zone).date(), today)
+        )
+        if not groups or groups[-1].label != label:
+            groups.append(SidebarGroup(label, []))
+        groups[-1].conversations.append(conversation)
+    return groups
+
+
+def _date_label(day: date, today: date) -> str:
+    age = (today - day).days
+    if age <= 0:
+        return "Today"
+    if age == 1:
+        return "Yesterday"
+    if age < 7:
+        return "Previous 7 days"
+    if age < 30:
+        return "Previous 30 days"
+    return day.strftime("%B %Y")
+
+
+def _parse_sidebar_cursor(cursor: str) -> tuple[bool, datetime, uuid.UUID]:
+    """A sidebar cursor: "p" (among the pinned) or "u", then a page cursor; 404 otherwise."""
+    if cursor[:1] not in ("p", "u"):
+        raise Http404("Bad page cursor.")
+    stamp, conversation_id = _parse_cursor(cursor[1:])
+    return cursor[0] == "p", stamp, conversation_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +195,48 @@ def thread_page(
         page[-1].is_last = True
     cursor = page[0].id.hex if has_older else None
     return ThreadPage(messages=page, older_cursor=cursor)
+
+
+# How far below a search hit its page reaches down its branch; a hit deeper than this from
+# the end of its branch opens on that end instead (and is not in view).
+HIT_REACH = 500
+# Messages shown above a hit, for its context.
+HIT_CONTEXT = 6
+
+
+def hit_page(*, conversation: Conversation, message_id: uuid.UUID) -> ThreadPage | None:
+    """The page a search hit opens: the branch through the message (down to the newest leaf
+    under it, not saved as the branch shown: a GET changes nothing), from a few messages
+    above the hit to that leaf. None when the message is not this conversation's."""
+    leaf = tree.newest_leaf(conversation_id=conversation.id, under_id=message_id)
+    if leaf is None:
+        return None
+    rows = tree.path(
+        conversation_id=conversation.id,
+        leaf_id=leaf,
+        stop_at=message_id,
+        limit=HIT_REACH,
+        versions=True,
+    )
+    if not rows or rows[0].pk != message_id:
+        rows = tree.path(
+            conversation_id=conversation.id, leaf_id=leaf, limit=THREAD_PAGE_SIZE, versions=True
+        )
+        above: list[Message] = []
+    else:
+        above = tree.path(
+            conversation_id=conversation.id,
+            leaf_id=message_id,
+            above=True,
+            limit=HIT_CONTEXT + 1,
+            versions=True,
+        )
+    has_older = len(above) > HIT_CONTEXT or (not above and rows and rows[0].parent_id is not None)
+    above = above[-HIT_CONTEXT:]
+    page = [*above, *rows]
+    prefetch_related_objects(page, _IMAGE_LINKS)
+    page[-1].is_last = True
+    return ThreadPage(messages=page, older_cursor=page[0].id.hex if has_older else None)
 
 
 def branch_from(*, conversation: Conversation, first_id: uuid.UUID) -> list[Message] | None:

@@ -1,5 +1,5 @@
-"""Writes of a conversation outside its turns: its settings, the branch it shows, its pin,
-its deletion; and a person's presets (their defaults for new chats among them)."""
+"""Writes of a conversation outside its turns: its settings, the branch it shows, its name,
+its pin, archiving it, its deletion; and a person's presets (their defaults for new chats among them)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from chatapp.attachments.models import MessageAttachment
 from chatapp.attachments.services import attachments_delete_unlinked
-from chatapp.core.errors import InvalidSettings, TurnConflict
+from chatapp.core.errors import InvalidSettings, ServiceError, TurnConflict
 
 from . import tree
 from .chat_settings import ChatSettings
@@ -48,6 +48,33 @@ def branch_show(*, conversation: Conversation, message: Message) -> Conversation
         conversation_id=conversation.id, under_id=message.pk
     )
     conversation.save(update_fields=["current_leaf"])
+    return conversation
+
+
+# Titles are plain text of at most this many characters (a rename, an automatic title).
+TITLE_MAX_CHARS = 80
+
+
+def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
+    """Name a conversation: plain text (control and format characters removed), at most
+    TITLE_MAX_CHARS; no automatic title replaces it afterwards."""
+    clean = plain_title(title).strip()
+    if not clean:
+        raise ServiceError("Give the conversation a name (letters or digits).")
+    if len(clean) > TITLE_MAX_CHARS:
+        raise ServiceError(
+            f"The name is {len(clean)} characters; a name has at most {TITLE_MAX_CHARS}."
+        )
+    conversation.title = clean
+    conversation.title_locked = True
+    conversation.save(update_fields=["title", "title_locked"])
+    return conversation
+
+
+def conversation_archive(*, conversation: Conversation, archived: bool) -> Conversation:
+    """Out of the sidebar and into the Archived list (search still finds it), or back."""
+    conversation.archived = archived
+    conversation.save(update_fields=["archived"])
     return conversation
 
 

@@ -33,6 +33,14 @@ def to_tree(apps, schema_editor):
                 changed.append(message)
         Message.objects.bulk_update(changed, ["parent_id"], batch_size=BATCH)
         Conversation.objects.filter(pk=conversation_id).update(current_leaf_id=last_visible)
+    _check_now(schema_editor)
+
+
+def _check_now(schema_editor) -> None:
+    """Check the foreign keys written above now, not at commit: PostgreSQL refuses to alter a
+    table (removing `superseded`, next) while their checks are pending."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 def to_list(apps, schema_editor):
@@ -51,6 +59,7 @@ def to_list(apps, schema_editor):
         path = list(on_path)
         for start in range(0, len(path), BATCH):
             Message.objects.filter(pk__in=path[start : start + BATCH]).update(superseded=False)
+    _check_now(schema_editor)
 
 
 class Migration(migrations.Migration):

@@ -3,6 +3,10 @@ details of an htmx request."""
 
 from __future__ import annotations
 
+import functools
+import zoneinfo
+from datetime import tzinfo
+
 from django.contrib.auth.models import User
 from django.http import HttpRequest
 from django_htmx.middleware import HtmxDetails
@@ -14,3 +18,21 @@ class AuthenticatedRequest(HttpRequest):
 
     user: User
     htmx: HtmxDetails
+
+
+# The cookie app.js sets to the browser's IANA time zone ("Europe/Paris"), read to group the
+# sidebar by the person's days.
+TIMEZONE_COOKIE = "tz"
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def person_timezone(request: HttpRequest) -> tzinfo | None:
+    """The person's time zone from the browser, if it sent a real one; None: the server's."""
+    name = request.COOKIES.get(TIMEZONE_COOKIE, "")[:64]
+    if name not in _zones():
+        return None
+    return zoneinfo.ZoneInfo(name)

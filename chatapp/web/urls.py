@@ -26,6 +26,7 @@ urlpatterns = [
     path("presets/", conversations.preset_create, name="preset-create"),
     path("presets/<uuid:preset_id>/delete/", conversations.preset_delete, name="preset-delete"),
     path("sidebar/", pages.sidebar_more, name="sidebar-more"),
+    path("search/", pages.conversation_search, name="search"),
     path(CONVERSATION, pages.conversation_detail, name="conversation-detail"),
     path(CONVERSATION + "older/", pages.conversation_older, name="conversation-older"),
     path(CONVERSATION + "messages/", turns.turn_create, name="turn-create"),
@@ -36,6 +37,10 @@ urlpatterns = [
         name="conversation-settings",
     ),
     path(CONVERSATION + "pin/", conversations.conversation_pin, name="conversation-pin"),
+    path(CONVERSATION + "rename/", conversations.conversation_rename, name="conversation-rename"),
+    path(
+        CONVERSATION + "archive/", conversations.conversation_archive, name="conversation-archive"
+    ),
     path(CONVERSATION + "delete/", conversations.conversation_delete, name="conversation-delete"),
     path(MESSAGE, messages.message_detail, name="message-detail"),
     path(MESSAGE + "regenerate/", turns.message_regenerate, name="message-regenerate"),

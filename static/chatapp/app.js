@@ -861,8 +861,82 @@
     thread.querySelectorAll(".thread-page").forEach(function (page) {
       changes.observe(page, { childList: true });
     });
+    if (showHit(thread)) return;
     follow.on = true;
     thread.scrollTop = thread.scrollHeight;
+  }
+
+  // --- Search --------------------------------------------------------------------------
+
+  // A search hit opens its conversation scrolled to the message that matched, its words
+  // marked with the CSS Custom Highlight API (no change to the message's own DOM).
+  function showHit(thread) {
+    const hit = thread.dataset.hit && document.getElementById(thread.dataset.hit);
+    if (!hit) return false;
+    follow.on = false;
+    hit.classList.add("search-hit");
+    hit.scrollIntoView({ block: "center" });
+    let words = [];
+    try {
+      words = JSON.parse(thread.dataset.words || "[]");
+    } catch (e) {
+      words = [];
+    }
+    markWords(hit, words);
+    return true;
+  }
+
+  function markWords(root, words) {
+    if (!window.CSS || !CSS.highlights || typeof Highlight !== "function" || !words.length) return;
+    const escaped = words.map(function (word) {
+      return word.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    });
+    // Whole words, as the search matched them (\b knows only ASCII).
+    const pattern = new RegExp("(?<![\\p{L}\\p{N}_])(?:" + escaped.join("|") + ")(?![\\p{L}\\p{N}_])", "giu");
+    const ranges = [];
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      if (node.parentElement && node.parentElement.closest(".msg-foot")) continue;
+      for (const match of node.data.matchAll(pattern)) {
+        const range = new Range();
+        range.setStart(node, match.index);
+        range.setEnd(node, match.index + match[0].length);
+        ranges.push(range);
+      }
+    }
+    CSS.highlights.set("search", new Highlight(...ranges));
+  }
+
+  // The results take the list's place while the box has text; Esc clears the box.
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    if (!evt.detail.target || evt.detail.target.id !== "search-results") return;
+    syncSearch();
+  });
+  document.addEventListener("input", function (evt) {
+    if (evt.target && evt.target.id === "search-box" && !evt.target.value.trim()) syncSearch();
+  });
+  document.addEventListener(
+    "keydown",
+    function (evt) {
+      const box = evt.target;
+      if (!box || box.id !== "search-box" || evt.key !== "Escape" || !box.value) return;
+      evt.preventDefault();
+      evt.stopImmediatePropagation(); // clearing the box does not also stop an answer
+      box.value = "";
+      syncSearch();
+    },
+    true
+  );
+
+  function syncSearch() {
+    const box = document.getElementById("search-box");
+    const results = document.getElementById("search-results");
+    const list = document.querySelector("#sidebar .conversations");
+    if (!box || !results || !list) return;
+    const searching = Boolean(box.value.trim());
+    if (!searching) results.innerHTML = "";
+    results.hidden = !searching;
+    list.hidden = searching;
   }
 
   document.addEventListener("click", function (evt) {
@@ -1105,12 +1179,22 @@
     dialog.querySelector("button[value=cancel]").focus();
   });
 
+  // The browser's time zone, for the sidebar's "Today", "Yesterday"... (web/requests.py).
+  try {
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone) document.cookie = "tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; SameSite=Lax";
+  } catch (e) {
+    /* no Intl: the server's time zone groups the sidebar */
+  }
+
   // --- Editing a message ------------------------------------------------------------------
 
   // The edit box opens with the focus at the end of the text; Ctrl+Enter (⌘+Enter) sends it,
   // Esc cancels. Capturing, so that Esc here does not also stop an answer.
   function focusEdit(root) {
-    const box = root.matches && root.matches(".msg-editing") ? root.querySelector("textarea") : null;
+    let box = null;
+    if (root.matches && root.matches(".msg-editing")) box = root.querySelector("textarea");
+    else if (root.querySelector) box = root.querySelector(".rename-form input[name=title]");
     if (!box) return;
     box.focus({ preventScroll: true });
     box.setSelectionRange(box.value.length, box.value.length);
@@ -1120,8 +1204,8 @@
     "keydown",
     function (evt) {
       const box = evt.target;
-      if (!box || !box.closest || !box.closest(".edit-form")) return;
-      const form = box.closest(".edit-form");
+      if (!box || !box.closest || !box.closest(".edit-form, .rename-form")) return;
+      const form = box.closest(".edit-form, .rename-form");
       if (evt.key === "Escape") {
         evt.preventDefault();
         evt.stopImmediatePropagation();

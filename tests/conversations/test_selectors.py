@@ -122,13 +122,51 @@ def test_a_message_is_404_when_missing_someone_elses_or_in_another_conversation(
 # --- The sidebar -------------------------------------------------------------------------------
 
 
-def test_the_sidebar_shows_pinned_first_on_the_first_page_only(user):
+def test_the_sidebar_shows_pinned_first_then_the_rest_by_activity(user):
     for i in range(7):
         make_conversation(
             user, title=f"c{i}", updated_at=NOW - timedelta(minutes=i), pinned=i in (4, 6)
         )
     pages = all_sidebar_pages(user, limit=2)
-    assert pages == [["c4", "c6", "c0", "c1"], ["c2", "c3"], ["c5"]]
+    assert pages == [["c4", "c6"], ["c0", "c1"], ["c2", "c3"], ["c5"]]
+
+
+def test_the_sidebar_groups_by_the_persons_days_and_months(user):
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("Pacific/Auckland")
+    today = NOW.astimezone(zone).date()
+    ages = {"pinned": 400, "now": 0, "one": 1, "five": 5, "twenty": 20, "old": 45, "older": 46}
+    for title, days in ages.items():
+        make_conversation(
+            user, title=title, pinned=title == "pinned", updated_at=NOW - timedelta(days=days)
+        )
+    page = sidebar_page(owner=user, zone=zone, today=today)
+    month = (NOW - timedelta(days=45)).astimezone(zone).strftime("%B %Y")
+    labels = [(g.label, [c.title for c in g.conversations]) for g in page.groups]
+    assert labels[:5] == [
+        ("Pinned", ["pinned"]),
+        ("Today", ["now"]),
+        ("Yesterday", ["one"]),
+        ("Previous 7 days", ["five"]),
+        ("Previous 30 days", ["twenty"]),
+    ]
+    assert labels[5][0] == month
+    assert sum(len(titles) for _, titles in labels[5:]) == 2
+
+
+def test_archived_conversations_leave_the_sidebar_for_the_archived_list(user):
+    make_conversation(user, title="kept")
+    make_conversation(user, title="put away", archived=True)
+    assert [c.title for c in sidebar_page(owner=user).conversations] == ["kept"]
+    assert [c.title for c in sidebar_page(owner=user, archived=True).conversations] == ["put away"]
+
+
+def test_a_sidebar_page_is_one_query(user, django_assert_num_queries):
+    for i in range(5):
+        make_conversation(user, title=f"c{i}", pinned=i == 3)
+    with django_assert_num_queries(1):
+        sidebar_page(owner=user, limit=3)
 
 
 def test_the_sidebar_pages_cover_every_conversation_once_newest_first(user):
@@ -170,12 +208,6 @@ def test_the_sidebar_loads_only_the_columns_it_shows(user):
     assert conversation.get_deferred_fields() >= {"system_prompt", "settings", "model"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pinned conversations beyond the first page's limit are never listed: the first "
-    "page slices them to `limit` and later pages only list unpinned ones (left for the "
-    "history issue, which regroups the sidebar under Pinned, Today, ...)",
-)
 def test_every_pinned_conversation_is_reachable_even_with_more_than_a_page(user):
     for i in range(3):
         make_conversation(user, title=f"p{i}", pinned=True, updated_at=NOW - timedelta(minutes=i))
@@ -186,8 +218,15 @@ def test_every_pinned_conversation_is_reachable_even_with_more_than_a_page(user)
 
 @pytest.mark.parametrize(
     "cursor",
-    ["garbage", "2024-13-45T00:00:00_" + "0" * 32, f"{NOW.isoformat()}_nothex", "_", "x_y_z"],
-    ids=["no-separator", "bad-date", "bad-id", "empty-parts", "two-separators"],
+    [
+        "garbage",
+        "u2024-13-45T00:00:00_" + "0" * 32,
+        f"p{NOW.isoformat()}_nothex",
+        "u_",
+        "px_y_z",
+        f"{NOW.isoformat()}_{'0' * 32}",
+    ],
+    ids=["no-separator", "bad-date", "bad-id", "empty-parts", "two-separators", "no-group"],
 )
 def test_a_bad_sidebar_cursor_is_a_404(user, cursor):
     with pytest.raises(Http404):

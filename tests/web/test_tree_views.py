@@ -138,3 +138,37 @@ def test_an_edit_that_is_too_long_is_refused_in_its_form_naming_the_limit(
     )
     assert response.status_code == 400
     assert f"the limit is {limit:,} characters" in response.content.decode()
+
+
+# --- Search --------------------------------------------------------------------------------
+
+
+def test_the_search_view_answers_results_a_message_or_nothing(user_client, user):
+    conversation = Conversation.objects.create(
+        owner=user, route="aimlapi", model="google/gemini-2.5-flash", title="Findable"
+    )
+    message = add_message(conversation, role="user", content="a unique keyword here")
+    html = user_client.get(reverse("search"), {"q": "keyword"}).content.decode()
+    assert f"?m={message.id}&amp;q=keyword" in html
+    assert "<mark>keyword</mark>" in html
+    assert user_client.get(reverse("search"), {"q": ""}).content.decode().strip() == ""
+    refused = user_client.get(reverse("search"), {"q": "x" * 400})
+    assert refused.status_code == 200
+    assert "search for at most 300" in refused.content.decode()
+    odd = user_client.get(reverse("search"), {"q": "keyword", "offset": "-5x"})
+    assert odd.status_code == 200
+
+
+def test_a_hit_on_someone_elses_message_opens_nothing_of_theirs(user_client, other_user, forked):
+    conversation, _, old, new = forked
+    theirs = Conversation.objects.create(owner=other_user, route="aimlapi", model="m")
+    foreign = add_message(theirs, role="user", content="private")
+    url = reverse("conversation-detail", args=[conversation.id])
+    html = user_client.get(url, {"m": str(foreign.id), "q": "private"}).content.decode()
+    assert "private" not in html
+    assert 'data-hit="' not in html  # the branch shown, no hit
+    # Their own hit, on a version not shown: the page is that branch, the hit marked.
+    html = user_client.get(url, {"m": str(old.id), "q": "old"}).content.decode()
+    assert f'data-hit="m-{old.id}"' in html
+    assert f'id="m-{new.id}"' not in html
+    assert "long 59" in html  # down to the newest leaf under the hit

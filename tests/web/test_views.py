@@ -292,6 +292,7 @@ POST_ONLY = {
     "turn-delete",
     "conversation-settings",
     "conversation-pin",
+    "conversation-archive",
     "conversation-delete",
     "settings-check",
     "settings-default",
@@ -340,6 +341,8 @@ def test_the_url_walk_covers_every_route():
         "message-detail",
         "message-edit-form",
         "message-models",
+        "search",
+        "conversation-rename",
     }
 
 

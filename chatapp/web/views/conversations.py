@@ -1,5 +1,5 @@
 """A conversation's settings (autosaved from the panel, or checked before a new chat's first
-message), its pin and its deletion, and a message's text for copying."""
+message), its name, pin, archiving and deletion, and a message's text for copying."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
 from chatapp.conversations import selectors, services
@@ -59,6 +59,40 @@ def conversation_pin(request: AuthenticatedRequest, conversation_id: uuid.UUID) 
         owner=request.user, conversation_id=conversation_id
     )
     services.conversation_pin(conversation=conversation, pinned=not conversation.pinned)
+    return HttpResponseClientRefresh()
+
+
+@require_http_methods(["GET", "POST"])
+def conversation_rename(request: AuthenticatedRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    """Rename in place: GET the form (`?cancel=1`: the title back), POST the new name; the
+    sidebar's entry follows (out of band)."""
+    conversation = selectors.conversation_for_owner(
+        owner=request.user, conversation_id=conversation_id
+    )
+    context: dict[str, object] = {"conversation": conversation}
+    if request.method == "GET":
+        context["renaming"] = request.GET.get("cancel") != "1"
+        return render(request, "chatapp/_title.html", context)
+    try:
+        services.conversation_rename(
+            conversation=conversation, title=request.POST.get("title", "")[:1000]
+        )
+    except ServiceError as exc:
+        context.update(renaming=True, error=exc.message, typed=request.POST.get("title", "")[:200])
+        return render(request, "chatapp/_title.html", context)
+    context["renamed"] = True
+    return render(request, "chatapp/_title.html", context)
+
+
+@require_POST
+def conversation_archive(request: AuthenticatedRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    """Archive (to a new chat: the conversation leaves the sidebar) or unarchive (stay)."""
+    conversation = selectors.conversation_for_owner(
+        owner=request.user, conversation_id=conversation_id
+    )
+    services.conversation_archive(conversation=conversation, archived=not conversation.archived)
+    if conversation.archived:
+        return HttpResponseClientRedirect(reverse("chat-home"))
     return HttpResponseClientRefresh()
 
 

@@ -1,7 +1,9 @@
-"""The chat page (a new chat or a conversation), its older messages and the sidebar's pages."""
+"""The chat page (a new chat or a conversation, or a search hit in one), its older messages,
+the sidebar's pages and search."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -12,11 +14,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from chatapp.attachments import images
-from chatapp.conversations import selectors
+from chatapp.conversations import search, selectors
 from chatapp.conversations.models import Conversation
 from chatapp.providers import catalog
 
-from ..requests import AuthenticatedRequest
+from ..requests import AuthenticatedRequest, person_timezone
 from ..settings_panel import SettingsForm, settings_context
 
 
@@ -60,14 +62,21 @@ def conversation_detail(request: AuthenticatedRequest, conversation_id: uuid.UUI
             shown_spec, conversation.system_prompt, conversation.settings
         )
     )
+    # A search hit (`?m=` and the query `q`) opens on its branch, scrolled to it, its words
+    # marked (app.js); otherwise the branch shown.
+    hit = _uuid_or_none(request.GET.get("m", ""))
+    page = selectors.hit_page(conversation=conversation, message_id=hit) if hit else None
     context = page_context(
         request,
         conversation=conversation,
         send_url=reverse("turn-create", args=[conversation.id]),
         settings_form=form,
         spec=shown_spec,
-        page=selectors.thread_page(conversation=conversation),
+        page=page or selectors.thread_page(conversation=conversation),
     )
+    if page is not None:
+        context["hit_id"] = f"m-{hit}"
+        context["hit_words"] = json.dumps(search.words_in(request.GET.get("q", "")))
     if spec is None:
         context["settings_notice"] = (
             f"The model this conversation used ({conversation.model}) is not available on this "
@@ -90,11 +99,21 @@ def conversation_older(request: AuthenticatedRequest, conversation_id: uuid.UUID
 @require_GET
 def sidebar_more(request: AuthenticatedRequest) -> HttpResponse:
     """The next page of the sidebar ("Show more")."""
-    sidebar = selectors.sidebar_page(owner=request.user, before=request.GET.get("before", ""))
-    current = request.GET.get("current", "")
-    return render(
-        request, "chatapp/_sidebar_items.html", {"sidebar": sidebar, "current_id": current}
+    archived = request.GET.get("archived") == "1"
+    sidebar = selectors.sidebar_page(
+        owner=request.user,
+        before=request.GET.get("before", ""),
+        archived=archived,
+        zone=person_timezone(request),
     )
+    context = {
+        "sidebar": sidebar,
+        "current_id": request.GET.get("current", "")[:40],
+        "continues": request.GET.get("group", "")[:40],
+        "archived": archived,
+        "first_page": not request.GET.get("before"),
+    }
+    return render(request, "chatapp/_sidebar_items.html", context)
 
 
 def page_context(
@@ -109,7 +128,7 @@ def page_context(
     busy = bool(page and any(m.is_active for m in page.messages))
     return {
         "conversation": conversation,
-        "sidebar": selectors.sidebar_page(owner=request.user),
+        "sidebar": selectors.sidebar_page(owner=request.user, zone=person_timezone(request)),
         "page": page,
         "busy": busy,
         "send_url": send_url,
@@ -122,3 +141,21 @@ def page_context(
         "image_max_bytes": settings.CHAT_IMAGE_LIMITS["max_bytes"],
         "image_max_size": images.megabytes(settings.CHAT_IMAGE_LIMITS["max_bytes"]),
     }
+
+
+@require_GET
+def conversation_search(request: AuthenticatedRequest) -> HttpResponse:
+    """ "Search conversations": the results in place of the sidebar's list, a page at a time
+    ("More results"); an empty box gives nothing (the list comes back)."""
+    raw = request.GET.get("q", "")
+    try:
+        offset = int(request.GET.get("offset", "0")[:6] or 0)
+    except ValueError:
+        offset = 0
+    context: dict[str, Any] = {"raw": raw, "results": None, "error": "", "offset": offset}
+    if raw.strip():
+        try:
+            context["results"] = search.search(owner=request.user, raw=raw, offset=offset)
+        except search.BadQuery as exc:
+            context["error"] = exc.message
+    return render(request, "chatapp/_search_results.html", context)
