@@ -329,6 +329,47 @@ def render(results: dict[str, Any], chart: Path | None = None) -> str:
             f"{row['whole_ms']} | {row['ratio']}x | {row['one_pass_ms']} |"
             for row in render_cpu["rows"]
         ]
+    found = results.get("S11")
+    if found:
+        writes = found["writes"]
+        lines += [
+            "",
+            f"## Search (S11, {found['database']})",
+            "",
+            f"{found['messages']:,} messages in {found['conversations']:,} conversations (and "
+            'another person\'s 10%): "Search conversations" through the view, server time '
+            f"p50 {found['ms_p50']} ms, p95 {found['ms_p95']} ms, max {found['ms_max']} ms "
+            "(target p95 ≤ 50 ms).",
+            "",
+            "| query | ms p50 | results | queries |",
+            "|---|---|---|---|",
+            *(
+                f"| {name} | {case['ms_p50']} | {case['results']} | {case['queries']} |"
+                for name, case in found["cases"].items()
+            ),
+            "",
+            "Keeping the index in step, per write (median ms, with the index / without): a "
+            f"finished message inserted {writes['insert_ms'][0]} / {writes['insert_ms'][1]} "
+            f"(+{writes['extra_insert_ms']}), a streamed answer's final UPDATE "
+            f"{writes['final_update_ms'][0]} / {writes['final_update_ms'][1]} "
+            f"(+{writes['extra_final_update_ms']}); checkpoints while it streams cost nothing "
+            "extra (an answer is indexed once it is final).",
+        ]
+    export = results.get("S12")
+    if export:
+        served, traced = export["served"], export["in_process"]
+        lines += [
+            "",
+            f"## Export all conversations (S12, {export['database']})",
+            "",
+            f"{export['messages']:,} messages in {export['conversations']:,} conversations, "
+            f"{export['images']} images: a {served['zip_bytes'] / 1e6:.1f} MB zip in "
+            f"{served['seconds']} s (first byte {served['first_byte_ms']} ms). Server RSS "
+            f"{served['server_rss_before_kb'] / 1024:.0f} MB before, peak "
+            f"{served['server_peak_rss_kb'] / 1024:.0f} MB (+{served['server_peak_growth_kb'] / 1024:.1f} MB); "
+            f"the export's own allocations peak at {traced['tracemalloc_peak_kb'] / 1024:.1f} MB "
+            "(tracemalloc, in a process of its own).",
+        ]
     if chart is not None:
         lines += ["", f"![added latency against concurrency]({chart.name})"]
     return "\n".join(lines) + "\n"

@@ -138,7 +138,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         prog="python -m bench.run", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--quick", action="store_true", help="smaller ladders (a few minutes)")
-    parser.add_argument("--only", default="S1,S2,S4,S6,S8,S9,S10", help="comma-separated scenarios")
+    parser.add_argument(
+        "--only", default="S1,S2,S4,S6,S8,S9,S10,S11,S12", help="comma-separated scenarios"
+    )
     parser.add_argument(
         "--server", default="uvicorn", help="uvicorn | uvicorn-asyncio | granian | daphne"
     )
@@ -200,6 +202,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "S10" in args.only:
             print("S10: rendering CPU per answer, streamed and whole", flush=True)
             results["S10"] = script("bench.render", env)
+        if "S11" in args.only:
+            print("S11: search over 100,000 messages", flush=True)
+            results["S11"] = script("bench.search", env)
+        if "S12" in args.only:
+            from . import exchange
+
+            print("S12: exporting every conversation (100,000 messages)", flush=True)
+            results["S12"] = exchange.run(config, workdir, env)
         if "S9" in args.only:
             from . import browser
 

@@ -82,6 +82,7 @@ CHAT_MAX_IMAGE_MEGAPIXELS = _env_number("CHAT_MAX_IMAGE_MEGAPIXELS", 120)
 CHAT_MAX_IMAGES_PER_MESSAGE = int(_env_number("CHAT_MAX_IMAGES_PER_MESSAGE", 8))
 CHAT_IMAGE_LONGEST_SIDE = int(_env_number("CHAT_IMAGE_LONGEST_SIDE", 3072))
 CHAT_UPLOADS_PER_MINUTE = int(_env_number("CHAT_UPLOADS_PER_MINUTE", 60))
+CHAT_MAX_IMPORT_MB = _env_number("CHAT_MAX_IMPORT_MB", 50)
 AIMLAPI_MAX_REQUEST_MB = _env_number("AIMLAPI_MAX_REQUEST_MB", 20)
 # Uploads in an S3-compatible bucket instead of MEDIA_ROOT (needs `pip install '.[s3]'`). All
 # are read even when unused, so the README table and this block stay in step.
@@ -370,6 +371,14 @@ CHAT_LIMITS = {
     "system_prompt_chars": 20_000,
     "images_per_message": CHAT_MAX_IMAGES_PER_MESSAGE,
     "uploads_per_minute": CHAT_UPLOADS_PER_MINUTE,
+    # Importing conversations (chatapp.exchange), each limit named in the refusal: the file
+    # uploaded (and any one JSON document, in a zip or not: it is parsed whole), what a zip may
+    # unpack to and hold, and what one import may add. A file past one imports nothing.
+    "import_bytes": int(CHAT_MAX_IMPORT_MB * 1_000_000),
+    "import_unzipped_bytes": 200_000_000,
+    "import_zip_entries": 10_000,
+    "import_conversations": 10_000,
+    "import_messages": 100_000,
 }
 
 # Uploaded images (chatapp.attachments.images): caps on what is decoded, each named in its error.
@@ -397,6 +406,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, CHAT_MAX_MESSAGE_CHARS * 4 + 1_000_
 # Request bodies above this are refused before they are read (chatapp.web.middleware): an upload
 # plus room for the multipart envelope and the other form fields.
 CHAT_MAX_REQUEST_BODY_BYTES = CHAT_IMAGE_LIMITS["max_bytes"] + 1_000_000
+# The import page's upload (chatapp.exchange), with the same room for its envelope.
+CHAT_MAX_IMPORT_BODY_BYTES = CHAT_LIMITS["import_bytes"] + 1_000_000
 
 # The generation run (docs/ARCHITECTURE.md, "The flow of one turn").
 CHAT_RUN = {

@@ -21,6 +21,8 @@ LAYERS = {
     "attachments": 2,
     "conversations": 3,
     "turns": 4,
+    # Export and import: reads and writes conversations, used by web only.
+    "exchange": 4,
     "web": 5,
 }
 

@@ -58,6 +58,18 @@ def attachment_create(*, owner: User, upload: IO[bytes]) -> Attachment:
         return _store(owner, image, digest)
 
 
+def attachment_store(*, owner: User, image: images.NormalisedImage, digest: str) -> Attachment:
+    """Store an image already normalised by `images.normalise_bytes`, once per owner and
+    content: for an import (chatapp.exchange), which decodes its images before its
+    transaction and is bounded by the import's own limits rather than the per-minute one. Its
+    files are written at once: a caller whose transaction rolls back removes those of the rows
+    that are gone (`attachment_files_delete`)."""
+    existing = Attachment.objects.filter(owner=owner, sha256=image.sha256).first()
+    if existing is not None:
+        return existing
+    return _store(owner, image, digest)
+
+
 def _store(owner: User, image: images.NormalisedImage, digest: str) -> Attachment:
     attachment_id = uuid.uuid4()
     stem = f"attachments/{attachment_id.hex[:2]}/{attachment_id.hex}"

@@ -28,6 +28,9 @@ ROUTE_LABELS = {
     "gemini": "Google",
     "segmind": "Segmind",
     "demo": "Offline demo",
+    # Not routes: where an imported answer was written (chatapp.exchange), shown under it.
+    "chatgpt": "ChatGPT",
+    "openwebui": "Open WebUI",
 }
 
 # Said next to a route's parameters in the settings panel.

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequired
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import resolve_url
+from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -90,10 +91,17 @@ class RequestBodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = settings.CHAT_MAX_REQUEST_BODY_BYTES
+        limit, what = settings.CHAT_MAX_REQUEST_BODY_BYTES, "an image"
+        allowed = settings.CHAT_IMAGE_LIMITS["max_bytes"]
+        if scope.get("path") == reverse("conversations-import"):
+            # The import page takes an export file, with a limit of its own.
+            limit, what = settings.CHAT_MAX_IMPORT_BODY_BYTES, "an import"
+            allowed = settings.CHAT_LIMITS["import_bytes"]
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._refuse(send, f"This upload is {megabytes(int(declared))}")
+            await self._refuse(
+                send, f"This upload is {megabytes(int(declared))}", allowed=allowed, what=what
+            )
             return
         received = 0
         exceeded = False
@@ -120,11 +128,12 @@ class RequestBodyLimit:
 
         await self.app(scope, limited_receive, tracking_send)
         if exceeded and not started:
-            await self._refuse(send, f"This upload is over {megabytes(limit)}")
+            await self._refuse(
+                send, f"This upload is over {megabytes(limit)}", allowed=allowed, what=what
+            )
 
-    async def _refuse(self, send: Send, what: str) -> None:
-        limit = megabytes(settings.CHAT_IMAGE_LIMITS["max_bytes"])
-        body = f"{what}; the limit is {limit} for an image.".encode()
+    async def _refuse(self, send: Send, size: str, *, allowed: int, what: str) -> None:
+        body = f"{size}; the limit is {megabytes(allowed)} for {what}.".encode()
         await send(
             {
                 "type": "http.response.start",

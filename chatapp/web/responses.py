@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from django.http import HttpResponse
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import cast
+
+from django.db import connections
+from django.http import HttpResponse, StreamingHttpResponse
 from django.template.loader import render_to_string
 from django_htmx.http import reswap, retarget
 
@@ -44,3 +50,33 @@ def whole_thread(request: AuthenticatedRequest, conversation: Conversation) -> H
         request=request,
     )
     return reswap(retarget(HttpResponse(html), "#thread"), "innerHTML")
+
+
+class ThreadedStreamingHttpResponse(StreamingHttpResponse):
+    """A streaming response whose (synchronous) pieces are made one at a time on a thread of
+    its own when served over ASGI: Django's own response would first read the whole iterator
+    into a list, so an export of any size would sit in memory at once. The thread keeps the
+    database connection its reads use, and closes it when the response ends or the browser
+    goes away. Served synchronously (tests, WSGI), it is Django's own."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-stream")
+        pieces = iter(cast(Iterator[bytes], self.streaming_content))
+        source = getattr(self, "_iterator", None)
+
+        def finish() -> None:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+            connections.close_all()
+
+        try:
+            while True:
+                piece = await loop.run_in_executor(worker, next, pieces, None)
+                if piece is None:
+                    break
+                yield piece
+        finally:
+            await asyncio.shield(loop.run_in_executor(worker, finish))
+            worker.shutdown(wait=False)

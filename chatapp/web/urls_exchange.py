@@ -3,6 +3,21 @@ that the export/import work and the rest of the URLconf change independently."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from .views import exchange
+
+urlpatterns: list[URLPattern] = [
+    path(
+        "c/<uuid:conversation_id>/export.md",
+        exchange.conversation_export_markdown,
+        name="conversation-export-markdown",
+    ),
+    path(
+        "c/<uuid:conversation_id>/export.zip",
+        exchange.conversation_export_json,
+        name="conversation-export-json",
+    ),
+    path("export/", exchange.conversations_export, name="conversations-export"),
+    path("import/", exchange.conversations_import, name="conversations-import"),
+]

@@ -1256,3 +1256,29 @@
 
   installEventSourceFactory();
 })();
+
+// --- Import progress ---
+// The import page's upload: how much of the file has gone (htmx:xhr:progress), then that
+// the server is importing it (a large export takes a while; the report replaces this).
+(function () {
+  "use strict";
+  function importParts(evt) {
+    const form = evt.target && evt.target.closest && evt.target.closest(".import-form");
+    if (!form) return null;
+    return { bar: document.getElementById("import-upload"), stage: document.getElementById("import-stage") };
+  }
+  document.addEventListener("htmx:xhr:loadstart", function (evt) {
+    const parts = importParts(evt);
+    if (!parts) return;
+    parts.bar.value = 0;
+    parts.bar.removeAttribute("aria-valuetext");
+    parts.stage.textContent = "Uploading…";
+  });
+  document.addEventListener("htmx:xhr:progress", function (evt) {
+    const parts = importParts(evt);
+    if (!parts || !evt.detail.lengthComputable || !evt.detail.total) return;
+    const percent = Math.round((100 * evt.detail.loaded) / evt.detail.total);
+    parts.bar.value = percent;
+    parts.stage.textContent = percent < 100 ? "Uploading… " + percent + "%" : "Importing… a large export can take a minute.";
+  });
+})();

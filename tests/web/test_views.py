@@ -343,6 +343,10 @@ def test_the_url_walk_covers_every_route():
         "message-models",
         "search",
         "conversation-rename",
+        "conversation-export-markdown",
+        "conversation-export-json",
+        "conversations-export",
+        "conversations-import",
     }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 from django.http import HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -78,8 +78,12 @@ def conversation_rename(request: AuthenticatedRequest, conversation_id: uuid.UUI
             conversation=conversation, title=request.POST.get("title", "")[:1000]
         )
     except ServiceError as exc:
+        if not request.htmx:
+            return redirect("conversation-detail", conversation.id)
         context.update(renaming=True, error=exc.message, typed=request.POST.get("title", "")[:200])
         return render(request, "chatapp/_title.html", context)
+    if not request.htmx:  # the form sent before htmx took it over: back to the page
+        return redirect("conversation-detail", conversation.id)
     context["renamed"] = True
     return render(request, "chatapp/_title.html", context)
 

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 
 from django.http import Http404, HttpResponse
+from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import escape
@@ -154,6 +155,8 @@ def message_edit(
         return _edit_error(message, exc.message, exc.status)
     answer = turn.assistant_message
     _ensure_running(answer, lambda: turn_request(message=answer))
+    if not request.htmx:  # the form sent before htmx took it over: the page shows the edit
+        return redirect("conversation-detail", conversation_id)
     return _branch_response(request, turn.conversation, first=turn.user_message, replaces=message)
 
 
@@ -222,7 +225,8 @@ def _with_fields(exc: InvalidSettings) -> str:
 
 
 def _edit_error(message: Message, text: str, status: int) -> HttpResponse:
-    """A refused edit, said in its form; what was typed stays there."""
+    """A refused edit, said in its form; what was typed stays there. (A form sent before
+    htmx took it over gets the text alone: the page is one Back away.)"""
     response = HttpResponse(escape(text), status=status)
     return reswap(retarget(response, f"#m-{message.pk} .edit-error"), "innerHTML")
 
