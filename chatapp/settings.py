@@ -94,6 +94,9 @@ AWS_SECRET_ACCESS_KEY = _env("AWS_SECRET_ACCESS_KEY")
 AWS_LOCATION = _env("AWS_LOCATION")
 CHAT_LOGIN_FAILURE_LIMIT = int(_env_number("CHAT_LOGIN_FAILURE_LIMIT", 5))
 CHAT_LOGIN_LOCKOUT_MINUTES = _env_number("CHAT_LOGIN_LOCKOUT_MINUTES", 15)
+# Who writes a conversation's title after its first answer (chatapp/turns/titles.py): "" picks
+# a fast Gemini model on a route with a key, "off" keeps the first line, or "route:model".
+CHAT_TITLE_MODEL = _env("CHAT_TITLE_MODEL", "")
 # ---------------------------------------------------------------------------------------------
 
 TESTING = "pytest" in sys.modules
@@ -251,6 +254,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Tests script every upstream request; the title tests turn titles on for themselves.
+    if "CHAT_TITLE_MODEL" not in os.environ:
+        CHAT_TITLE_MODEL = "off"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat-home"

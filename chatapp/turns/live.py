@@ -25,6 +25,7 @@ from .protocol import (
     SSE_HEARTBEAT,
     SSE_LIVE,
     SSE_OPEN,
+    ConversationTitle,
     ConversationTurn,
     SessionEnded,
     conversation_group,
@@ -103,6 +104,9 @@ class ConversationStreamConsumer(SSEConsumer):
         # The first line says where the articles go; the HTML follows.
         head = orjson.dumps({"replaces": frame["replaces"], "after": frame["after"]}).decode()
         await self._send(sse_event("turn", f"{head}\n{frame['html']}"))
+
+    async def conversation_title(self, frame: ConversationTitle) -> None:
+        await self._send(sse_event("title", orjson.dumps({"title": frame["title"]}).decode()))
 
     async def session_ended(self, frame: SessionEnded) -> None:
         await self._close()

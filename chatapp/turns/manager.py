@@ -27,6 +27,7 @@ from chatapp.core.db import db
 from chatapp.providers.http import new_http_client
 from chatapp.providers.types import ChatRequest
 
+from . import titles
 from .fragments import stream_end
 from .protocol import (
     ManagerClose,
@@ -58,6 +59,8 @@ class RunManager:
         self.runs: dict[uuid.UUID, Run] = {}
         self.published = PublishedText(settings.REDIS_URL)
         self._run_tasks: dict[uuid.UUID, asyncio.Task[Any]] = {}
+        # Titles being written after first answers (turns/titles.py), by answer.
+        self.titles: dict[uuid.UUID, asyncio.Task[Any]] = {}
         self.control_channel = ""
         self._client: httpx.AsyncClient | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -170,6 +173,17 @@ class RunManager:
             self._run_tasks.pop(run.message_id, None)
             with contextlib.suppress(Exception):
                 await self.layer.group_discard(control_group(run.message_id), self.control_channel)
+        if len(run.request.messages) == 1 and settings.CHAT_TITLE_MODEL != "off":
+            # A first turn: its title, once the answer is saved and its stream has ended.
+            self.titles[run.message_id] = self._spawn(self._title(run.message_id))
+
+    async def _title(self, message_id: uuid.UUID) -> None:
+        try:
+            await titles.write_title(message_id=message_id, client=self.client())
+        except Exception:
+            log.exception("the title after %s could not be written", message_id)
+        finally:
+            self.titles.pop(message_id, None)
 
     async def request_stop(self, message_id: uuid.UUID) -> None:
         run = self.runs.get(message_id)

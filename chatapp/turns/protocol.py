@@ -57,6 +57,13 @@ class SessionEnded(TypedDict):
     type: Literal["session.ended"]
 
 
+class ConversationTitle(TypedDict):
+    """A conversation's new title (turns/titles.py), for its open pages' header and sidebar."""
+
+    type: Literal["conversation.title"]
+    title: str
+
+
 class ConversationTurn(TypedDict):
     """Messages a page of the conversation should show: a new turn's two articles, which go
     `after` the article of the message they follow; or articles that take the place of the

@@ -208,6 +208,32 @@
   // where they go: `after` the article they follow (a page on another branch leaves them
   // out), or in place of the one `replaces` names and of all after it (a new version, or
   // what is left of a deleted turn); those already shown are left.
+  // A title written after the first answer (turns/titles.py): the header, the sidebar entry
+  // and the window's title follow; a name being typed in Rename is left alone.
+  document.addEventListener("htmx:sseBeforeMessage", function (evt) {
+    const message = evt.detail;
+    if (message.type !== "title" || typeof message.data !== "string") return;
+    evt.preventDefault();
+    let title = "";
+    try {
+      title = JSON.parse(message.data).title || "";
+    } catch (e) {
+      return;
+    }
+    const events = document.getElementById("conversation-events");
+    const id = events && events.dataset.conversation;
+    const heading = document.querySelector(".title-block h1");
+    if (!title || !id) return;
+    if (heading) heading.textContent = title;
+    const link = document.getElementById("side-" + id);
+    if (link) {
+      const pin = link.querySelector(".pin");
+      link.textContent = title;
+      if (pin) link.prepend(pin, " ");
+    }
+    document.title = title + " · Gemini Chat";
+  });
+
   document.addEventListener("htmx:sseBeforeMessage", function (evt) {
     const message = evt.detail;
     if (message.type !== "turn" || typeof message.data !== "string") return;
