@@ -1245,6 +1245,27 @@
     true
   );
 
+  // "Regenerate with another model" loads its list the first time it opens (toggle does not
+  // bubble: captured).
+  document.addEventListener(
+    "toggle",
+    function (evt) {
+      const menu = evt.target;
+      if (!menu.matches || !menu.matches("details.regenerate-menu") || !menu.open) return;
+      const list = menu.querySelector(".menu");
+      const article = menu.closest("article");
+      const events = document.getElementById("conversation-events");
+      if (!list || list.dataset.loaded || !article || !events) return;
+      list.dataset.loaded = "1";
+      list.innerHTML = '<p class="menu-loading">Loading models…</p>';
+      const app = document.getElementById("app");
+      const base = (app && app.dataset.newChatUrl) || "/";
+      const url = base + "c/" + events.dataset.conversation + "/" + article.id.replace(/^m-/, "m/") + "/models/";
+      htmx.ajax("GET", url, { target: list, swap: "innerHTML" });
+    },
+    true
+  );
+
   // An open "Regenerate with another model" menu closes on Esc or a click elsewhere.
   document.addEventListener("click", function (evt) {
     document.querySelectorAll("details.regenerate-menu[open]").forEach(function (menu) {

@@ -166,7 +166,7 @@ def test_delete_a_turn_asks_first_and_takes_everything_after_it(page, aimlapi):
     two_turns(page, aimlapi)
     prompts(page).last.get_by_role("button", name="Delete turn").click()
     confirm = page.get_by_role("dialog", name="Are you sure?")
-    expect(confirm).to_contain_text("Delete this message and all that followed it")
+    expect(confirm).to_contain_text("Delete this turn and all after it?")
     expect(confirm.get_by_role("button", name="Cancel")).to_be_focused()
     page.keyboard.press("Enter")  # Cancel has the focus: nothing is deleted by accident
     expect(confirm).to_be_hidden()
