@@ -256,9 +256,7 @@ def branch_from(*, conversation: Conversation, first_id: uuid.UUID) -> list[Mess
     )
     if not rows or rows[0].pk != first_id:
         return None
-    prefetch_related_objects(rows, _IMAGE_LINKS)
-    rows[-1].is_last = True
-    return rows
+    return _shown(rows)
 
 
 def branch_after(
@@ -282,6 +280,11 @@ def branch_after(
         rows = rows[1:]
     elif rows and rows[0].parent_id is not None:
         return None
+    return _shown(rows)
+
+
+def _shown(rows: list[Message]) -> list[Message]:
+    """Messages ready to show at the end of a branch: their images, and the last marked."""
     prefetch_related_objects(rows, _IMAGE_LINKS)
     if rows:
         rows[-1].is_last = True

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chatapp.attachments.models import MessageAttachment
+from chatapp.attachments.models import Attachment, MessageAttachment
 from chatapp.attachments.selectors import attachments_for_message
 from chatapp.attachments.services import attachments_delete_unlinked
 from chatapp.conversations import tree
@@ -100,27 +100,16 @@ def turn_start(
                     new_text=text,
                     thread_end_id=parent,
                 )
-            user_message = Message(
+            user_message, assistant_message = _insert_turn(
                 conversation=conversation,
                 parent_id=parent,
-                role=Message.Role.USER,
-                content=text,
+                text=text,
+                attachments=attachments,
                 idempotency_key=idempotency_key,
-                created_at=now,
-            )
-            assistant_message = _assistant_message(
-                conversation=conversation,
-                parent_id=user_message.pk,
-                spec=chat_settings.spec,
-                options=chat_settings.options,
+                chat_settings=chat_settings,
                 worker_id=worker_id,
-                created_at=now + timedelta(microseconds=1),
-            )
-            assistant_message.pk = answer_id
-            Message.objects.bulk_create([user_message, assistant_message])
-            user_message.image_links = MessageAttachment.objects.bulk_create(
-                MessageAttachment(message=user_message, attachment=attachment, position=position)
-                for position, attachment in enumerate(attachments)
+                now=now,
+                answer_id=answer_id,
             )
     except IntegrityError:
         # The same submit twice (idempotency key), or a second turn while one is active.
@@ -200,26 +189,15 @@ def turn_edit(
                 new_text=text,
                 thread_end_id=message.parent_id,
             )
-            user_message = Message(
+            user_message, assistant_message = _insert_turn(
                 conversation=conversation,
                 parent_id=message.parent_id,
-                role=Message.Role.USER,
-                content=text,
+                text=text,
+                attachments=attachments,
                 idempotency_key=idempotency_key,
-                created_at=now,
-            )
-            assistant_message = _assistant_message(
-                conversation=conversation,
-                parent_id=user_message.pk,
-                spec=chat_settings.spec,
-                options=chat_settings.options,
+                chat_settings=chat_settings,
                 worker_id=worker_id,
-                created_at=now + timedelta(microseconds=1),
-            )
-            Message.objects.bulk_create([user_message, assistant_message])
-            user_message.image_links = MessageAttachment.objects.bulk_create(
-                MessageAttachment(message=user_message, attachment=attachment, position=position)
-                for position, attachment in enumerate(attachments)
+                now=now,
             )
             _make_current(conversation, assistant_message)
     except IntegrityError:
@@ -309,6 +287,46 @@ def turn_continue(*, message: Message, worker_id: uuid.UUID) -> Message:
     except IntegrityError:
         raise TurnConflict(BUSY) from None
     return locked
+
+
+def _insert_turn(
+    *,
+    conversation: Conversation,
+    parent_id: uuid.UUID | None,
+    text: str,
+    attachments: Sequence[Attachment],
+    idempotency_key: uuid.UUID,
+    chat_settings: ChatSettings,
+    worker_id: uuid.UUID,
+    now: datetime,
+    answer_id: uuid.UUID | None = None,
+) -> tuple[Message, Message]:
+    """The person's message after `parent_id`, its images in order and a pending answer to
+    it, in two statements."""
+    user_message = Message(
+        conversation=conversation,
+        parent_id=parent_id,
+        role=Message.Role.USER,
+        content=text,
+        idempotency_key=idempotency_key,
+        created_at=now,
+    )
+    assistant_message = _assistant_message(
+        conversation=conversation,
+        parent_id=user_message.pk,
+        spec=chat_settings.spec,
+        options=chat_settings.options,
+        worker_id=worker_id,
+        created_at=now + timedelta(microseconds=1),
+    )
+    if answer_id is not None:
+        assistant_message.pk = answer_id
+    Message.objects.bulk_create([user_message, assistant_message])
+    user_message.image_links = MessageAttachment.objects.bulk_create(
+        MessageAttachment(message=user_message, attachment=attachment, position=position)
+        for position, attachment in enumerate(attachments)
+    )
+    return user_message, assistant_message
 
 
 def _parent_for(conversation: Conversation, parent_id: uuid.UUID | None) -> uuid.UUID | None:
