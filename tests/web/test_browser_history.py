@@ -35,11 +35,13 @@ def test_rename_in_place_updates_the_header_and_the_sidebar_and_survives_a_reloa
 
     page.get_by_role("button", name="Rename").click()
     name = page.get_by_role("textbox", name="Conversation name")
+    expect(name).to_be_focused()
     name.fill("x" * 80 + "y")  # the box holds 80; typed past it by a script
     name.evaluate("(box) => { box.removeAttribute('maxlength'); box.value = 'z'.repeat(81); }")
     name.press("Enter")
     expect(page.get_by_role("alert")).to_contain_text("a name has at most 80")
     name = page.get_by_role("textbox", name="Conversation name")
+    expect(name).to_be_focused()  # the caret placed: a fill now replaces the whole name
     name.fill("Lisbon, three days")
     name.press("Enter")
     expect(page.get_by_role("heading", level=1)).to_have_text("Lisbon, three days")

@@ -123,6 +123,9 @@ def test_edit_a_message_sends_a_new_version_with_a_new_answer_and_keeps_the_old_
 
     prompts(page).first.get_by_role("button", name="Edit").click()
     box = page.get_by_role("textbox", name="Edit message")
+    # Once the page has put the caret at the end: a fill before it would have its selection
+    # collapsed half-way and append instead of replacing.
+    expect(box).to_be_focused()
     box.fill("First question, edited")
     aimlapi.enqueue(Reply([Text("Answer to the edit.")]))
     page.locator(".edit-form").get_by_role("button", name="Send").click()
@@ -187,6 +190,7 @@ def test_delete_a_turn_asks_first_and_takes_everything_after_it(page, aimlapi):
 def test_deleting_a_version_shows_the_one_left_beside_it(page, aimlapi):
     two_turns(page, aimlapi)
     prompts(page).last.get_by_role("button", name="Edit").click()
+    expect(page.get_by_role("textbox", name="Edit message")).to_be_focused()
     page.get_by_role("textbox", name="Edit message").fill("Second question, edited")
     aimlapi.enqueue(Reply([Text("Edited answer.")]))
     page.locator(".edit-form").get_by_role("button", name="Send").click()
