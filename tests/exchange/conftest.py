@@ -1,5 +1,5 @@
 """Export and import helpers: the real samples (tests/fixtures/exchange/, README there), the
-variations of FORMATS.md built from them, uploads, and a conversation with branches and an
+variations docs/ARCHITECTURE.md ("Export and import") lists, built from them, uploads, and a conversation with branches and an
 image made the way the app makes them."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Each format's reader on the real samples (tests/fixtures/exchange/) and on the variations
-FORMATS.md describes, built from them: what is kept as chat turns, where each message
+docs/ARCHITECTURE.md ("Export and import") lists, built from them: what is kept as chat turns, where each message
 hangs, and what is noted as not carried."""
 
 from __future__ import annotations

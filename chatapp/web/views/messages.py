@@ -9,7 +9,7 @@ import uuid
 
 from django.http import HttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from chatapp.conversations import selectors, services
 from chatapp.conversations.models import Message
@@ -69,7 +69,7 @@ def message_show(
     return render(request, "chatapp/_branch.html", {"messages": branch})
 
 
-@require_http_methods(["GET"])
+@require_GET
 def message_models(
     request: AuthenticatedRequest, conversation_id: uuid.UUID, message_id: uuid.UUID
 ) -> HttpResponse:
