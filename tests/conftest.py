@@ -542,12 +542,30 @@ def log_in(page: Page, username: str = "alice") -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("textbox", name="Message")).to_be_visible()
+    ready(page)
+
+
+def ready(page: Page) -> None:
+    """Wait until htmx has taken the page over (app.js marks `body[data-ready]`)."""
+    expect(page.locator("body[data-ready]")).to_have_count(1)
 
 
 def send(page: Page, text: str) -> None:
+    """Send a message; the first one of a new chat waits for the conversation's page, which
+    replaces the whole body, to be taken over by htmx too."""
+    new_chat = page.locator("#composer input[name=page][value=new]").count() > 0
     box = page.get_by_role("textbox", name="Message")
     box.fill(text)
     box.press("Enter")
+    if not new_chat:
+        return
+    # The conversation's page has replaced the body, or the send was refused where it was.
+    page.wait_for_function(
+        """() => !document.querySelector('#composer input[name=page][value=new]')
+            || (document.getElementById('composer-error') || {}).textContent"""
+    )
+    if page.locator("#composer input[name=page][value=new]").count() == 0:
+        ready(page)
 
 
 def open_settings(page: Page) -> None:

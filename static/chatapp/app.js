@@ -1286,7 +1286,18 @@
     true
   );
 
+  // `body[data-ready]`: htmx has taken over the page (its controls answer). A new chat's first
+  // message swaps the whole body, and for a moment after it the new controls are inert; the
+  // browser tests wait on this instead of racing it.
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    if (evt.detail.target === document.body) delete document.body.dataset.ready;
+  });
+
   document.addEventListener("htmx:load", function (evt) {
+    const composer = document.getElementById("composer");
+    if (!composer || (evt.target.contains && evt.target.contains(composer))) {
+      document.body.dataset.ready = "1";
+    }
     quietPresets(evt.target);
     focusEdit(evt.target);
     addCopyButtons(evt.target);
