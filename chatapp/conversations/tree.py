@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import connection
-from django.db.models import Q
 
 from chatapp.attachments.models import Attachment, MessageAttachment
 
@@ -117,13 +116,21 @@ _VERSION_COLUMNS = ", ".join(
 
 
 def _versions_of(row: Message) -> Versions | None:
-    count = int(getattr(row, "v_count", 0) or 0)
-    if count < 2:
+    return _versions(
+        getattr(row, "v_count", 0),
+        getattr(row, "v_before", 0),
+        getattr(row, "v_previous", None),
+        getattr(row, "v_next", None),
+    )
+
+
+def _versions(count: Any, before: Any, previous: Any, following: Any) -> Versions | None:
+    """ "2 / 3" from the sibling subqueries' columns (ids as the database returns them)."""
+    if int(count or 0) < 2:
         return None
-    previous, following = getattr(row, "v_previous", None), getattr(row, "v_next", None)
     return Versions(
-        position=int(getattr(row, "v_before", 0) or 0) + 1,
-        count=count,
+        position=int(before or 0) + 1,
+        count=int(count),
         previous_id=uuid.UUID(str(previous)) if previous else None,
         next_id=uuid.UUID(str(following)) if following else None,
     )
@@ -186,35 +193,19 @@ def newest_leaf(*, conversation_id: uuid.UUID, under_id: uuid.UUID | None) -> uu
 
 
 def with_versions(messages: Iterable[Message]) -> None:
-    """Set `versions` on each message that has siblings, in one query for them all."""
+    """Set `versions` on each message (a page's are read with its path instead), in one query
+    with the same sibling subqueries as `path(versions=True)`."""
     messages = list(messages)
     if not messages:
         return
-    parents = {m.parent_id for m in messages}
-    known = [p for p in parents if p is not None]
-    which = Q(parent_id__in=known)
-    if None in parents:
-        which |= Q(parent__isnull=True)
-    siblings: dict[uuid.UUID | None, list[uuid.UUID]] = {}
-    rows = (
-        Message.objects.filter(which, conversation_id=messages[0].conversation_id)
-        .order_by("created_at", "id")
-        .values_list("parent_id", "id")
-    )
-    for parent_id, message_id in rows:
-        siblings.setdefault(parent_id, []).append(message_id)
+    table = _table()
+    marks = ", ".join(["%s"] * len(messages))
+    sql = f"SELECT m.id, {_VERSION_COLUMNS.format(table=table)} FROM {table} m WHERE m.id IN ({marks})"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_db(message.pk) for message in messages])
+        found = {uuid.UUID(str(row[0])): row[1:] for row in cursor.fetchall()}
     for message in messages:
-        ids = siblings.get(message.parent_id, [])
-        if len(ids) < 2 or message.pk not in ids:
-            message.versions = None
-            continue
-        at = ids.index(message.pk)
-        message.versions = Versions(
-            position=at + 1,
-            count=len(ids),
-            previous_id=ids[at - 1] if at > 0 else None,
-            next_id=ids[at + 1] if at + 1 < len(ids) else None,
-        )
+        message.versions = _versions(*found.get(message.pk, (0, 0, None, None)))
 
 
 def has_children(message_id: uuid.UUID) -> bool:
