@@ -67,6 +67,26 @@ def chatgpt_node(node_id: str, parent: str | None, role: str, content: dict, **m
     }
 
 
+# The chatgpt-tree.json sample's message that a "picture" node follows.
+PICTURE_PARENT = "f63b8e17-aa5c-4ca6-a1bf-d4d285e269b8"
+
+
+def pointer(url: str, kind: str = "image_asset_pointer") -> dict:
+    """An asset pointer part of a ChatGPT multimodal message."""
+    return {"content_type": kind, "asset_pointer": url}
+
+
+def chatgpt_picture(*parts: Any) -> dict:
+    """A user node after the tree sample's answer, its multimodal `parts` as given."""
+    return chatgpt_node(
+        "picture",
+        PICTURE_PARENT,
+        "user",
+        {"content_type": "multimodal_text", "parts": list(parts)},
+        create_time=1714585070.0,
+    )
+
+
 def chatgpt_with(conversation: dict, *nodes: dict) -> dict:
     """A ChatGPT conversation with more nodes (their parents' children lists updated)."""
     conversation = copy.deepcopy(conversation)

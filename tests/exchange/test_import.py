@@ -20,8 +20,10 @@ from chatapp.models import Conversation, Message
 from tests import imagegen
 from tests.exchange.conftest import (
     chatgpt_node,
+    chatgpt_picture,
     chatgpt_with,
     import_data,
+    pointer,
     sample,
     sample_bytes,
     zipped,
@@ -148,20 +150,11 @@ def test_a_conversation_with_no_messages_is_reported_and_not_created(user):
 
 def test_an_image_in_a_chatgpt_zip_is_checked_and_stored_and_a_missing_one_reported(user):
     (conversation,) = sample("chatgpt-tree.json")
-    picture = chatgpt_node(
-        "picture",
-        "f63b8e17-aa5c-4ca6-a1bf-d4d285e269b8",
-        "user",
-        {
-            "content_type": "multimodal_text",
-            "parts": [
-                {"content_type": "image_asset_pointer", "asset_pointer": "sediment://file_1"},
-                {"content_type": "image_asset_pointer", "asset_pointer": "sediment://file_2"},
-                {"content_type": "image_asset_pointer", "asset_pointer": "sediment://file_3"},
-                "What is this?",
-            ],
-        },
-        create_time=1714585070.0,
+    picture = chatgpt_picture(
+        pointer("sediment://file_1"),
+        pointer("sediment://file_2"),
+        pointer("sediment://file_3"),
+        "What is this?",
     )
     document = json.dumps([chatgpt_with(conversation, picture)]).encode()
     archive = zipped(
@@ -319,16 +312,7 @@ def test_a_loop_of_parents_is_noted_and_the_rest_imports(user):
 @pytest.mark.django_db(transaction=True)
 def test_a_failure_part_way_leaves_nothing_imported_and_no_image_files(user, monkeypatch):
     (conversation,) = sample("chatgpt-tree.json")
-    picture = chatgpt_node(
-        "picture",
-        "f63b8e17-aa5c-4ca6-a1bf-d4d285e269b8",
-        "user",
-        {
-            "content_type": "multimodal_text",
-            "parts": [{"content_type": "image_asset_pointer", "asset_pointer": "x://file_1"}],
-        },
-        create_time=1714585070.0,
-    )
+    picture = chatgpt_picture(pointer("x://file_1"))
     second = chatgpt_with(conversation, picture)
     second["id"] = second["conversation_id"] = str(uuid.uuid4())
     archive = zipped(

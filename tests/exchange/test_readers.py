@@ -13,7 +13,15 @@ import pytest
 
 from chatapp.exchange import readers
 from chatapp.exchange.neutral import Budget, ImportRefused, timestamp
-from tests.exchange.conftest import chatgpt_node, chatgpt_with, sample, sample_bytes, zipped
+from tests.exchange.conftest import (
+    chatgpt_node,
+    chatgpt_picture,
+    chatgpt_with,
+    pointer,
+    sample,
+    sample_bytes,
+    zipped,
+)
 
 
 def read(data: bytes):
@@ -161,20 +169,11 @@ def test_hidden_messages_with_words_are_noted_and_their_children_keep_their_plac
 
 def test_an_image_pointer_is_an_image_of_the_message_found_in_the_zip_or_noted_missing():
     (tree,) = sample("chatgpt-tree.json")
-    picture = chatgpt_node(
-        "picture",
-        "f63b8e17-aa5c-4ca6-a1bf-d4d285e269b8",
-        "user",
-        {
-            "content_type": "multimodal_text",
-            "parts": [
-                {"content_type": "image_asset_pointer", "asset_pointer": "sediment://file_00ab"},
-                {"content_type": "image_asset_pointer", "asset_pointer": "file-service://file-Q1"},
-                {"content_type": "audio_asset_pointer", "asset_pointer": "sediment://file_77"},
-                "What is this?",
-            ],
-        },
-        create_time=1714585070.0,
+    picture = chatgpt_picture(
+        pointer("sediment://file_00ab"),
+        pointer("file-service://file-Q1"),
+        pointer("sediment://file_77", kind="audio_asset_pointer"),
+        "What is this?",
     )
     document = json.dumps([chatgpt_with(tree, picture)]).encode()
     alone = by_key(read(document).conversations[0])["picture"]
