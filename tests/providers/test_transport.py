@@ -137,3 +137,16 @@ async def test_a_provider_without_a_client_says_so(
     with pytest.raises(RuntimeError, match=r"httpx\.AsyncClient"):
         await collect(route_provider(route, None, fake_upstream))
     assert fake_upstream.requests == []
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_a_cookie_an_upstream_sets_never_goes_back_with_the_next_request(
+    route: str, http_client: httpx.AsyncClient, fake_upstream: up.FakeUpstream
+) -> None:
+    # The client is shared by every person's turns: a cookie kept from one (set by the API or
+    # a proxy in front of it) would travel with the next person's.
+    fake_upstream.enqueue(up.Reply.text("First.", headers={"Set-Cookie": "session=alice; Path=/"}))
+    fake_upstream.enqueue(up.Reply.text("Second."))
+    for _ in range(2):
+        assert "." in text_of(await collect(route_provider(route, http_client, fake_upstream)))
+    assert [r.headers.get("cookie") for r in fake_upstream.requests] == [None, None]
