@@ -158,8 +158,10 @@ MIDDLEWARE = [
 # clears the count.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend with a prepared lookup of the signed-in person (accounts.backends).
+    "chatapp.accounts.backends.PersonBackend",
 ]
+SESSION_ENGINE = "chatapp.accounts.sessions"
 AXES_FAILURE_LIMIT = CHAT_LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(minutes=CHAT_LOGIN_LOCKOUT_MINUTES)
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]

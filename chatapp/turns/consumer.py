@@ -38,6 +38,7 @@ from chatapp.core.db import db
 from chatapp.rendering import StreamRenderer, StreamUpdate
 
 from . import manager
+from .access import pass_holder
 from .fragments import message_fragment
 from .protocol import (
     SSE_HEADERS,
@@ -84,7 +85,7 @@ def _authorise(session_key: str, message_id: uuid.UUID) -> tuple[User | None, Me
     user = session_user(session_key)
     if user is None:
         return None, None
-    return user, stream_state(owner=user, message_id=message_id)
+    return user, stream_state(owner_id=user.pk, message_id=message_id)
 
 
 class SSEConsumer(AsyncHttpConsumer):
@@ -199,7 +200,7 @@ class MessageStreamConsumer(SSEConsumer):
         self.awaiting_snapshot = False
         self.snapshot_requested_at = 0.0
         self.buffer: list[tuple[int, str]] = []
-        self.user: User | None = None
+        self.owner_id = 0
         self.message_id = uuid.UUID(int=0)
 
     # -- setup --
@@ -210,30 +211,39 @@ class MessageStreamConsumer(SSEConsumer):
             return
         self.message_id = self.scope["url_route"]["kwargs"]["message_id"]
         session_key = self._cookie(settings.SESSION_COOKIE_NAME)
-        user, message = await db(_authorise, session_key, self.message_id)
-        if user is None:
-            await self._respond(403, b"Log in to watch this answer.")
-            return
-        self.user = user
-        if message is None:
-            await self._respond(404, b"Not found")
-            return
+        # A pass from the page (turns.access) proves the person without the database.
+        owner_id = pass_holder(
+            self._query("pass"), message_id=self.message_id, session_key=session_key
+        )
+        message: Message | None = None
+        if owner_id is None:
+            user, message = await db(_authorise, session_key, self.message_id)
+            if user is None:
+                await self._respond(403, b"Log in to watch this answer.")
+                return
+            if message is None:
+                await self._respond(404, b"Not found")
+                return
+            owner_id = user.pk
+        self.owner_id = owner_id
         block, self.delivered = self._resume_offsets()
         self.renderer = StreamRenderer(block)
         await self.send_headers(status=200, headers=SSE_HEADERS)
         await self._send(SSE_OPEN)
-        if message.is_terminal:
+        if message is not None and message.is_terminal:
             await self._finish_from_db(message)
             return
-        # Join before re-reading: a run that ends between the two reads has saved its final
-        # state first (we then read it) or publishes its end after we joined (we receive it).
+        # Join before looking: a run that ends after that publishes its end to us; one that
+        # ended before has saved its final state, which we then read.
         await self._join(stream_group(self.message_id))
         if session_key:
             await self._join(session_group(session_key))
-        message = await db(stream_state, owner=user, message_id=self.message_id)
-        if message is None or message.is_terminal:
-            await self._finish_from_db(message)
-            return
+        if not manager.manager().is_going(self.message_id):
+            # Not being written here: it may be on another worker, or over.
+            message = await db(stream_state, owner_id=owner_id, message_id=self.message_id)
+            if message is None or message.is_terminal:
+                await self._finish_from_db(message)
+                return
         await self._request_snapshot()
         await self._send(SSE_LIVE)
         self.ticker = asyncio.create_task(self._tick())
@@ -358,8 +368,7 @@ class MessageStreamConsumer(SSEConsumer):
     async def _still_running(self) -> Message | None:
         """The answer as saved if it is still being written; if it has ended (or gone), its
         final state is sent and the stream ends, and None is returned."""
-        assert self.user is not None
-        message = await db(stream_state, owner=self.user, message_id=self.message_id)
+        message = await db(stream_state, owner_id=self.owner_id, message_id=self.message_id)
         if message is None or message.is_terminal:
             await self._finish_from_db(message)
             return None
@@ -382,6 +391,10 @@ class MessageStreamConsumer(SSEConsumer):
         html = await db(message_fragment, message)
         await self._send(sse_event(terminal_event(message.status), html, len(message.content)))
         await self._close()
+
+    def _query(self, name: str) -> str:
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        return (query.get(name) or [""])[0]
 
     def _resume_offsets(self) -> tuple[int, int]:
         """(start of the open block, end of the text) that the browser already shows:

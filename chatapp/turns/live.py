@@ -11,14 +11,13 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.models import User
 
 from chatapp.conversations.models import Conversation
 from chatapp.core.db import db
 
+from . import manager
 from .consumer import SSEConsumer, session_user
 from .protocol import (
     SSE_HEADERS,
@@ -56,7 +55,7 @@ def publish_turn(
         "after": f"m-{after}" if after else "",
         "tab": tab[:TAB_MAX_CHARS],
     }
-    async_to_sync(get_channel_layer().group_send)(conversation_group(conversation_id), frame)
+    manager.group_send(conversation_group(conversation_id), frame)
 
 
 def _authorise(session_key: str, conversation_id: uuid.UUID) -> tuple[User | None, bool]:

@@ -9,12 +9,13 @@ watcher's snapshot work across workers.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
 import logging
 import os
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import httpx
@@ -135,7 +136,13 @@ class RunManager:
     # -- runs --
 
     async def launch(
-        self, *, message_id: uuid.UUID, route: str, request: ChatRequest, prefix: str = ""
+        self,
+        *,
+        message_id: uuid.UUID,
+        route: str,
+        request: ChatRequest,
+        prefix: str = "",
+        message: Message | None = None,
     ) -> Run:
         """Start the generation for a pending assistant message saved by `turns.services`
         (`turn_start`, `turn_retry`, or `turn_continue`: then `prefix` is the text it already
@@ -155,11 +162,18 @@ class RunManager:
             client=self.client(),
             config=self.config,
             published=self.published,
+            message=message,
         )
         self.runs[message_id] = run
         await self.layer.group_add(control_group(message_id), self.control_channel)
         self._run_tasks[message_id] = self._spawn(self._run(run))
         return run
+
+    def is_going(self, message_id: uuid.UUID) -> bool:
+        """Whether this process is writing the answer and has not yet published its end: a
+        watcher that joined its stream group before asking gets every frame to the end."""
+        run = self.runs.get(message_id)
+        return run is not None and not run.ended
 
     def running(self, message_id: uuid.UUID) -> asyncio.Task[Any] | None:
         """The task of a run of this process, until it has ended and saved its final state."""
@@ -302,18 +316,57 @@ class RunManager:
 # once onto the server's event loop (asgiref's async_to_sync, from the request's thread).
 
 
-def launch(*, message_id: uuid.UUID, route: str, request: ChatRequest, prefix: str = "") -> None:
-    async def _launch() -> None:
-        await manager().launch(message_id=message_id, route=route, request=request, prefix=prefix)
-
-    async_to_sync(_launch)()
+def launch(*, message: Message, request: ChatRequest, prefix: str = "") -> None:
+    """Start the run of a pending answer; returns once it can receive Stop."""
+    _on_loop(
+        lambda runs: runs.launch(
+            message_id=message.id,
+            route=message.route,
+            request=request,
+            prefix=prefix,
+            message=message,
+        ),
+        wait=True,
+    )
 
 
 def request_stop(message_id: uuid.UUID) -> None:
-    async def _stop() -> None:
-        await manager().request_stop(message_id)
+    _on_loop(lambda runs: runs.request_stop(message_id), wait=True)
 
-    async_to_sync(_stop)()
+
+def group_send(group: str, frame: Mapping[str, Any]) -> None:
+    """Publish a frame from a view without waiting for it to go out (the live frames of a
+    conversation's other open pages)."""
+
+    async def _send(runs: RunManager) -> None:
+        await runs.layer.group_send(group, dict(frame))
+
+    _on_loop(_send, wait=False)
+
+
+def _on_loop(step: Callable[[RunManager], Coroutine[Any, Any, Any]], *, wait: bool) -> None:
+    """Run `step` with the server's manager on its event loop, from a view's thread. Once
+    the manager has started, a plain `run_coroutine_threadsafe` (asgiref's `async_to_sync`
+    cost ~8% of a turn's CPU: its thread-sensitivity bookkeeping and context copies, bench
+    "turn cost"); before that (tests without a lifespan), through asgiref."""
+    runs = _manager
+    if runs is None or not runs._started or not runs.loop.is_running():
+
+        async def _first() -> None:
+            await step(manager())
+
+        async_to_sync(_first)()
+        return
+    future = asyncio.run_coroutine_threadsafe(step(runs), runs.loop)
+    if wait:
+        future.result()
+    else:
+        future.add_done_callback(_log_failure)
+
+
+def _log_failure(future: concurrent.futures.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("a frame from a view could not be published: %s", future.exception())
 
 
 # --- The process's manager --------------------------------------------------------------------

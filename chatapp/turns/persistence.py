@@ -22,6 +22,7 @@ from django.db import connection
 from django.utils import timezone
 
 from chatapp.conversations.models import Message
+from chatapp.core import sql
 from chatapp.providers.types import Usage
 
 
@@ -70,9 +71,11 @@ class Outcome:
     provider_extras: dict[str, Any] | None = None
 
 
-def message_finish(*, message_id: uuid.UUID, outcome: Outcome) -> bool:
-    """Save the final state of a run. Returns False if the message was already terminal
-    (e.g. marked interrupted by another worker while this one was partitioned away)."""
+def message_finish(*, message_id: uuid.UUID, outcome: Outcome) -> dict[str, Any] | None:
+    """Save the final state of a run, in one plain statement (through the ORM's update() it
+    was ~0.6 ms of a turn's CPU, bench "turn cost"). Returns the values written, by field, or
+    None if the message was already terminal (e.g. marked interrupted by another worker while
+    this one was partitioned away)."""
     fields: dict[str, Any] = {
         "status": outcome.status,
         "content": storable_text(outcome.content),
@@ -97,10 +100,10 @@ def message_finish(*, message_id: uuid.UUID, outcome: Outcome) -> bool:
     }
     if outcome.provider_extras is not None:
         fields["provider_extras"] = storable_json(outcome.provider_extras)
-    updated = Message.objects.filter(pk=message_id, status__in=Message.ACTIVE_STATUSES).update(
-        **fields
+    updated = sql.update_where_active(
+        Message, message_id, fields, status_in=Message.ACTIVE_STATUSES
     )
-    return bool(updated)
+    return fields if updated else None
 
 
 # PositiveIntegerField's range on every engine Django supports (PostgreSQL's integer).

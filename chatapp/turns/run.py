@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import time
 import uuid
@@ -58,14 +59,23 @@ SAVE_FAILED = (
 )
 
 
-def _save_final(message_id: uuid.UUID, outcome: Outcome) -> tuple[StreamEnd, bool]:
+def _save_final(
+    message_id: uuid.UUID, outcome: Outcome, launched: Message | None = None
+) -> tuple[StreamEnd, bool]:
     """On a database thread: render the answer once, save the final state, and build the
-    `stream.end` frame from the row as saved (another worker may have ended it first)."""
+    `stream.end` frame from the row as saved: the row the run was launched with and the
+    values just written, or, if another worker ended it first (or the run was launched
+    without its row), the row read back."""
     outcome.content_html = rendering.render_markdown(outcome.content) if outcome.content else ""
     outcome.html_version = rendering.RENDERER_VERSION
-    saved = message_finish(message_id=message_id, outcome=outcome)
-    message = Message.objects.select_related("conversation").get(pk=message_id)
-    return stream_end(message), saved
+    written = message_finish(message_id=message_id, outcome=outcome)
+    if written is not None and launched is not None:
+        message = launched
+        for name, value in written.items():
+            setattr(message, name, value)
+    else:
+        message = Message.objects.get(pk=message_id)
+    return stream_end(message), written is not None
 
 
 class Run:
@@ -83,8 +93,12 @@ class Run:
         config: Mapping[str, Any],
         prefix: str = "",
         published: PublishedText | None = None,
+        message: Message | None = None,
     ) -> None:
         self.layer = layer
+        # The pending row as launched (a copy: the view that launched it goes on rendering
+        # its own), for the final fragment without reading it back.
+        self._launched = copy.copy(message) if message is not None else None
         self.published_text = published or PublishedText()
         self._prefix = prefix
         self.client = client
@@ -95,6 +109,8 @@ class Run:
         self.group = stream_group(message_id)
         self._inner: asyncio.Task[None] | None = None
         self.stop_reason: str | None = None
+        # Set once the final state is saved, as the end is published (RunManager.is_going).
+        self.ended = False
 
         # The answer so far: pieces in order; `_published_parts` of them have been framed.
         # A continued answer starts with the text it had, already published and saved.
@@ -344,6 +360,7 @@ class Run:
             await self.published_text.forget(self.message_id)
         if not saved:
             log.warning("run %s finished after its message was already final", self.message_id)
+        self.ended = True
         try:
             await self.layer.group_send(self.group, end)
         except Exception:
@@ -368,7 +385,7 @@ class Run:
         delay, reduced = 0.2, False
         while True:
             try:
-                return await db(_save_final, self.message_id, outcome)
+                return await db(_save_final, self.message_id, outcome, self._launched)
             except (OperationalError, InterfaceError):
                 log.warning("saving %s failed; retrying in %.1f s", self.message_id, delay)
             except Exception:

@@ -4,22 +4,19 @@ consumer needs to know about the message a browser asks to watch."""
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
 
 from chatapp.conversations.models import Conversation, Message
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import User
 
 
 def active_message(*, conversation: Conversation) -> Message | None:
     return conversation.messages.filter(status__in=Message.ACTIVE_STATUSES).first()
 
 
-def stream_state(*, owner: User, message_id: uuid.UUID) -> Message | None:
-    """The answer if `owner` may watch it, else None (missing and someone else's alike)."""
+def stream_state(*, owner_id: int, message_id: uuid.UUID) -> Message | None:
+    """The answer if person `owner_id` may watch it, else None (missing and someone else's
+    alike)."""
     return (
         Message.objects.select_related("conversation")
-        .filter(pk=message_id, role=Message.Role.ASSISTANT, conversation__owner=owner)
+        .filter(pk=message_id, role=Message.Role.ASSISTANT, conversation__owner_id=owner_id)
         .first()
     )

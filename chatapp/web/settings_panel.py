@@ -22,6 +22,7 @@ from chatapp.providers import catalog, params
 from chatapp.providers.gemini.safety import ADJUSTABLE_CATEGORIES, THRESHOLDS
 from chatapp.providers.params import Parameter, Range
 
+from .forms import SparseForm, share_fields
 from .requests import AuthenticatedRequest
 
 # The safety settings as the panel shows them: one select per harm category, combined by the
@@ -90,7 +91,7 @@ class ControlGroup:
     controls: tuple[ParamControl, ...]
 
 
-class SettingsForm(forms.Form):
+class SettingsForm(SparseForm):
     """The settings panel. Every parameter is optional; an empty field is not sent. The
     parameter fields are added below, from the registry."""
 
@@ -208,6 +209,7 @@ def _parameter_fields() -> dict[str, forms.Field]:
 
 
 SettingsForm.base_fields.update(_parameter_fields())
+share_fields(SettingsForm)
 
 
 def raw_options(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -550,7 +550,7 @@ async def test_continue_picks_up_an_interrupted_answer_where_it_stopped(
     html = response.content.decode()
     assert response.status_code == 200
     assert (
-        f'sse-connect="/stream/{answer.id}/?block=0&amp;after=16"' in html
+        f'sse-connect="/stream/{answer.id}/?block=0&amp;after=16&amp;pass=' in html
     )  # streams on from its text
     stream = open_stream(answer.id, cookie=cookie, after=16)
     await stream.start()

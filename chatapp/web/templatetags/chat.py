@@ -15,6 +15,7 @@ from chatapp.conversations.models import Message
 from chatapp.providers import catalog, endings
 from chatapp.providers.gemini import safety
 from chatapp.providers.types import Ending
+from chatapp.turns.access import stream_pass
 
 register = template.Library()
 
@@ -112,8 +113,19 @@ def stream_view(message: Message) -> rendering.StreamUpdate:
     return rendering.partial_answer(message.content)
 
 
-@register.simple_tag
-def stream_url(message: Message, block: int) -> str:
+@register.simple_tag(takes_context=True)
+def stream_url(context: template.Context, message: Message, block: int) -> str:
     """The SSE endpoint of a message (routed by chatapp.asgi, outside Django's URLconf), with
-    where the page's open block starts and the end of the text it already shows."""
-    return f"{get_script_prefix()}stream/{message.id}/?block={block}&after={len(message.content)}"
+    where the page's open block starts and the end of the text it already shows, and a pass
+    (`turns.access`) for the person and session of the request the page is rendered for, so
+    that attaching costs no database work."""
+    url = f"{get_script_prefix()}stream/{message.id}/?block={block}&after={len(message.content)}"
+    request = context.get("request")
+    session = getattr(request, "session", None)
+    user = getattr(request, "user", None)
+    if session is not None and session.session_key and user is not None and user.pk:
+        token = stream_pass(
+            person_id=user.pk, message_id=message.id, session_key=session.session_key
+        )
+        url += f"&pass={token}"
+    return url

@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from chatapp.accounts.backends import PERSON_BACKEND
 from chatapp.accounts.services import user_signup
 
 from ..forms import SignupForm
@@ -51,6 +52,6 @@ def signup(request: HttpRequest) -> HttpResponse:
         user = user_signup(
             username=form.cleaned_data["username"], password=form.cleaned_data["password1"]
         )
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, user, backend=PERSON_BACKEND)
         return redirect("chat-home")
     return render(request, "registration/signup.html", {"form": form})
