@@ -3,6 +3,7 @@ that start the run manager (heartbeat, reaper) and save running answers on shutd
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -11,6 +12,7 @@ from typing import Any, cast
 
 import django
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponseBase
@@ -35,6 +37,22 @@ UPLOAD_THREADS = ThreadPoolExecutor(max_workers=3, thread_name_prefix="chat-uplo
 UPLOAD_PATH = "/attachments/"
 
 
+_SLOTS: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+
+def _request_slots() -> asyncio.Semaphore:
+    """At most `CHAT_REQUEST_CONCURRENCY` requests run their view at once; the others wait
+    on the event loop, where waiting costs nothing. Each running request thread takes its
+    turn at the GIL with the loop that relays every stream, so with all eight threads busy
+    (a burst of sends) the relay got one turn in nine: 100 sends arriving within a second
+    delayed chunks of the streams already running by up to ~1 s (bench "turn cost")."""
+    loop = asyncio.get_running_loop()
+    slots = _SLOTS.get(loop)
+    if slots is None:
+        slots = _SLOTS[loop] = asyncio.Semaphore(settings.CHAT_REQUEST_CONCURRENCY)
+    return slots
+
+
 class SyncChainASGIHandler(ASGIHandler):
     """Django's ASGI handler, with the middleware chain built in synchronous mode and run in
     one thread per request, as Django's WSGI path runs it.
@@ -49,12 +67,14 @@ class SyncChainASGIHandler(ASGIHandler):
         super().load_middleware(is_async=False)
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        upload = request.method == "POST" and request.path_info == UPLOAD_PATH
-        return await sync_to_async(
-            self._get_response_here,
-            thread_sensitive=False,
-            executor=UPLOAD_THREADS if upload else REQUEST_THREADS,
-        )(request)
+        if request.method == "POST" and request.path_info == UPLOAD_PATH:
+            return await sync_to_async(
+                self._get_response_here, thread_sensitive=False, executor=UPLOAD_THREADS
+            )(request)
+        async with _request_slots():
+            return await sync_to_async(
+                self._get_response_here, thread_sensitive=False, executor=REQUEST_THREADS
+            )(request)
 
     def _get_response_here(self, request: HttpRequest) -> HttpResponseBase:
         # What Django's request_started/finished receivers do under WSGI, in the thread that

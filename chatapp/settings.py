@@ -76,6 +76,8 @@ CHAT_SENDS_PER_MINUTE = int(_env_number("CHAT_SENDS_PER_MINUTE", 30))
 CHAT_MAX_ACTIVE_TURNS_PER_USER = int(_env_number("CHAT_MAX_ACTIVE_TURNS_PER_USER", 4))
 CHAT_WORKER_HEARTBEAT_SECONDS = _env_number("CHAT_WORKER_HEARTBEAT_SECONDS", 10)
 CHAT_STREAM_FRAMES_PER_SECOND = _env_number("CHAT_STREAM_FRAMES_PER_SECOND", 20)
+CHAT_REQUEST_CONCURRENCY = int(_env_number("CHAT_REQUEST_CONCURRENCY", 2))
+CHAT_STREAM_UNPACED_CHUNKS_PER_SECOND = _env_number("CHAT_STREAM_UNPACED_CHUNKS_PER_SECOND", 5000)
 CHAT_CHECKPOINT_SECONDS = _env_number("CHAT_CHECKPOINT_SECONDS", 1)
 CHAT_MAX_IMAGE_MB = _env_number("CHAT_MAX_IMAGE_MB", 50)
 CHAT_MAX_IMAGE_MEGAPIXELS = _env_number("CHAT_MAX_IMAGE_MEGAPIXELS", 120)
@@ -419,8 +421,11 @@ CHAT_MAX_IMPORT_BODY_BYTES = CHAT_LIMITS["import_bytes"] + 1_000_000
 
 # The generation run (docs/ARCHITECTURE.md, "The flow of one turn").
 CHAT_RUN = {
-    # Frames published per stream are coalesced to at most one per interval (~20 per second).
-    "frame_interval": 1.0 / CHAT_STREAM_FRAMES_PER_SECOND,
+    # Frames go out as text arrives while this process receives fewer than
+    # `unpaced_chunks_per_second` chunks from upstreams; above that each stream's frames are
+    # coalesced, up to one per `max_frame_interval` at twice that rate (turns/pacing.py).
+    "unpaced_chunks_per_second": CHAT_STREAM_UNPACED_CHUNKS_PER_SECOND,
+    "max_frame_interval": 1.0 / CHAT_STREAM_FRAMES_PER_SECOND,
     # Partial text is checkpointed to the database at most once per interval: without Redis,
     # what a process that dies can lose (with Redis, nothing shown: turns.published).
     "checkpoint_interval": CHAT_CHECKPOINT_SECONDS,

@@ -13,9 +13,11 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import orjson
 from django.db import connection
 
 from chatapp.attachments.models import Attachment, MessageAttachment
+from chatapp.core.sql import field_of
 
 from .models import Message, Versions
 
@@ -62,6 +64,78 @@ def path(
     The walk starts from the primary key alone and the conversation is checked on the rows
     it returns: a start row filtered by both let PostgreSQL, on fresh statistics, choose the
     conversation's index and read every message of it first (S8: 18 ms instead of 10)."""
+    sql, params = _path_sql(
+        conversation_id=conversation_id,
+        leaf_id=leaf_id,
+        limit=limit,
+        stop_at=stop_at,
+        above=above,
+        columns=_columns(fields),
+        versions=versions,
+    )
+    rows = list(Message.objects.raw(sql, params))
+    if versions:
+        for row in rows:
+            row.versions = _versions_of(row)
+    return rows
+
+
+def path_values(
+    *, conversation_id: uuid.UUID, leaf_id: uuid.UUID, fields: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """The path that ends at `leaf_id`, root first, as rows of `fields` (text, JSON and UUID
+    columns, converted as the model would). What a request sends is read this way:
+    building a model instance per message made the request of a turn after 200 messages cost
+    8.5 ms against 1.3 ms after none (bench "turn cost"); it must grow only with what it
+    sends."""
+    columns = [field_of(Message, name) for name in fields]
+    sql, params = _path_sql(
+        conversation_id=conversation_id,
+        leaf_id=leaf_id,
+        columns=", ".join(f"m.{connection.ops.quote_name(str(c.column))}" for c in columns),
+    )
+    steps = [
+        (index, step)
+        for index, column in enumerate(columns)
+        if (step := _DECODE.get(column.get_internal_type())) is not None
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if not steps:
+        return rows
+    decoded = []
+    for row in rows:
+        values = list(row)
+        for index, step in steps:
+            values[index] = step(values[index])
+        decoded.append(tuple(values))
+    return decoded
+
+
+def _json_value(value: Any) -> Any:
+    # SQLite hands JSON back as text; psycopg has decoded jsonb already.
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _uuid_value(value: Any) -> Any:
+    # SQLite keeps UUIDs as hex text; psycopg returns uuid.UUID.
+    return uuid.UUID(value) if isinstance(value, str) else value
+
+
+_DECODE = {"JSONField": _json_value, "UUIDField": _uuid_value}
+
+
+def _path_sql(
+    *,
+    conversation_id: uuid.UUID,
+    leaf_id: uuid.UUID,
+    columns: str,
+    limit: int = MAX_DEPTH,
+    stop_at: uuid.UUID | None = None,
+    above: bool = False,
+    versions: bool = False,
+) -> tuple[str, list[Any]]:
     table = _table()
     start = (
         f"SELECT parent_id, 0 FROM {table} WHERE id = %s AND parent_id IS NOT NULL"
@@ -79,14 +153,10 @@ def path(
         f"WITH RECURSIVE walk(id, depth) AS ({start} UNION ALL "
         f"SELECT m.parent_id, w.depth + 1 FROM {table} m JOIN walk w ON m.id = w.id "
         f"WHERE m.parent_id IS NOT NULL AND w.depth + 1 < %s{stop}) "
-        f"SELECT {_columns(fields)}{extra} FROM walk JOIN {table} m ON m.id = walk.id "
+        f"SELECT {columns}{extra} FROM walk JOIN {table} m ON m.id = walk.id "
         "WHERE m.conversation_id = %s ORDER BY walk.depth DESC"
     )
-    rows = list(Message.objects.raw(sql, params))
-    if versions:
-        for row in rows:
-            row.versions = _versions_of(row)
-    return rows
+    return sql, params
 
 
 def _siblings(condition: str = "", select: str = "COUNT(*)", order: str = "") -> str:
@@ -206,6 +276,28 @@ def with_versions(messages: Iterable[Message]) -> None:
         found = {uuid.UUID(str(row[0])): row[1:] for row in cursor.fetchall()}
     for message in messages:
         message.versions = _versions(*found.get(message.pk, (0, 0, None, None)))
+
+
+def has_images(conversation_id: uuid.UUID) -> bool:
+    """Whether any message of the conversation has an image: one indexed statement, on every
+    turn's path (a text-only conversation then reads no links at all)."""
+    quote = connection.ops.quote_name
+    sql = (
+        f"SELECT 1 FROM {quote(MessageAttachment._meta.db_table)} l "
+        f"JOIN {_table()} m ON m.id = l.message_id WHERE m.conversation_id = %s LIMIT 1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_db(conversation_id)])
+        return cursor.fetchone() is not None
+
+
+def role_of(*, conversation_id: uuid.UUID, message_id: uuid.UUID) -> str | None:
+    """The role of a message of the conversation, None if it is not one of its messages."""
+    sql = f"SELECT role FROM {_table()} WHERE id = %s AND conversation_id = %s"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_db(message_id), _db(conversation_id)])
+        row = cursor.fetchone()
+    return None if row is None else str(row[0])
 
 
 def has_children(message_id: uuid.UUID) -> bool:

@@ -14,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from chatapp.attachments import images
-from chatapp.attachments.models import Attachment, MessageAttachment
+from chatapp.attachments.models import Attachment
 from chatapp.conversations import tree
 from chatapp.conversations.models import Conversation, Message
 from chatapp.core.errors import LimitExceeded, RequestTooLarge, ServiceError
@@ -95,9 +95,7 @@ def check_images_fit(
     are not sent, and a text-only conversation costs one indexed query here."""
     end = conversation.current_leaf_id if isinstance(thread_end_id, str) else thread_end_id
     earlier_count, earlier_bytes, text_chars = 0, 0, 0
-    if end is not None and (
-        new_images or MessageAttachment.objects.filter(message__conversation=conversation).exists()
-    ):
+    if end is not None and (new_images or tree.has_images(conversation.id)):
         text_chars, earlier_count, earlier_bytes = tree.totals(
             conversation_id=conversation.id, leaf_id=end
         )

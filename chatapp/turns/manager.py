@@ -30,6 +30,7 @@ from chatapp.providers.types import ChatRequest
 
 from . import titles
 from .fragments import stream_end
+from .pacing import Pacing
 from .protocol import (
     ManagerClose,
     RunStop,
@@ -59,6 +60,11 @@ class RunManager:
         self.layer: BaseChannelLayer = layer
         self.runs: dict[uuid.UUID, Run] = {}
         self.published = PublishedText(settings.REDIS_URL)
+        # One pacing for the process's runs: its load is all of theirs.
+        self.pacing = Pacing(
+            free_rate=self.config["unpaced_chunks_per_second"],
+            max_interval=self.config["max_frame_interval"],
+        )
         self._run_tasks: dict[uuid.UUID, asyncio.Task[Any]] = {}
         # Titles being written after first answers (turns/titles.py), by answer.
         self.titles: dict[uuid.UUID, asyncio.Task[Any]] = {}
@@ -140,7 +146,7 @@ class RunManager:
         *,
         message_id: uuid.UUID,
         route: str,
-        request: ChatRequest,
+        request: ChatRequest | Callable[[], ChatRequest],
         prefix: str = "",
         message: Message | None = None,
     ) -> Run:
@@ -163,6 +169,7 @@ class RunManager:
             config=self.config,
             published=self.published,
             message=message,
+            pacing=self.pacing,
         )
         self.runs[message_id] = run
         await self.layer.group_add(control_group(message_id), self.control_channel)
@@ -187,7 +194,8 @@ class RunManager:
             self._run_tasks.pop(run.message_id, None)
             with contextlib.suppress(Exception):
                 await self.layer.group_discard(control_group(run.message_id), self.control_channel)
-        if len(run.request.messages) == 1 and settings.CHAT_TITLE_MODEL != "off":
+        first_turn = run.request is not None and len(run.request.messages) == 1
+        if first_turn and settings.CHAT_TITLE_MODEL != "off":
             # A first turn: its title, once the answer is saved and its stream has ended.
             self.titles[run.message_id] = self._spawn(self._title(run.message_id))
 
@@ -316,8 +324,11 @@ class RunManager:
 # once onto the server's event loop (asgiref's async_to_sync, from the request's thread).
 
 
-def launch(*, message: Message, request: ChatRequest, prefix: str = "") -> None:
-    """Start the run of a pending answer; returns once it can receive Stop."""
+def launch(
+    *, message: Message, request: ChatRequest | Callable[[], ChatRequest], prefix: str = ""
+) -> None:
+    """Start the run of a pending answer; returns once it can receive Stop. `request` may be
+    the function that builds it, which the run calls on a database thread."""
     _on_loop(
         lambda runs: runs.launch(
             message_id=message.id,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from typing import Any, NamedTuple
 
 from chatapp.attachments import images
 from chatapp.attachments.models import MessageAttachment
@@ -32,15 +33,18 @@ def turn_request(*, message: Message) -> ChatRequest:
     if message.parent_id is None:
         path = []
     else:
-        path = tree.path(
-            conversation_id=conversation.id,
-            leaf_id=message.parent_id,
-            fields=["role", "content", "provider_extras", "route", "model"],
-        )
-    image_parts = _thread_images(message, {row.pk for row in path})
+        path = [
+            PathRow(*values)
+            for values in tree.path_values(
+                conversation_id=conversation.id,
+                leaf_id=message.parent_id,
+                fields=PathRow._fields,
+            )
+        ]
+    image_parts = _thread_images(message, {row.id for row in path})
     history: list[ChatMessage] = []
     for row in _answered(path):
-        parts: list[Part] = list(image_parts.get(row.pk, ()))
+        parts: list[Part] = list(image_parts.get(row.id, ()))
         if row.content or not parts:
             parts.append(TextPart(row.content))
         same_model = row.route == message.route and row.model == message.model
@@ -62,10 +66,21 @@ def turn_request(*, message: Message) -> ChatRequest:
     )
 
 
-def _answered(path: list[Message]) -> list[Message]:
+class PathRow(NamedTuple):
+    """What a request needs of each message on the path it answers."""
+
+    id: uuid.UUID
+    role: str
+    content: str
+    provider_extras: dict[str, Any]
+    route: str
+    model: str
+
+
+def _answered(path: list[PathRow]) -> list[PathRow]:
     """The path without its turns that have no answer text: each such answer and the prompt
     it answered (the prompt that starts this turn, last on the path, stays)."""
-    kept: list[Message] = []
+    kept: list[PathRow] = []
     for row in path:
         if row.role == Message.Role.ASSISTANT and not row.content:
             if kept and kept[-1].role == Message.Role.USER:
@@ -120,7 +135,7 @@ def _thread_images(message: Message, on_path: set[uuid.UUID]) -> dict[uuid.UUID,
     the conversation's attachment links (images on other branches are skipped before any file
     is read), each file read once, scaled down where the route takes smaller images than the
     ones stored. Images come before the text they go with."""
-    if not on_path:
+    if not on_path or not tree.has_images(message.conversation_id):
         return {}
     links = (
         MessageAttachment.objects.filter(

@@ -46,6 +46,7 @@ from chatapp.providers.types import (
 )
 
 from .fragments import stream_end
+from .pacing import Pacing
 from .persistence import Outcome, message_checkpoint, message_finish
 from .protocol import StreamDelta, StreamEnd, StreamSnapshot, StreamStatus, stream_group
 from .published import PublishedText
@@ -87,15 +88,20 @@ class Run:
         *,
         message_id: uuid.UUID,
         route: str,
-        request: ChatRequest,
+        request: ChatRequest | Callable[[], ChatRequest],
         layer: BaseChannelLayer,
         client: httpx.AsyncClient,
         config: Mapping[str, Any],
         prefix: str = "",
         published: PublishedText | None = None,
         message: Message | None = None,
+        pacing: Pacing | None = None,
     ) -> None:
         self.layer = layer
+        self.pacing = pacing or Pacing(
+            free_rate=config["unpaced_chunks_per_second"],
+            max_interval=config["max_frame_interval"],
+        )
         # The pending row as launched (a copy: the view that launched it goes on rendering
         # its own), for the final fragment without reading it back.
         self._launched = copy.copy(message) if message is not None else None
@@ -105,7 +111,10 @@ class Run:
         self.config = config
         self.message_id = message_id
         self.route = route
-        self.request = request
+        # Built on a database thread as the run begins when given as a function: the send's
+        # response does not wait for the thread to be read (it grows with the conversation).
+        self.request: ChatRequest | None = None if callable(request) else request
+        self._build_request = request if callable(request) else None
         self.group = stream_group(message_id)
         self._inner: asyncio.Task[None] | None = None
         self.stop_reason: str | None = None
@@ -219,6 +228,9 @@ class Run:
         redact = provider.redact_event
         while True:
             try:
+                if self.request is None:
+                    assert self._build_request is not None
+                    self.request = await db(self._build_request)
                 async for event in provider.stream(self.request):
                     self._on_event(redact(event))
                 return
@@ -249,6 +261,7 @@ class Run:
                     self._status_text = ""
                 self._parts.append(text)
                 self.length += len(text)
+                self.pacing.arrived()
                 self._dirty.set()
             case ReasoningDelta(text=text):
                 self._reasoning.append(text)
@@ -274,13 +287,17 @@ class Run:
     # -- publishing and checkpoints --
 
     async def _publisher(self) -> None:
-        interval = self.config["frame_interval"]
+        # A frame as soon as text arrives, unless the process is busy enough that frames
+        # are paced (turns/pacing.py): then the text of the interval goes in one frame.
+        pacing = self.pacing
         while True:
             await self._dirty.wait()
             self._dirty.clear()
             async with self._publish_lock:
                 await self._publish()
-            await asyncio.sleep(interval)
+            interval = pacing.current()
+            if interval:
+                await asyncio.sleep(interval)
 
     async def _publish(self) -> None:
         if self._status_text != self._status_published:

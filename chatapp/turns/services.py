@@ -335,11 +335,7 @@ def _parent_for(conversation: Conversation, parent_id: uuid.UUID | None) -> uuid
     conversation), else the current leaf. One primary-key lookup, or none."""
     if parent_id is None:
         return conversation.current_leaf_id
-    role = (
-        Message.objects.filter(pk=parent_id, conversation=conversation)
-        .values_list("role", flat=True)
-        .first()
-    )
+    role = tree.role_of(conversation_id=conversation.id, message_id=parent_id)
     if role is None:
         raise TurnConflict(
             "The answer this message follows is no longer in the conversation (it was "

@@ -12,6 +12,7 @@ from asgiref.sync import sync_to_async
 
 from chatapp.models import Message, Worker
 from chatapp.turns.manager import manager
+from chatapp.turns.pacing import Pacing
 from chatapp.turns.protocol import control_group
 from chatapp.turns.workers import runs_reap
 from tests.conftest import add_message, open_stream, reload_message, start_turn, wait_for_run
@@ -440,8 +441,12 @@ async def test_a_paused_stream_is_checkpointed_within_the_interval(
     assert (await reload_message(message_id)).content == "first second end"
 
 
-async def test_frames_are_coalesced(aimlapi, run_manager, user, cookie):
-    # 400 one-character chunks with no delay: far fewer frames than chunks.
+async def test_when_the_process_is_busy_frames_are_coalesced(aimlapi, run_manager, user, cookie):
+    # A process past its unpaced rate (turns/pacing.py): 400 one-character chunks with no
+    # delay go out in far fewer frames than chunks.
+    run_manager.pacing = Pacing(free_rate=1, max_interval=0.05)
+    run_manager.pacing.rate = 1_000.0
+    run_manager.pacing.interval = 0.05
     aimlapi.enqueue(Reply([Gate("start"), *(Text("x") for _ in range(400))]))
     turn = await start_turn(user, "Hello")
     stream = open_stream(turn.assistant_message.id, cookie=cookie)
@@ -453,6 +458,26 @@ async def test_frames_are_coalesced(aimlapi, run_manager, user, cookie):
         frames += 1
     await wait_for_run(turn.assistant_message.id)
     assert frames < 100
+
+
+async def test_when_the_process_is_idle_each_piece_goes_out_as_it_arrives(
+    aimlapi, run_manager, user, cookie
+):
+    pieces = [step for i in range(30) for step in (Text(f"w{i} "), Delay(0.01))]
+    aimlapi.enqueue(Reply([Gate("start"), *pieces]))
+    turn = await start_turn(user, "Hello")
+    stream = open_stream(turn.assistant_message.id, cookie=cookie)
+    await stream.start()
+    await stream.attached()
+    aimlapi.release("start")
+    frames = 0
+    while (event := await stream.next_event()) is not None and event.event == "delta":
+        frames += 1
+    await wait_for_run(turn.assistant_message.id)
+    assert run_manager.pacing.current() == 0
+    # One per piece, 10 ms apart, but for pieces a busy test machine reads together (a fixed
+    # 20 frames a second made ~7).
+    assert frames >= 15
 
 
 # --- Runs that died -----------------------------------------------------------------------------

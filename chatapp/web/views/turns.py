@@ -239,6 +239,7 @@ def _ensure_running(
 ) -> None:
     """Launch the run for a pending message of this process - also when a replayed submit
     finds one saved but never started (the process failed between commit and launch); a run
-    already going is left alone."""
+    already going is left alone. The run builds its request (reading the thread) as it
+    begins, so the response does not wait for that."""
     if message.status == Message.Status.PENDING and message.worker_id == WORKER_ID:
-        manager.launch(message=message, request=build_request(), prefix=prefix)
+        manager.launch(message=message, request=build_request, prefix=prefix)
