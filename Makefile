@@ -7,7 +7,7 @@ PORT ?= 8000
 # Pinned versions of every dependency, so a fresh clone installs what CI tested.
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench bench-peers clean
 # Extra arguments for the benchmark, e.g. BENCH_ARGS="--quick" or "--only S1,S2".
 BENCH_ARGS ?=
 
@@ -49,6 +49,16 @@ $(VENV)/.bench-deps: pyproject.toml constraints.txt | $(BIN)/python
 ## bench: the benchmark harness (bench/README.md): writes bench/results/<date>.{json,md,png}
 bench: $(VENV)/.bench-deps
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Peers to compare with (bench/peers.py), e.g. PEERS=litellm,open-webui, or none for this app
+# alone; each is installed once into bench/.peers/<name>/ (not a project dependency).
+PEERS ?= litellm
+PEERS_ARGS ?= --peers $(PEERS)
+
+## bench-peers: this app beside LiteLLM / Open WebUI on the same fake upstream:
+## writes bench/results/peers-<date>.{json,md}
+bench-peers: $(VENV)/.bench-deps
+	$(BIN)/python -m bench.peers $(PEERS_ARGS)
 
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .

@@ -319,3 +319,116 @@ class Session:
             result.ended_ns = time.time_ns()
             writer.close()
         return result
+
+
+# --- Helpers for bench/peers.py (other servers' OpenAI-style streams, timed response heads) ---
+
+
+async def openai_stream(
+    host: str, port: int, path: str, body: bytes, headers: dict[str, str]
+) -> StreamResult:
+    """`direct_stream` for any OpenAI-compatible server: POST `body` to `path`, read the SSE
+    stream of `chat.completion.chunk`s to `[DONE]` (or its end)."""
+    result = StreamResult(started_ns=time.time_ns())
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(
+            _request_bytes(
+                "POST",
+                f"{host}:{port}",
+                path,
+                {"Content-Type": "application/json", **headers},
+                body,
+            )
+        )
+        status, head = await _read_head(reader)
+        if status != 200:
+            rest = b"".join([chunk async for chunk in _body_chunks(reader, head)])
+            raise RuntimeError(f"HTTP {status}: {rest[:300]!r}")
+        async for received, block in _sse_lines(reader, head):
+            _, data = _parse_block(block.replace(b"\r\n", b"\n"))
+            if data == "[DONE]":
+                result.terminal = "done"
+                break
+            if not data:
+                continue
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                continue
+            if not isinstance(chunk, dict):
+                continue
+            if "error" in chunk and not chunk.get("choices"):
+                raise RuntimeError(f"error event: {data[:300]}")
+            result.events += 1
+            for choice in chunk.get("choices") or ():
+                _note_text(result, (choice.get("delta") or {}).get("content") or "", received)
+        if not result.terminal:
+            result.terminal = "eof"
+    except Exception as exc:
+        result.error = repr(exc)
+    finally:
+        result.ended_ns = time.time_ns()
+        writer.close()
+    return result
+
+
+async def timed_request(
+    host: str,
+    port: int,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+) -> tuple[Response, float]:
+    """`request`, and the milliseconds from its start to the response head."""
+    started = time.perf_counter()
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(_request_bytes(method, f"{host}:{port}", path, headers or {}, body))
+        status, head = await _read_head(reader)
+        head_ms = (time.perf_counter() - started) * 1000
+        parts = [chunk async for chunk in _body_chunks(reader, head)]
+        return Response(status, head, b"".join(parts)), head_ms
+    finally:
+        writer.close()
+
+
+_MESSAGE_ID = re.compile(rb'id="m-([0-9a-f-]{36})"')
+
+
+async def send_timed(
+    session: Session,
+    conversation: str,
+    text: str,
+    parent: str = "",
+    model_key: str = "aimlapi:google/gemini-2.5-flash",
+) -> tuple[float, str, str, int]:
+    """The composer's send POST (`/c/<id>/messages/`, with the `parent` the page carries: the
+    answer at the end of the branch shown); (ms to the response head, the answer's stream
+    path, the answer's id, t0). A new conversation when `parent` is empty and it has none."""
+    form = {"text": text, "idempotency_key": str(uuid.uuid4()), "model": model_key}
+    if parent:
+        form["parent"] = parent
+    t0 = time.time_ns()
+    response, head_ms = await timed_request(
+        session.host,
+        session.port,
+        "POST",
+        f"/c/{conversation}/messages/",
+        {
+            "Cookie": session.cookie_header,
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-CSRFToken": session.cookies.get("csrftoken", ""),
+            "HX-Request": "true",
+        },
+        urllib.parse.urlencode(form).encode(),
+    )
+    session._remember(response)
+    if response.status != 200:
+        raise RuntimeError(f"send failed: {response.status} {response.body[:300]!r}")
+    stream = re.search(rb'sse-connect="([^"]+)"', response.body)
+    ids = _MESSAGE_ID.findall(response.body)
+    if stream is None or not ids:
+        raise RuntimeError(f"no stream in the send's response: {response.body[:300]!r}")
+    return head_ms, stream.group(1).decode().replace("&amp;", "&"), ids[-1].decode(), t0

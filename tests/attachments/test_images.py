@@ -662,7 +662,9 @@ def test_turn_request_reads_the_threads_images_in_one_query_each_file_once(user,
     )
     statement_log.clear()
     request = turn_request(message=pending)
-    assert len(statement_log.statements) == 2  # the messages, then every image link
+    # The messages, whether the conversation has images (a text-only one stops there), then
+    # every image link at once.
+    assert len(statement_log.statements) == 3
     asked = [m for m in request.messages if m.role == "user"]
     assert [len(m.parts) for m in asked] == [3, 3, 3, 3]
     assert all(isinstance(m.parts[0], ImagePart) for m in asked)
@@ -811,3 +813,21 @@ def test_a_bucket_without_the_s3_packages_fails_the_system_check():
 
 def test_pillows_bomb_threshold_is_the_configured_pixel_limit(settings):
     assert settings.CHAT_IMAGE_LIMITS["max_pixels"] == Image.MAX_IMAGE_PIXELS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_text_only_threads_request_reads_the_messages_and_no_links(user, statement_log):
+    conversation = Conversation.objects.create(
+        owner=user, route="aimlapi", model="google/gemini-2.5-flash"
+    )
+    for i in range(3):
+        add_message(conversation, role="user", content=f"q{i}")
+        add_message(conversation, role="assistant", content=f"a{i}")
+    pending = add_message(
+        conversation, role="assistant", status="pending", route="aimlapi", model="x"
+    )
+    statement_log.clear()
+    request = turn_request(message=pending)
+    assert len(statement_log.statements) == 2  # the messages, and that there are no images
+    assert "chatapp_messageattachment" not in statement_log.statements[0]
+    assert [m.role for m in request.messages] == ["user", "assistant"] * 3
