@@ -62,7 +62,9 @@ class Conversation(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["owner", "archived", "-pinned", "-updated_at"], name="sidebar")
+            models.Index(fields=["owner", "archived", "-pinned", "-updated_at"], name="sidebar"),
+            # A person's conversations active lately (the sends-per-minute count, turns/limits.py).
+            models.Index(fields=["owner", "updated_at"], name="recent"),
         ]
         constraints = [
             models.UniqueConstraint(
