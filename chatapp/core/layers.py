@@ -38,6 +38,9 @@ class InMemoryChannelLayer(ChannelsInMemoryLayer):
         assert isinstance(message, dict), "message is not a dict"
         self.require_valid_channel_name(channel)
         assert "__asgi_channel__" not in message
+        self._put(channel, message)
+
+    def _put(self, channel: str, message: dict[str, Any]) -> None:
         queue = self.channels.get(channel)
         if queue is None:
             queue = self.channels.setdefault(
@@ -89,9 +92,12 @@ class InMemoryChannelLayer(ChannelsInMemoryLayer):
         assert isinstance(message, dict), "message is not a dict"
         self.require_valid_group_name(group)
         self._clean_expired()
+        # Members were checked when they joined: each frame is queued without checking its
+        # channel's name again (a regular expression per member per frame: 6% of the relay's
+        # CPU at 100 unpaced streams, bench "turn cost").
         for channel in list(self.groups.get(group, ())):
             try:  # noqa: SIM105 - a plain try costs less than a context manager per member
-                await self.send(channel, message)
+                self._put(channel, message)
             except ChannelFull:
                 # As in Channels: a full channel (a reader that stopped reading) loses the
                 # message; the SSE consumer notices the gap by offset and asks for a snapshot.

@@ -18,7 +18,6 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
-from http.cookies import SimpleCookie
 from importlib import import_module
 from typing import Any
 from urllib.parse import parse_qs
@@ -29,6 +28,7 @@ from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth.models import AnonymousUser, User
 from django.http import HttpRequest
+from django.http.cookie import parse_cookie
 from django.http.request import split_domain_port, validate_host
 from django.utils.html import escape
 
@@ -172,12 +172,13 @@ class SSEConsumer(AsyncHttpConsumer):
         self.groups_joined = []
 
     def _cookie(self, name: str) -> str:
+        """A cookie's value as Django reads it (`django.http.parse_cookie`: lenient about
+        other cookies' syntax, as SimpleCookie is not)."""
         for key, value in self.scope.get("headers", []):
             if key == b"cookie":
-                cookies: SimpleCookie = SimpleCookie()
-                cookies.load(value.decode("latin-1"))
-                if name in cookies:
-                    return cookies[name].value
+                found = parse_cookie(value.decode("latin-1")).get(name)
+                if found:
+                    return found
         return ""
 
     def _host_allowed(self) -> bool:

@@ -29,6 +29,7 @@ from django.db import InterfaceError, OperationalError
 from chatapp import rendering
 from chatapp.conversations.models import Message
 from chatapp.core.db import db
+from chatapp.core.layers import InMemoryChannelLayer
 from chatapp.providers import provider_for
 from chatapp.providers.base import Provider
 from chatapp.providers.errors import ProviderError
@@ -79,6 +80,17 @@ def _save_final(
     return stream_end(message), written is not None
 
 
+def _detached_copy(message: Message) -> Message:
+    """A shallow copy of a row that shares no mutable state with it: copy.copy() of a model
+    pickles it (~60 µs, 4% of a turn's CPU)."""
+    copied = Message.__new__(Message)
+    copied.__dict__ = dict(message.__dict__)
+    state = copy.copy(message._state)
+    state.fields_cache = dict(message._state.fields_cache)
+    copied.__dict__["_state"] = state
+    return copied
+
+
 class Run:
     """One generation (see the module docstring). It owns nothing beyond its answer: the
     manager gives it the channel layer, the HTTP client and `CHAT_RUN`, and tidies up after it."""
@@ -104,7 +116,7 @@ class Run:
         )
         # The pending row as launched (a copy: the view that launched it goes on rendering
         # its own), for the final fragment without reading it back.
-        self._launched = copy.copy(message) if message is not None else None
+        self._launched = _detached_copy(message) if message is not None else None
         self.published_text = published or PublishedText()
         self._prefix = prefix
         self.client = client
@@ -231,8 +243,13 @@ class Run:
                 if self.request is None:
                     assert self._build_request is not None
                     self.request = await db(self._build_request)
+                inline = self._publishes_inline()
                 async for event in provider.stream(self.request):
                     self._on_event(redact(event))
+                    if inline and self._dirty.is_set() and not self.pacing.current():
+                        # Unpaced: the frame goes out here, not one task switch later.
+                        self._dirty.clear()
+                        self._publish_now()
                 return
             except ProviderError as exc:
                 # Once text has been shown, a retry would repeat or contradict it.
@@ -285,6 +302,22 @@ class Run:
         self._dirty.set()
 
     # -- publishing and checkpoints --
+
+    def _publishes_inline(self) -> bool:
+        """Whether a frame can be published without suspending: the in-process layer, and no
+        published text to keep first (turns.published). Then the reading task publishes each
+        frame itself, and a Stop can never cancel one half-sent."""
+        return isinstance(self.layer, InMemoryChannelLayer) and not self.published_text.active
+
+    def _publish_now(self) -> None:
+        """Run `_publish` to its end now (it cannot suspend: see `_publishes_inline`)."""
+        step = self._publish()
+        try:
+            step.send(None)
+        except StopIteration:
+            return
+        step.close()
+        raise RuntimeError("an inline publish suspended")
 
     async def _publisher(self) -> None:
         # A frame as soon as text arrives, unless the process is busy enough that frames
