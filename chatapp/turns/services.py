@@ -323,9 +323,15 @@ def _insert_turn(
     if answer_id is not None:
         assistant_message.pk = answer_id
     sql.insert([user_message, assistant_message])
-    user_message.image_links = MessageAttachment.objects.bulk_create(
-        MessageAttachment(message=user_message, attachment=attachment, position=position)
-        for position, attachment in enumerate(attachments)
+    user_message.image_links = (
+        MessageAttachment.objects.bulk_create(
+            [
+                MessageAttachment(message=user_message, attachment=attachment, position=position)
+                for position, attachment in enumerate(attachments)
+            ]
+        )
+        if attachments
+        else []
     )
     return user_message, assistant_message
 
