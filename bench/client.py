@@ -91,14 +91,8 @@ async def request(
     headers: dict[str, str] | None = None,
     body: bytes = b"",
 ) -> Response:
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        writer.write(_request_bytes(method, f"{host}:{port}", path, headers or {}, body))
-        status, head = await _read_head(reader)
-        parts = [chunk async for chunk in _body_chunks(reader, head)]
-        return Response(status, head, b"".join(parts))
-    finally:
-        writer.close()
+    response, _ = await timed_request(host, port, method, path, headers, body)
+    return response
 
 
 @dataclass
@@ -169,36 +163,9 @@ async def direct_stream(
     body = json.dumps(
         {"model": model, "stream": True, "messages": [{"role": "user", "content": prompt}]}
     ).encode()
-    result = StreamResult(started_ns=time.time_ns())
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        writer.write(
-            _request_bytes(
-                "POST",
-                f"{host}:{port}",
-                "/v1/chat/completions",
-                {"Authorization": "Bearer bench", "Content-Type": "application/json"},
-                body,
-            )
-        )
-        _, head = await _read_head(reader)
-        async for received, block in _sse_lines(reader, head):
-            _, data = _parse_block(block)
-            if data == "[DONE]":
-                result.terminal = "done"
-                break
-            if not data:
-                continue
-            result.events += 1
-            chunk = json.loads(data)
-            for choice in chunk.get("choices") or ():
-                _note_text(result, (choice.get("delta") or {}).get("content") or "", received)
-    except Exception as exc:
-        result.error = repr(exc)
-    finally:
-        result.ended_ns = time.time_ns()
-        writer.close()
-    return result
+    return await openai_stream(
+        host, port, "/v1/chat/completions", body, {"Authorization": "Bearer bench"}
+    )
 
 
 # --- The app: a logged-in browser's requests -------------------------------------------------
@@ -226,21 +193,19 @@ class Session:
         self._remember(response)
         return response
 
+    def form_headers(self) -> dict[str, str]:
+        """What htmx sends with a form POST of a signed-in page."""
+        return {
+            "Cookie": self.cookie_header,
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-CSRFToken": self.cookies.get("csrftoken", ""),
+            "HX-Request": "true",
+        }
+
     async def post(self, path: str, form: dict[str, str], **headers: str) -> Response:
         body = urllib.parse.urlencode(form).encode()
         response = await request(
-            self.host,
-            self.port,
-            "POST",
-            path,
-            {
-                "Cookie": self.cookie_header,
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-CSRFToken": self.cookies.get("csrftoken", ""),
-                "HX-Request": "true",
-                **headers,
-            },
-            body,
+            self.host, self.port, "POST", path, {**self.form_headers(), **headers}, body
         )
         self._remember(response)
         return response
@@ -265,21 +230,9 @@ class Session:
         self, prompt: str, model_key: str = "aimlapi:google/gemini-2.5-flash"
     ) -> tuple[str, str, int]:
         """POST a first message in a new conversation; (conversation id, stream path, t0)."""
-        conversation = uuid.uuid4()
-        t0 = time.time_ns()
-        response = await self.post(
-            f"/c/{conversation}/messages/",
-            {"text": prompt, "idempotency_key": str(uuid.uuid4()), "model": model_key},
-        )
-        if response.status != 200:
-            raise RuntimeError(f"send failed: {response.status} {response.body[:300]!r}")
-        stream = (
-            re.search(rb'sse-connect="([^"]+)"', response.body)
-            .group(1)
-            .decode()
-            .replace("&amp;", "&")
-        )
-        return str(conversation), stream, t0
+        conversation = str(uuid.uuid4())
+        _, stream, _, t0 = await send_timed(self, conversation, prompt, model_key=model_key)
+        return conversation, stream, t0
 
     async def stop(self, conversation: str) -> Response:
         return await self.post(f"/c/{conversation}/stop/", {})
@@ -416,12 +369,7 @@ async def send_timed(
         session.port,
         "POST",
         f"/c/{conversation}/messages/",
-        {
-            "Cookie": session.cookie_header,
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-CSRFToken": session.cookies.get("csrftoken", ""),
-            "HX-Request": "true",
-        },
+        session.form_headers(),
         urllib.parse.urlencode(form).encode(),
     )
     session._remember(response)

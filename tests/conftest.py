@@ -285,7 +285,14 @@ def open_stream(
         headers.append((b"cookie", cookie))
     if last_event_id is not None:
         headers.append((b"last-event-id", last_event_id.encode()))
-    scope = {
+    return SSEStream(ApplicationCommunicator(application, http_scope(path, query, headers)))
+
+
+def http_scope(
+    path: str, query: str = "", headers: list[tuple[bytes, bytes]] | None = None
+) -> dict[str, Any]:
+    """The ASGI scope of a GET from a browser on the test server."""
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -295,11 +302,10 @@ def open_stream(
         "raw_path": path.encode(),
         "query_string": query.encode(),
         "root_path": "",
-        "headers": headers,
+        "headers": headers if headers is not None else [(b"host", b"testserver")],
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
     }
-    return SSEStream(ApplicationCommunicator(application, scope))
 
 
 @pytest.fixture

@@ -13,23 +13,7 @@ from asgiref.testing import ApplicationCommunicator
 from django.http import HttpRequest, HttpResponse
 
 from chatapp import asgi
-
-
-def _scope(path: str) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+from tests.conftest import http_scope
 
 
 @pytest.mark.parametrize("limit", [1, 2])
@@ -52,7 +36,7 @@ async def test_no_more_views_run_at_once_than_the_limit(limit: int, settings, mo
         return HttpResponse("ok")
 
     monkeypatch.setattr(asgi.SyncChainASGIHandler, "_get_response_here", held_view)
-    requests = [ApplicationCommunicator(asgi.application, _scope("/healthz")) for _ in range(5)]
+    requests = [ApplicationCommunicator(asgi.application, http_scope("/healthz")) for _ in range(5)]
     for request in requests:
         await request.send_input({"type": "http.request", "body": b"", "more_body": False})
     for _ in range(limit):
