@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .client import Response, StreamResult, openai_stream, request, timed_request
-from .peers import MODEL, Target, TreeProcess, peer_env, short_prompt, start_server
 from .procs import free_port
+from .targets import MODEL, Target, TreeProcess, peer_env, short_prompt, start_server
 
 
 class OpenWebUI(Target):
