@@ -10,7 +10,7 @@ import re
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -273,9 +273,22 @@ def open_stream(
     last_event_id: str | None = None,
     path: str | None = None,
     query: str | None = None,
+    send_through: Callable[[Any], Awaitable[None]] | None = None,
 ) -> SSEStream:
-    """An answer's stream (or, with `path`, another SSE endpoint)."""
+    """An answer's stream (or, with `path`, another SSE endpoint); `send_through`, if given,
+    stands between the app and the socket (each ASGI message passes through it)."""
     from chatapp.asgi import application
+
+    app: Any = application
+    if send_through is not None:
+        through = send_through
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            async def send_via(message: Any) -> None:
+                await through(message)
+                await send(message)
+
+            await application(scope, receive, send_via)
 
     path = path or f"/stream/{message_id}/"
     if query is None:
@@ -285,7 +298,7 @@ def open_stream(
         headers.append((b"cookie", cookie))
     if last_event_id is not None:
         headers.append((b"last-event-id", last_event_id.encode()))
-    return SSEStream(ApplicationCommunicator(application, http_scope(path, query, headers)))
+    return SSEStream(ApplicationCommunicator(app, http_scope(path, query, headers)))
 
 
 def http_scope(

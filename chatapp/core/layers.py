@@ -6,18 +6,27 @@ message. Each of those costs grows with the number of open streams: at 150 strea
 alone was 16% of the server's CPU (bench/, profiled with py-spy). This subclass keeps the same
 semantics (capacity, expiry, group expiry) with the sweep at most once a second, a shallow copy
 (the app's messages are flat dicts of immutable values) and direct delivery to group members.
+
+A consumer in this process may also `attach` a sink to its channel: what is sent there is then
+handed to the sink in the sender's task, with no queue and no task switch (for the SSE relay,
+that was ~10% of the CPU per frame: docs/ARCHITECTURE.md, "The cost of a turn").
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer as ChannelsInMemoryLayer
 
 SWEEP_INTERVAL = 1.0
+
+# Takes one message (shared with the group's other members: it must not change it); False
+# when it has no room for it (the channel is full).
+Sink = Callable[[dict[str, Any]], bool]
 
 
 class InMemoryChannelLayer(ChannelsInMemoryLayer):
@@ -26,6 +35,20 @@ class InMemoryChannelLayer(ChannelsInMemoryLayer):
         self._next_sweep = 0.0
         # Receivers waiting on each channel: a queue someone awaits is never dropped.
         self._receivers: dict[str, int] = {}
+        self._sinks: dict[str, Sink] = {}
+
+    def attach(self, channel: str, sink: Sink) -> None:
+        """From now on, deliver what is sent to `channel` by calling `sink` (anything queued
+        there first). Only for a channel of this process that nobody `receive`s from."""
+        self.require_valid_channel_name(channel)
+        queue = self.channels.pop(channel, None)
+        self._sinks[channel] = sink
+        while queue is not None and not queue.empty():
+            _, message = queue.get_nowait()
+            sink(message)
+
+    def detach(self, channel: str) -> None:
+        self._sinks.pop(channel, None)
 
     def _clean_expired(self) -> None:
         now = time.time()
@@ -41,6 +64,11 @@ class InMemoryChannelLayer(ChannelsInMemoryLayer):
         self._put(channel, message)
 
     def _put(self, channel: str, message: dict[str, Any]) -> None:
+        sink = self._sinks.get(channel)
+        if sink is not None:
+            if not sink(message):
+                raise ChannelFull(channel)
+            return
         queue = self.channels.get(channel)
         if queue is None:
             queue = self.channels.setdefault(
@@ -87,6 +115,7 @@ class InMemoryChannelLayer(ChannelsInMemoryLayer):
     async def flush(self) -> None:
         await super().flush()
         self._receivers = {}
+        self._sinks = {}
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         assert isinstance(message, dict), "message is not a dict"

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable
 from importlib import import_module
 from typing import Any
@@ -35,6 +36,7 @@ from django.utils.html import escape
 from chatapp.conversations.models import Message
 from chatapp.core.asgi_types import Receive, Scope, Send
 from chatapp.core.db import db
+from chatapp.core.inline import run_inline
 from chatapp.rendering import StreamRenderer, StreamUpdate
 
 from . import manager
@@ -99,33 +101,57 @@ class SSEConsumer(AsyncHttpConsumer):
         self.groups_joined: list[str] = []
         self.ticker: asyncio.Task[None] | None = None
         self.last_sent = 0.0
+        # The sink's state (`_accept`): frames waiting their turn, whether one is being
+        # handled, the task carrying on one that suspended, and the stream's end.
+        self._backlog: deque[dict[str, Any]] = deque()
+        self._handling = False
+        self._draining: asyncio.Task[None] | None = None
+        self._over: asyncio.Future[None] | None = None
+        self.backlog_capacity = 0
 
     # The connection loop. Channels' AsyncHttpConsumer ends the consumer as soon as handle()
     # returns, and its dispatch loop starts a task and an asyncio.wait() per message (plus a
-    # database-connection check, a thread hop). An SSE response outlives handle(), and frames
-    # come ~20 times a second per stream, so the loop is our own: set up in handle(), then one
-    # task relays channel-layer messages while another waits for the browser to leave.
+    # database-connection check, a thread hop). An SSE response outlives handle(), and a
+    # stream's frames come as fast as its tokens, so the loop is our own: set up in handle(),
+    # then frames are handled as they come while a task waits for the browser to leave. On
+    # this process's own layer they are handled in the publisher's task as it sends them (a
+    # sink: no queue, no task switch; see `_accept`); on Redis one task relays them.
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
         self.base_send = send
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = await self.channel_layer.new_channel()
+        attach = getattr(self.channel_layer, "attach", None)
+        self._over = over = asyncio.get_running_loop().create_future()
+        if attach is not None:
+            self.backlog_capacity = self.channel_layer.get_capacity(self.channel_name)
+            # Frames that come during handle() wait in the backlog until it is done.
+            self._handling = True
+            attach(self.channel_name, self._accept)
         message = await receive()
         if message["type"] != "http.request":
+            self._detach()
             return
         try:
             await self.handle(b"")
             if self.finished:
                 return
-            relay = asyncio.create_task(self._relay())
+            waits: set[asyncio.Future[Any]] = {over}
+            if attach is not None:
+                self._drain()
+            else:
+                waits.add(asyncio.create_task(self._relay()))
             leave = asyncio.create_task(self._wait_for_disconnect(receive))
+            waits.add(leave)
             try:
-                await asyncio.wait({relay, leave}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for task in (relay, leave):
+                tasks = [task for task in (*waits, self._draining) if task is not None]
+                for task in tasks:
                     task.cancel()
-                await asyncio.gather(relay, leave, return_exceptions=True)
+                await asyncio.gather(*tasks, return_exceptions=True)
         finally:
+            self._detach()
             await self._cleanup()
 
     async def _relay(self) -> None:
@@ -134,7 +160,72 @@ class SSEConsumer(AsyncHttpConsumer):
             message = await receive(name)
             handler = getattr(self, message["type"].replace(".", "_"), None)
             if handler is not None:
-                await handler(message)
+                self._handling = True
+                try:
+                    await handler(message)
+                finally:
+                    self._handling = False
+
+    def _accept(self, message: dict[str, Any]) -> bool:
+        """The sink: a frame from the publisher's task. Handled now unless one is being
+        handled (or handle() is not done): then it waits its turn in the backlog, as it would
+        in a channel's queue, of the same capacity."""
+        if self._handling:
+            if len(self._backlog) >= self.backlog_capacity:
+                return False
+            self._backlog.append(message)
+            return True
+        self._handling = True
+        self._backlog.append(message)
+        self._drain()
+        return True
+
+    def _drain(self) -> None:
+        """Handle the backlog in order, in this task, until a handler suspends: then a task
+        carries that handler on and drains the rest after it. Nothing a handler raises
+        reaches the publisher: it ends this stream."""
+        while self._backlog and not self.finished:
+            message = self._backlog.popleft()
+            handler = getattr(self, message["type"].replace(".", "_"), None)
+            if handler is None:
+                continue
+            try:
+                task = run_inline(handler(message))
+            except Exception as exc:
+                self._fail(exc)
+                return
+            if task is not None:
+                self._draining = task
+                task.add_done_callback(self._resumed)
+                return
+        self._handling = False
+        if self.finished:
+            self._end()
+
+    def _resumed(self, task: asyncio.Task[None]) -> None:
+        self._draining = None
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            self._fail(task.exception())
+            return
+        self._drain()
+
+    def _fail(self, exc: BaseException | None) -> None:
+        log.error("SSE stream %s failed", self.channel_name, exc_info=exc)
+        self.finished = True
+        self._end()
+
+    def _end(self) -> None:
+        """The stream is over: the connection loop may return (once no frame is mid-way)."""
+        if self._over is not None and not self._over.done():
+            self._over.set_result(None)
+
+    def _detach(self) -> None:
+        detach = getattr(self.channel_layer, "detach", None)
+        if detach is not None:
+            detach(self.channel_name)
+        self._backlog.clear()
 
     async def _wait_for_disconnect(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
@@ -144,13 +235,16 @@ class SSEConsumer(AsyncHttpConsumer):
         if self.finished:
             return
         self.last_sent = asyncio.get_running_loop().time()
-        await self.send_body(data, more_body=True)
+        # The server's send itself, not send_body's two coroutines around it: once per frame.
+        await self.base_send({"type": "http.response.body", "body": data, "more_body": True})
 
     async def _close(self) -> None:
         if self.finished:
             return
         self.finished = True
         await self.send_body(b"", more_body=False)
+        if not self._handling:  # else the loop ends once the frame's handler is done
+            self._end()
 
     async def _respond(self, status: int, body: bytes) -> None:
         await self.send_response(

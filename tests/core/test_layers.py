@@ -78,3 +78,39 @@ async def test_an_abandoned_channel_is_forgotten_when_it_leaves_its_last_group()
     await layer.receive(gone)
     await layer.group_discard("a", gone)
     assert gone not in layer.channels
+
+
+async def test_an_attached_sink_gets_each_message_in_the_senders_call():
+    layer = InMemoryChannelLayer(capacity=10)
+    a, b = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add("g", a)
+    await layer.group_add("g", b)
+    got: list[int] = []
+    layer.attach(a, lambda message: got.append(message["i"]) is None)
+    await layer.group_send("g", {"type": "x", "i": 1})
+    await layer.send(a, {"type": "x", "i": 2})
+    assert got == [1, 2]  # already there: no receive, no task switch
+    assert (await layer.receive(b))["i"] == 1  # the other member still queues
+
+
+async def test_attaching_hands_the_sink_what_was_queued_first():
+    layer = InMemoryChannelLayer(capacity=10)
+    a = await layer.new_channel()
+    await layer.send(a, {"type": "x", "i": 0})
+    got: list[int] = []
+    layer.attach(a, lambda message: got.append(message["i"]) is None)
+    await layer.send(a, {"type": "x", "i": 1})
+    assert got == [0, 1]
+
+
+async def test_a_sink_without_room_is_a_full_channel_and_detaching_queues_again():
+    layer = InMemoryChannelLayer(capacity=10)
+    a = await layer.new_channel()
+    await layer.group_add("g", a)
+    layer.attach(a, lambda message: False)
+    await layer.group_send("g", {"type": "x"})  # a group message is lost, as when full
+    with pytest.raises(ChannelFull):
+        await layer.send(a, {"type": "x"})
+    layer.detach(a)
+    await layer.send(a, {"type": "y"})
+    assert (await layer.receive(a))["type"] == "y"

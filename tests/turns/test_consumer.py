@@ -172,3 +172,55 @@ async def test_a_watcher_behind_the_end_or_without_a_shell_gets_the_whole_fragme
     done = await stream.next_event()
     assert done is not None
     assert (done.event, done.data) == ("done", "<article>the whole answer</article>")
+
+
+async def test_a_slow_socket_keeps_its_frames_in_order_and_the_publisher_never_waits(
+    run_manager, silent_run, cookie
+):
+    socket_free = asyncio.Event()
+
+    async def slow_for_a(message: dict) -> None:
+        # The socket's buffer is full when frame "A" goes: its handler has to wait.
+        if b'"t":"A"' in message.get("body", b""):
+            await socket_free.wait()
+
+    stream = open_stream(silent_run.id, cookie=cookie, send_through=slow_for_a)
+    await stream.start()
+    await stream.attached()
+    saved = await stream.next_event()
+    assert saved is not None and json.loads(saved.data)["t"] == SAVED
+
+    layer = get_channel_layer()
+    group = stream_group(silent_run.id)
+    for offset, text in ((7, "A"), (8, "B"), (9, "C")):
+        frame: StreamDelta = {"type": "stream.delta", "o": offset, "t": text}
+        # Returns at once although "A" is stuck at the socket: B and C wait behind it.
+        await asyncio.wait_for(layer.group_send(group, frame), 1)
+    assert stream.communicator.output_queue.empty()  # nothing overtook "A"
+    socket_free.set()
+    texts = [json.loads((await stream.next_event()).data)["t"] for _ in range(3)]
+    assert texts == ["A", "B", "C"]
+
+
+async def test_a_watcher_whose_socket_fails_ends_alone(run_manager, silent_run, cookie):
+    async def broken_on_b(message: dict) -> None:
+        if b'"t":"B"' in message.get("body", b""):
+            raise OSError("connection reset")
+
+    broken = open_stream(silent_run.id, cookie=cookie, send_through=broken_on_b)
+    healthy = open_stream(silent_run.id, cookie=cookie)
+    for stream in (broken, healthy):
+        await stream.start()
+        await stream.attached()
+        assert (await stream.next_event()) is not None  # the saved text
+
+    layer = get_channel_layer()
+    group = stream_group(silent_run.id)
+    for offset, text in ((7, "A"), (8, "B"), (9, "C")):
+        frame: StreamDelta = {"type": "stream.delta", "o": offset, "t": text}
+        await layer.group_send(group, frame)  # the failure does not reach the publisher
+    texts = [json.loads((await healthy.next_event()).data)["t"] for _ in range(3)]
+    assert texts == ["A", "B", "C"]
+    # The broken one's consumer returned (it left its groups) after its "A".
+    await asyncio.wait_for(asyncio.shield(broken.communicator.future), 5)
+    assert json.loads((await broken.next_event()).data)["t"] == "A"
