@@ -119,12 +119,15 @@ class InMemoryChannelLayer(ChannelsInMemoryLayer):
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         assert isinstance(message, dict), "message is not a dict"
-        self.require_valid_group_name(group)
+        members = self.groups.get(group)
+        if members is None:
+            self.require_valid_group_name(group)
+            return
         self._clean_expired()
-        # Members were checked when they joined: each frame is queued without checking its
-        # channel's name again (a regular expression per member per frame: 6% of the relay's
-        # CPU at 100 unpaced streams, bench "turn cost").
-        for channel in list(self.groups.get(group, ())):
+        # A group with members and its members were checked when they joined: each frame is
+        # sent without a regular expression per group and per member (6% and 1% of the
+        # relay's CPU at 100 unpaced streams, bench "turn cost").
+        for channel in list(members):
             try:  # noqa: SIM105 - a plain try costs less than a context manager per member
                 self._put(channel, message)
             except ChannelFull:

@@ -40,6 +40,7 @@ from .errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from .http import body_chunks
 from .params import WireFormat
 from .types import (
     ChatMessage,
@@ -147,7 +148,7 @@ class OpenAICompatProvider(Provider):
                         yield event
                 else:
                     parser = SSEParser()
-                    chunks = response.aiter_bytes()
+                    chunks = body_chunks(response)
                     try:
                         async for chunk in chunks:
                             for data in parser.feed(chunk):

@@ -9,6 +9,7 @@ the other.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import math
@@ -17,6 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+
+from .http import body_chunks
 
 # One line of "upstream said: ..." in the UI; the full text goes to the error's detail.
 REASON_MAX = 200
@@ -139,11 +142,12 @@ async def read_limited(response: httpx.Response, limit: int) -> bytes:
     """At most `limit` bytes of the body: an error page or a JSON answer, never unbounded."""
     parts: list[bytes] = []
     size = 0
-    async for part in response.aiter_bytes():
-        parts.append(part)
-        size += len(part)
-        if size >= limit:
-            break
+    async with contextlib.aclosing(body_chunks(response)) as chunks:
+        async for part in chunks:
+            parts.append(part)
+            size += len(part)
+            if size >= limit:
+                break
     return b"".join(parts)[:limit]
 
 

@@ -409,16 +409,20 @@ class MessageStreamConsumer(SSEConsumer):
         # The delta's id names the block the browser has open until the `blocks` event after it.
         block = self.renderer.block_start
         update = await self._render(self.renderer.feed, text)
+        data = b""
         if end > self.delivered:
             fresh = text[max(0, self.delivered - start) :]
-            await self._send(sse_delta(end - len(fresh), fresh, block))
+            data = sse_delta(end - len(fresh), fresh, block)
         if update is not None:
             # The open block is sent whole, up to `end`: from here the browser has exactly
             # that (less than before, if the saved text it caught up from lagged the page).
-            await self._send(sse_blocks(update, end))
+            # One write with the delta before it: a socket write is the relay's largest cost.
+            data += sse_blocks(update, end)
             self.delivered = end
         else:
             self.delivered = max(self.delivered, end)
+        if data:
+            await self._send(data)
 
     async def _render(
         self, step: Callable[..., StreamUpdate | None], *text: str

@@ -142,7 +142,8 @@ class Run:
         self._reasoning: list[str] = []
         self._status_text = ""
         self._status_published = ""
-        self._dirty = asyncio.Event()
+        self._dirty = asyncio.Event()  # wakes the publisher task
+        self._changed = False  # the event just handled changed what watchers see
         self._publish_lock = asyncio.Lock()
 
         self.info = ResponseInfo()
@@ -244,12 +245,17 @@ class Run:
                     assert self._build_request is not None
                     self.request = await db(self._build_request)
                 inline = self._publishes_inline()
+                pacing, dirty = self.pacing, self._dirty
                 async for event in provider.stream(self.request):
                     self._on_event(redact(event))
-                    if inline and self._dirty.is_set() and not self.pacing.current():
-                        # Unpaced: the frame goes out here, not one task switch later.
-                        self._dirty.clear()
-                        self._publish_now()
+                    if self._changed:
+                        self._changed = False
+                        if inline and not pacing.current():
+                            # Unpaced: the frame goes out here, and the publisher task is
+                            # not woken at all (a task switch per token).
+                            self._publish_now()
+                        else:
+                            dirty.set()
                 return
             except ProviderError as exc:
                 # Once text has been shown, a retry would repeat or contradict it.
@@ -267,8 +273,9 @@ class Run:
                 await asyncio.sleep(delay)
 
     def _on_event(self, event: Event) -> None:
-        """The per-token path: append and wake the publisher; no I/O, no allocation beyond the
-        piece itself. Text deltas come first: they are nearly every event."""
+        """The per-token path: append and mark the change (`_generate` publishes it or wakes
+        the publisher); no I/O, no allocation beyond the piece itself. Text deltas come
+        first: they are nearly every event."""
         match event:
             case TextDelta(text=text):
                 if not text:
@@ -279,7 +286,7 @@ class Run:
                 self._parts.append(text)
                 self.length += len(text)
                 self.pacing.arrived()
-                self._dirty.set()
+                self._changed = True
             case ReasoningDelta(text=text):
                 self._reasoning.append(text)
             case Usage():
@@ -295,7 +302,8 @@ class Run:
             case ProviderExtras(data=data):
                 deep_merge(self.extras, data)
             case Status(text=text):
-                self._set_status(text)
+                self._status_text = text
+                self._changed = True
 
     def _set_status(self, text: str) -> None:
         self._status_text = text

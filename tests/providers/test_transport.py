@@ -4,13 +4,14 @@ route reads from a healthy stream is in its own module."""
 
 from __future__ import annotations
 
+import gzip
 import socket
 
 import httpx
 import pytest
 
 from chatapp.providers.errors import ProviderError, UpstreamConnectionError, UpstreamTimeout
-from chatapp.providers.http import new_http_client
+from chatapp.providers.http import AIOHTTP_BODY, body_chunks, new_http_client
 from chatapp.providers.types import ChatMessage, ChatRequest, Status, TextDelta
 from tests import provider_kit
 from tests.fakes import upstream as up
@@ -150,3 +151,58 @@ async def test_a_cookie_an_upstream_sets_never_goes_back_with_the_next_request(
     for _ in range(2):
         assert "." in text_of(await collect(route_provider(route, http_client, fake_upstream)))
     assert [r.headers.get("cookie") for r in fake_upstream.requests] == [None, None]
+
+
+GZIPPED_STREAMS = {
+    "aimlapi": (
+        b'data: {"choices":[{"index":0,"delta":{"content":"Packed "}}]}\n\n'
+        b'data: {"choices":[{"index":0,"delta":{"content":"text."},"finish_reason":"stop"}]}\n\n'
+        b"data: [DONE]\n\n"
+    ),
+    "gemini": (
+        b'data: {"candidates":[{"content":{"role":"model","parts":[{"text":"Packed "}]}}]}\r\n\r\n'
+        b'data: {"candidates":[{"content":{"role":"model","parts":[{"text":"text."}]},'
+        b'"finishReason":"STOP"}]}\r\n\r\n'
+    ),
+}
+
+
+@pytest.mark.parametrize("route", STREAMING_ROUTES)
+async def test_a_compressed_stream_is_read_decoded(
+    route: str, http_client: httpx.AsyncClient, fake_upstream: up.FakeUpstream
+) -> None:
+    # A proxy in front of the API may gzip the stream: the bytes are read straight from
+    # aiohttp only when the body is not encoded (providers/http.body_chunks).
+    fake_upstream.enqueue(
+        up.Reply(
+            [up.Raw(gzip.compress(GZIPPED_STREAMS[route]))],
+            headers={"Content-Encoding": "gzip"},
+            role_chunk=False,
+            finish=None,
+            usage=None,
+            done=False,
+            ts=False,
+        )
+    )
+    events = await collect(route_provider(route, http_client, fake_upstream))
+    assert text_of(events) == "Packed text."
+
+
+async def test_the_aiohttp_transport_hands_over_its_body_reader(
+    fake_upstream: up.FakeUpstream,
+) -> None:
+    # Else body_chunks quietly falls back to httpx's slower stack (an httpx-aiohttp upgrade
+    # that renames its response's reader would do that): the bench would notice, this first.
+    client = new_http_client(transport="aiohttp")
+    fake_upstream.enqueue(up.Reply.text("Hi."))
+    try:
+        async with client.stream(
+            "POST",
+            f"{fake_upstream.openai_base_url}/chat/completions",
+            json={"model": "gemini-2.5-flash", "stream": True, "messages": []},
+            headers={"Authorization": "Bearer route-test-key-0123456789abcdef"},
+        ) as response:
+            assert AIOHTTP_BODY in response.extensions
+            assert b"Hi." in b"".join([chunk async for chunk in body_chunks(response)])
+    finally:
+        await client.aclose()

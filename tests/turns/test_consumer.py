@@ -188,7 +188,8 @@ async def test_a_slow_socket_keeps_its_frames_in_order_and_the_publisher_never_w
     await stream.start()
     await stream.attached()
     saved = await stream.next_event()
-    assert saved is not None and json.loads(saved.data)["t"] == SAVED
+    assert saved is not None
+    assert json.loads(saved.data)["t"] == SAVED
 
     layer = get_channel_layer()
     group = stream_group(silent_run.id)

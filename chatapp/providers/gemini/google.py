@@ -26,6 +26,7 @@ from urllib.parse import quote
 import httpx
 
 from ..base import JSON_BODY_LIMIT, TRANSPORT_ERRORS
+from ..http import body_chunks
 from ..types import ChatRequest, Event
 from ..wire import SSEParser, StrayJSON, error_object, read_limited
 from .wire import (
@@ -87,7 +88,7 @@ class GeminiProvider(NativeProvider):
                     return
                 parser = SSEParser()
                 try:
-                    async for chunk in response.aiter_bytes():
+                    async for chunk in body_chunks(response):
                         for data in parser.feed(chunk):
                             for event in self._events(data, reader, errors):
                                 yield event
