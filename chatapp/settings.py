@@ -188,6 +188,8 @@ TEMPLATES = [
             ],
             # Template tags live with the web layer, not in an app-level templatetags package.
             "libraries": {"chat": "chatapp.web.templatetags.chat"},
+            # `{% url %}` that reverses a link's shape once (chatapp/web/templatetags/links.py).
+            "builtins": ["chatapp.web.templatetags.links"],
         },
     }
 ]
