@@ -158,13 +158,17 @@ class SSEConsumer(AsyncHttpConsumer):
         receive, name = self.channel_layer.receive, self.channel_name
         while not self.finished:
             message = await receive(name)
-            handler = getattr(self, message["type"].replace(".", "_"), None)
+            handler = self._handler(message)
             if handler is not None:
                 self._handling = True
                 try:
                     await handler(message)
                 finally:
                     self._handling = False
+
+    def _handler(self, message: dict[str, Any]) -> Callable[[Any], Any] | None:
+        """The method a frame type names (`stream.delta` -> `stream_delta`), as in Channels."""
+        return getattr(self, message["type"].replace(".", "_"), None)
 
     def _accept(self, message: dict[str, Any]) -> bool:
         """The sink: a frame from the publisher's task. Handled now unless one is being
@@ -186,7 +190,7 @@ class SSEConsumer(AsyncHttpConsumer):
         reaches the publisher: it ends this stream."""
         while self._backlog and not self.finished:
             message = self._backlog.popleft()
-            handler = getattr(self, message["type"].replace(".", "_"), None)
+            handler = self._handler(message)
             if handler is None:
                 continue
             try:
@@ -206,8 +210,9 @@ class SSEConsumer(AsyncHttpConsumer):
         self._draining = None
         if task.cancelled():
             return
-        if task.exception() is not None:
-            self._fail(task.exception())
+        error = task.exception()
+        if error is not None:
+            self._fail(error)
             return
         self._drain()
 

@@ -29,6 +29,7 @@ from django.db import InterfaceError, OperationalError
 from chatapp import rendering
 from chatapp.conversations.models import Message
 from chatapp.core.db import db
+from chatapp.core.inline import run_inline
 from chatapp.core.layers import InMemoryChannelLayer
 from chatapp.providers import provider_for
 from chatapp.providers.base import Provider
@@ -319,13 +320,10 @@ class Run:
 
     def _publish_now(self) -> None:
         """Run `_publish` to its end now (it cannot suspend: see `_publishes_inline`)."""
-        step = self._publish()
-        try:
-            step.send(None)
-        except StopIteration:
-            return
-        step.close()
-        raise RuntimeError("an inline publish suspended")
+        carried_on = run_inline(self._publish())
+        if carried_on is not None:
+            carried_on.cancel()
+            raise RuntimeError("an inline publish suspended")
 
     async def _publisher(self) -> None:
         # A frame as soon as text arrives, unless the process is busy enough that frames
