@@ -39,6 +39,7 @@ TOKENS, RATE = 2500, 250
 # their own, ~40 ms each at 4x throttle, before the send leaves. A task counts if it ends
 # at or after the send, so the task that sends (the key press and htmx's work) is included.
 PROBE = """
+const seen = new Set();
 window.__bench = {longTasks: [], sentAt: null, lags: [], lastAppend: 0};
 new PerformanceObserver(list => {
   for (const entry of list.getEntries()) window.__bench.longTasks.push([entry.startTime, entry.duration]);
@@ -50,11 +51,14 @@ new MutationObserver(records => {
   const now = performance.timeOrigin + performance.now();
   for (const record of records) {
     for (const node of record.addedNodes) {
-      if (node.nodeType !== 3) continue;
       // Text never shown (replaced in the same task), and the live region that announces a
-      // finished answer by its first words, are not pieces becoming visible.
-      if (!node.isConnected || node.parentElement.id === 'announcer') continue;
-      for (const match of node.data.matchAll(/⟦(\\d+)⟧/g)) {
+      // finished answer by its first words, are not pieces becoming visible. A piece counts
+      // once, when it first shows: as text, or inside a block that closed before it did.
+      if (!node.isConnected || node.nodeType !== 3 && node.nodeType !== 1) continue;
+      if ((node.nodeType === 3 ? node.parentElement : node).closest('#announcer')) continue;
+      for (const match of (node.nodeType === 3 ? node.data : node.textContent).matchAll(/⟦(\\d+)⟧/g)) {
+        if (seen.has(match[1])) continue;
+        seen.add(match[1]);
         window.__bench.lags.push(now - Number(match[1].slice(0, -6)) - Number('0.' + match[1].slice(-6)));
       }
       window.__bench.lastAppend = now;
@@ -71,9 +75,17 @@ WAIT_FOR_ANSWER = """(index) => new Promise(resolve => {
     return answer && !answer.hasAttribute('data-active');
   };
   if (done()) return resolve(true);
-  const watch = new MutationObserver(() => { if (done()) { watch.disconnect(); resolve(true); } });
-  // The streaming article becomes the final one in place (app.js fillShell), or is replaced.
-  watch.observe(thread, {childList: true, subtree: true, attributeFilter: ['data-active']});
+  // Only what can end the wait is observed: the streaming article becomes the final one in
+  // place (app.js fillShell: its data-active goes), or #thread's own children change. A
+  // subtree childList observer would run this query for every appended token, and that was
+  // most of the "page's" script time once each token became its own event (pacing).
+  const watches = [];
+  const check = () => { if (done()) { watches.forEach(w => w.disconnect()); resolve(true); } };
+  for (const options of [{childList: true}, {subtree: true, attributeFilter: ['data-active']}]) {
+    const watch = new MutationObserver(check);
+    watch.observe(thread, options);
+    watches.push(watch);
+  }
 })"""
 
 
@@ -170,6 +182,13 @@ def _measure(browser: Any, page: Any, cdp: Any, throttle: float) -> dict[str, An
     count = answers.count()
     cpu_before = _renderer_main_threads()
     browser.start_tracing(page=page, categories=["devtools.timeline"])
+    # S9_PROFILE=<prefix>: the page's JavaScript profile and the trace of each stream, as
+    # <prefix>-<throttle>x.cpuprofile and .trace.json (both open in Chromium's DevTools).
+    profile = os.environ.get("S9_PROFILE", "") and f"{os.environ['S9_PROFILE']}-{throttle:g}x"
+    if profile:
+        cdp.send("Profiler.enable")
+        cdp.send("Profiler.setSamplingInterval", {"interval": 100})
+        cdp.send("Profiler.start")
     box = page.get_by_role("textbox", name="Message")
     box.fill(f"BENCH tokens={TOKENS} rate={RATE} chunk=1 ttft=0.3 #{uuid.uuid4().hex[:6]}")
     box.press("Enter")
@@ -177,7 +196,12 @@ def _measure(browser: Any, page: Any, cdp: Any, throttle: float) -> dict[str, An
     # which would be measured as the page's own work. The end is the final answer replacing
     # the streaming one: its data-active attribute goes, or #thread's children change.
     page.evaluate(WAIT_FOR_ANSWER, count)
-    busy = _main_thread(json.loads(browser.stop_tracing()))
+    if profile:
+        Path(f"{profile}.cpuprofile").write_text(json.dumps(cdp.send("Profiler.stop")["profile"]))
+    trace = browser.stop_tracing()
+    if profile:
+        Path(f"{profile}.trace.json").write_bytes(trace)
+    busy = _main_thread(json.loads(trace))
     cpu_after = _renderer_main_threads()
     main_cpu_ms = 1000 * sum(cpu_after[pid] - cpu_before.get(pid, 0.0) for pid in cpu_after)
     probe = page.evaluate("window.__bench")
