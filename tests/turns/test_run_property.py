@@ -213,6 +213,7 @@ async def run_once(owner: Any, reply: dict[str, Any]) -> tuple[Message, list[dic
     run_config = {
         "unpaced_chunks_per_second": 5000,
         "max_frame_interval": 0.001,
+        "min_frame_interval": 0.0,
         "checkpoint_interval": 0.05,
         "retry_attempts": 2,
         "retry_backoff": 0.001,

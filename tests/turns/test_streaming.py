@@ -463,7 +463,7 @@ async def test_when_the_process_is_busy_frames_are_coalesced(aimlapi, run_manage
 async def test_when_the_process_is_idle_each_piece_goes_out_as_it_arrives(
     aimlapi, run_manager, user, cookie
 ):
-    pieces = [step for i in range(30) for step in (Text(f"w{i} "), Delay(0.01))]
+    pieces = [step for i in range(30) for step in (Text(f"w{i} "), Delay(0.025))]
     aimlapi.enqueue(Reply([Gate("start"), *pieces]))
     turn = await start_turn(user, "Hello")
     stream = open_stream(turn.assistant_message.id, cookie=cookie)
@@ -475,9 +475,41 @@ async def test_when_the_process_is_idle_each_piece_goes_out_as_it_arrives(
         frames += 1
     await wait_for_run(turn.assistant_message.id)
     assert run_manager.pacing.current() == 0
-    # One per piece, 10 ms apart, but for pieces a busy test machine reads together (a fixed
-    # 20 frames a second made ~7).
-    assert frames >= 15
+    # One per piece, 25 ms apart, but for pieces a busy test machine reads together (a fixed
+    # 20 frames a second made ~17).
+    assert frames >= 25
+
+
+async def test_an_idle_stream_sends_at_most_one_frame_per_display_refresh(
+    aimlapi, run_manager, user, cookie, settings
+):
+    # 200 pieces 1 ms apart: a frame each would be 1,000 events a second for the browser to
+    # take (S9: ~0.3 ms of its main thread per event, whatever the event carries).
+    floor = settings.CHAT_RUN["min_frame_interval"]
+    assert floor == pytest.approx(1 / 60)
+    pieces = [step for i in range(200) for step in (Text(f"w{i} "), Delay(0.001))]
+    aimlapi.enqueue(Reply([Gate("start"), *pieces]))
+    turn = await start_turn(user, "Hello")
+    stream = open_stream(turn.assistant_message.id, cookie=cookie)
+    await stream.start()
+    await stream.attached()
+    aimlapi.release("start")
+    frames, text, first, last = 0, "", None, None
+    while (event := await stream.next_event()) is not None and event.event == "delta":
+        now = asyncio.get_running_loop().time()
+        first = first if first is not None else now
+        last = now
+        frames += 1
+        text += json.loads(event.data)["t"]
+    await wait_for_run(turn.assistant_message.id)
+    assert run_manager.pacing.current() == 0
+    assert text == "".join(f"w{i} " for i in range(200))
+    assert first is not None
+    assert last is not None
+    # Without the floor each piece is its own frame (200); a reader held up reads a few
+    # frames at once, hence the slack.
+    assert frames < 100
+    assert frames <= (last - first) / floor + 5
 
 
 # --- Runs that died -----------------------------------------------------------------------------
