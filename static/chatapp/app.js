@@ -51,9 +51,48 @@
     const length = codePoints(text);
     if (start + length <= have) return;
     if (start < have) text = dropCodePoints(text, have - start);
+    article.dataset.offset = String(Math.max(have, start + length));
+    queueText(article, text);
+  }
+
+  // Text goes into the page at most once per FLUSH_GAP_MS, in one text node: the browser
+  // renders a frame for every change, ~2.5 ms of main thread each while the view follows
+  // the answer (S9, 250 one-token events a second: 1.27 ms per token rendered at every frame,
+  // 0.94 at this gap). A token after a pause shows in the next frame. Everything that
+  // replaces the open block, and the end, show what is waiting first.
+  const FLUSH_GAP_MS = 33;
+  const unshown = new Map();
+  let flushQueued = false;
+  let lastFlush = -Infinity;
+
+  function queueText(article, text) {
+    unshown.set(article, (unshown.get(article) || "") + text);
+    if (flushQueued) return;
+    flushQueued = true;
+    const wait = lastFlush + FLUSH_GAP_MS - performance.now();
+    if (wait > 8) window.setTimeout(() => window.requestAnimationFrame(flushText), wait - 8);
+    else window.requestAnimationFrame(flushText);
+  }
+
+  function flushText() {
+    flushQueued = false;
+    lastFlush = performance.now();
+    unshown.forEach(function (text, article) {
+      showText(article, text);
+    });
+    unshown.clear();
+  }
+
+  function flushArticle(article) {
+    const text = unshown.get(article);
+    if (text === undefined) return;
+    unshown.delete(article);
+    showText(article, text);
+  }
+
+  function showText(article, text) {
     const box = tailText(article);
     if (box) box.append(text);
-    article.dataset.offset = String(Math.max(have, start + length));
     clearStatus(article);
     scheduleScroll();
   }
@@ -67,6 +106,7 @@
   // open block, which starts over with the text the event carries: in a code box once its
   // fence is known, as the final HTML will show it. Only the server's HTML is parsed here.
   function showBlocks(article, update) {
+    flushArticle(article);
     const tail = article.querySelector(".msg-tail");
     if (!tail || Number(article.dataset.block || 0) !== update.o) return;
     if (update.h) {
@@ -108,6 +148,7 @@
   // The final fragment replaces the streaming article where it stands: its blocks are the
   // ones already shown, so the reader's view must not move (or, following, stays at the end).
   function finishAnswer(article, html) {
+    flushArticle(article);
     const thread = document.getElementById("thread");
     const top = thread ? thread.scrollTop : 0;
     const height = article.getBoundingClientRect().height;
@@ -191,14 +232,7 @@
     }
     const article = evt.target.closest("article");
     if (!article) return;
-    if (message.type === "delta") {
-      evt.preventDefault();
-      const piece = JSON.parse(message.data);
-      appendPiece(article, piece.o, piece.t);
-    } else if (message.type === "blocks") {
-      evt.preventDefault();
-      showBlocks(article, JSON.parse(message.data));
-    } else if (message.type === "done" || message.type === "error") {
+    if (message.type === "done" || message.type === "error") {
       evt.preventDefault();
       finishAnswer(article, message.data);
     }
@@ -296,6 +330,22 @@
     dropAfter(target);
   });
 
+  // An answer's text and blocks, nearly every event of its stream, go straight to their
+  // handlers: through the SSE extension's swap listener each cost ~0.3 ms more (two DOM
+  // events and an extension walk per token, S9). The extension keeps the connection, its
+  // reconnects and close, and the status, done and error events.
+  function answerEvents(article, source) {
+    source.addEventListener("delta", function (evt) {
+      if (!article.isConnected) return;
+      const piece = JSON.parse(evt.data);
+      appendPiece(article, piece.o, piece.t);
+    });
+    source.addEventListener("blocks", function (evt) {
+      if (article.isConnected) showBlocks(article, JSON.parse(evt.data));
+    });
+    return source;
+  }
+
   // A new EventSource (first connect, or the extension's reconnect after a failure) asks for
   // text after what the page already shows; the browser's own reconnects send Last-Event-ID.
   function installEventSourceFactory() {
@@ -312,6 +362,7 @@
         resolved.searchParams.set("after", source.dataset.offset || "0");
         resolved.searchParams.set("block", source.dataset.block || "0");
         target = resolved.pathname + resolved.search;
+        return answerEvents(source, new EventSource(target, { withCredentials: true }));
       }
       return new EventSource(target, { withCredentials: true });
     };
