@@ -1,0 +1,100 @@
+"""Django's requests under ASGI (chatapp.asgi): each runs on a pooled request thread with its
+request_started and request_finished sent there, as under WSGI; no thread is started for a
+request; a client that goes away stops a streamed response being made."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from asgiref.testing import ApplicationCommunicator
+from django.core import signals
+from django.http import HttpRequest, HttpResponseBase
+
+from chatapp import asgi
+from chatapp.web.responses import ThreadedStreamingHttpResponse
+from tests.conftest import http_scope
+
+
+async def _get(path: str) -> int:
+    request = ApplicationCommunicator(asgi.application, http_scope(path))
+    await request.send_input({"type": "http.request", "body": b"", "more_body": False})
+    start = await request.receive_output(10)
+    while (await request.receive_output(10)).get("more_body"):
+        pass
+    return start["status"]
+
+
+@pytest.fixture
+def signal_threads() -> Iterator[list[tuple[str, str]]]:
+    sent: list[tuple[str, str]] = []
+
+    def started(**kwargs: Any) -> None:
+        sent.append(("started", threading.current_thread().name))
+
+    def finished(**kwargs: Any) -> None:
+        sent.append(("finished", threading.current_thread().name))
+
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    yield sent
+    signals.request_started.disconnect(started)
+    signals.request_finished.disconnect(finished)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_request_sends_its_signals_on_the_request_thread_and_starts_no_thread(
+    signal_threads, monkeypatch
+):
+    for _ in range(10):  # the pool's threads, started once
+        assert await _get("/healthz") == 200
+    signal_threads.clear()
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def counting_start(self: threading.Thread) -> None:
+        started.append(self.name)
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    for _ in range(5):
+        assert await _get("/healthz") == 200
+    assert started == []
+    assert [kind for kind, _ in signal_threads] == ["started", "finished"] * 5
+    assert all(name.startswith("chat-request") for _, name in signal_threads)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_client_that_goes_away_stops_a_streamed_response(signal_threads, monkeypatch):
+    made = 0
+    closed = threading.Event()
+
+    def endless() -> Iterator[bytes]:
+        nonlocal made
+        try:
+            while True:
+                made += 1
+                yield b"x" * 100
+        finally:
+            closed.set()
+
+    def streamed(self: Any, request: HttpRequest) -> HttpResponseBase:
+        return ThreadedStreamingHttpResponse(endless())
+
+    monkeypatch.setattr(asgi.SyncChainASGIHandler, "get_response", streamed)
+    request = ApplicationCommunicator(asgi.application, http_scope("/healthz"))
+    await request.send_input({"type": "http.request", "body": b"", "more_body": False})
+    assert (await request.receive_output(10))["status"] == 200
+    assert (await request.receive_output(10))["body"] == b"x" * 100
+    await request.send_input({"type": "http.disconnect"})
+    assert await asyncio.to_thread(closed.wait, 10)
+    await request.wait(10)
+    at_close = made
+    await asyncio.sleep(0)
+    assert made == at_close
+    # The response was closed: request_finished, on a request thread.
+    assert ("finished", signal_threads[-1][1]) == signal_threads[-1]
+    assert signal_threads[-1][1].startswith("chat-request")
