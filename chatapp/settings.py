@@ -205,6 +205,7 @@ SQLITE_OPTIONS = {
         "PRAGMA synchronous=NORMAL;"
         "PRAGMA busy_timeout=20000;"
         "PRAGMA foreign_keys=ON;"
+        "PRAGMA temp_store=MEMORY;"
     ),
 }
 if DATABASE_URL:
