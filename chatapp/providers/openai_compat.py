@@ -40,7 +40,7 @@ from .errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from .http import body_chunks
+from .http import body_chunks, upstream_url
 from .params import WireFormat
 from .types import (
     ChatMessage,
@@ -131,7 +131,7 @@ class OpenAICompatProvider(Provider):
         try:
             async with client.stream(
                 "POST",
-                f"{self.base_url}/chat/completions",
+                upstream_url(f"{self.base_url}/chat/completions"),
                 content=content,
                 headers=self.build_headers(request),
             ) as response:

@@ -26,7 +26,7 @@ from urllib.parse import quote
 import httpx
 
 from ..base import JSON_BODY_LIMIT, TRANSPORT_ERRORS
-from ..http import body_chunks
+from ..http import body_chunks, upstream_url
 from ..types import ChatRequest, Event
 from ..wire import SSEParser, StrayJSON, error_object, read_limited
 from .wire import (
@@ -43,9 +43,11 @@ DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 class GeminiProvider(NativeProvider):
     label = "Google"
 
-    def url(self, model: str) -> str:
+    def url(self, model: str) -> httpx.URL:
         model = model.removeprefix("models/")
-        return f"{self.base_url}/models/{quote(model, safe='')}:streamGenerateContent?alt=sse"
+        return upstream_url(
+            f"{self.base_url}/models/{quote(model, safe='')}:streamGenerateContent?alt=sse"
+        )
 
     def build_body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {"contents": self.contents(request)}

@@ -30,6 +30,7 @@ from urllib.parse import quote
 import httpx
 
 from ..base import ERROR_BODY_LIMIT, JSON_BODY_LIMIT, TRANSPORT_ERRORS
+from ..http import upstream_url
 from ..types import ChatRequest, Event, Status, TextDelta
 from ..wire import read_limited
 from .wire import (
@@ -54,8 +55,8 @@ class SegmindProvider(NativeProvider):
         self.status_interval = status_interval
         self.reveal_seconds = reveal_seconds
 
-    def url(self, model: str) -> str:
-        return f"{self.base_url}/{quote(model, safe='')}"
+    def url(self, model: str) -> httpx.URL:
+        return upstream_url(f"{self.base_url}/{quote(model, safe='')}")
 
     def build_body(self, request: ChatRequest) -> dict[str, Any]:
         messages: dict[str, Any] = {}
