@@ -430,8 +430,8 @@ CHAT_RUN = {
     # coalesced, up to one per `max_frame_interval` at twice that rate (turns/pacing.py).
     "unpaced_chunks_per_second": CHAT_STREAM_UNPACED_CHUNKS_PER_SECOND,
     "max_frame_interval": 1.0 / CHAT_STREAM_FRAMES_PER_SECOND,
-    # However idle the process, a stream sends at most one frame per display refresh:
-    # tokens closer together than this go in one frame (turns/run.py).
+    # However idle the process, a stream sends about one frame per display refresh at most:
+    # tokens arriving faster go together, after a burst of three (turns/pacing.py).
     "min_frame_interval": 1.0 / CHAT_STREAM_PEAK_FRAMES_PER_SECOND,
     # Partial text is checkpointed to the database at most once per interval: without Redis,
     # what a process that dies can lose (with Redis, nothing shown: turns.published).

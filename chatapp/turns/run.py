@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import copy
 import logging
-import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -49,7 +48,7 @@ from chatapp.providers.types import (
 )
 
 from .fragments import stream_end
-from .pacing import Pacing
+from .pacing import FrameBudget, Pacing
 from .persistence import Outcome, message_checkpoint, message_finish
 from .protocol import StreamDelta, StreamEnd, StreamSnapshot, StreamStatus, stream_group
 from .published import PublishedText
@@ -145,10 +144,8 @@ class Run:
         self._status_text = ""
         self._status_published = ""
         self._dirty = asyncio.Event()  # wakes the publisher task
-        # A display refresh between a stream's frames at the least (S9: a browser pays ~1 ms
-        # for every event it receives, whatever it carries, and renders at most once a frame).
-        self._min_frame = config["min_frame_interval"]
-        self._last_frame = -math.inf
+        # About a display refresh between a stream's frames (turns/pacing.py, FrameBudget).
+        self._frames = FrameBudget(interval=config["min_frame_interval"])
         self._changed = False  # the event just handled changed what watchers see
         self._publish_lock = asyncio.Lock()
 
@@ -256,11 +253,7 @@ class Run:
                     self._on_event(redact(event))
                     if self._changed:
                         self._changed = False
-                        if (
-                            inline
-                            and not pacing.current()
-                            and time.monotonic() - self._last_frame >= self._min_frame
-                        ):
+                        if inline and not pacing.current() and not self._frames.wait():
                             # Unpaced: the frame goes out here, and the publisher task is
                             # not woken at all (a task switch per token).
                             self._publish_now()
@@ -341,7 +334,7 @@ class Run:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            early = self._last_frame + self._min_frame - time.monotonic()
+            early = self._frames.wait()
             if early > 0:
                 await asyncio.sleep(early)
             async with self._publish_lock:
@@ -362,7 +355,7 @@ class Run:
             self._parts[self._published_parts :] = [text]
             self._published_parts = len(self._parts)
             start, self.published = self.published, self.length
-            self._last_frame = time.monotonic()
+            self._frames.spend()
             delta: StreamDelta = {"type": "stream.delta", "o": start, "t": text}
             # Kept before it is sent: what a person sees survives this worker (turns.published).
             if self.published_text.active:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatapp.turns.pacing import Pacing
+from chatapp.turns.pacing import FrameBudget, Pacing
 
 
 class Clock:
@@ -57,3 +57,35 @@ def test_when_the_load_goes_the_interval_falls_back_to_zero_within_a_second():
         clock.now += Pacing.WINDOW
         pacing.current()
     assert pacing.current() == 0
+
+
+def test_a_stream_slower_than_the_frame_budget_never_waits():
+    clock = Clock()
+    frames = FrameBudget(interval=1 / 60, clock=clock)
+    for _ in range(100):  # 50 a second
+        clock.now += 0.02
+        assert frames.wait() == 0
+        frames.spend()
+
+
+def test_a_few_tokens_close_together_go_at_once_then_frames_are_spaced():
+    clock = Clock()
+    frames = FrameBudget(interval=0.01, burst=3, clock=clock)
+    for _ in range(3):
+        assert frames.wait() == 0
+        frames.spend()
+    assert frames.wait() == pytest.approx(0.01)
+    clock.now += 0.004
+    assert frames.wait() == pytest.approx(0.006)
+
+
+def test_a_fast_stream_gets_one_frame_per_interval_on_average():
+    clock = Clock()
+    frames = FrameBudget(interval=1 / 60, clock=clock)
+    sent = 0
+    for _ in range(2500):  # 250 tokens a second for 10 s
+        clock.now += 0.004
+        if frames.wait() == 0:
+            frames.spend()
+            sent += 1
+    assert 600 <= sent <= 603
