@@ -1,5 +1,5 @@
 # Production image: slim Python, non-root, static files collected at build time, served by
-# Uvicorn (the ASGI server chosen by the benchmark, see bench/REPORT.md).
+# Uvicorn (the ASGI server chosen by the benchmark, see bench/README.md).
 FROM python:3.12-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
