@@ -126,6 +126,8 @@ def app_env(config: AppConfig, var_dir: Path) -> dict[str, str]:
             "STATIC_ROOT": str(var_dir / "static"),
             "AIMLAPI_API_KEY": "bench",
             "AIMLAPI_BASE_URL": f"http://127.0.0.1:{config.fake_port}/v1",
+            # Accounts the benchmark makes can be used at once (no administrator approves them).
+            "DJANGO_SIGNUP": "open",
             # The benchmark is one person opening hundreds of streams: lift the per-person caps.
             "CHAT_SENDS_PER_MINUTE": "1000000",
             "CHAT_MAX_ACTIVE_TURNS_PER_USER": "1000000",

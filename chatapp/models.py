@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chatapp.accounts.models import Membership
 from chatapp.attachments.models import Attachment, MessageAttachment, UploadAttempt
 from chatapp.conversations.models import Conversation, Message, Preset
 from chatapp.turns.models import Worker
@@ -9,6 +10,7 @@ from chatapp.turns.models import Worker
 __all__ = [
     "Attachment",
     "Conversation",
+    "Membership",
     "Message",
     "MessageAttachment",
     "Preset",

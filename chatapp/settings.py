@@ -40,6 +40,13 @@ def _env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in _env(name, default).split(",") if item.strip()]
 
 
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = _env(name, default).strip().lower()
+    if raw not in choices:
+        raise ValueError(f"{name} must be {', '.join(choices[:-1])} or {choices[-1]}, got {raw!r}")
+    return raw
+
+
 def _env_number(name: str, default: float) -> float:
     raw = _env(name, str(default))
     try:
@@ -57,7 +64,9 @@ DEBUG = _env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 HTTPS = _env_bool("DJANGO_HTTPS", False)
-ALLOW_SIGNUP = _env_bool("DJANGO_ALLOW_SIGNUP", True)
+# Who may create an account: anyone (`open`), anyone but an administrator approves them before
+# they can sign in (`approval`), or nobody (`closed`). The first account is the administrator.
+SIGNUP = _env_choice("DJANGO_SIGNUP", "approval", ("open", "approval", "closed"))
 DATABASE_URL = _env("DATABASE_URL")
 REDIS_URL = _env("REDIS_URL")
 MEDIA_ROOT = Path(_env("MEDIA_ROOT", str(VAR_DIR / "media")))

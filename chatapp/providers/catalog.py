@@ -254,6 +254,29 @@ def available_models() -> list[ModelSpec]:
     return [spec for route in settings.PROVIDERS for spec in CATALOG.get(route, ())]
 
 
+@dataclass(frozen=True, slots=True)
+class RouteStatus:
+    route: str
+    label: str
+    configured: bool  # its API key is set (the offline demo needs none)
+    models: tuple[str, ...]  # labels, in catalog order
+
+
+def route_statuses() -> list[RouteStatus]:
+    """Every upstream route and whether this server can use it (the Admin page): the demo
+    only while it is the one route, as it is then."""
+    return [
+        RouteStatus(
+            route=route,
+            label=ROUTE_LABELS.get(route, route),
+            configured=route in settings.PROVIDERS,
+            models=tuple(spec.label for spec in specs),
+        )
+        for route, specs in CATALOG.items()
+        if route != "demo" or route in settings.PROVIDERS
+    ]
+
+
 def get_model(route: str, model_id: str) -> ModelSpec | None:
     """The spec of a configured model, matched by id or alias; None if not offered."""
     if route not in settings.PROVIDERS:

@@ -6,9 +6,12 @@ import uuid
 from typing import Any
 
 from django import forms
-from django.contrib.auth.forms import UserCreationForm, UsernameField
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm, UsernameField
 from django.contrib.auth.models import User
 from django.core.validators import ProhibitNullCharactersValidator
+
+from chatapp.accounts.models import Membership
+from chatapp.accounts.selectors import standing
 
 
 class SharedFields(dict[str, forms.Field]):
@@ -55,6 +58,25 @@ class SparseForm(forms.Form):
                     self.cleaned_data[name] = getattr(self, f"clean_{name}")()
             except forms.ValidationError as exc:
                 self.add_error(name, exc)
+
+
+class LoginForm(AuthenticationForm):
+    """Django's log-in, which also turns away an account an administrator has not approved
+    (or refused), saying so."""
+
+    def confirm_login_allowed(self, user: User) -> None:
+        super().confirm_login_allowed(user)
+        status = standing(user=user)
+        if status == Membership.Status.PENDING:
+            raise forms.ValidationError(
+                "This account is awaiting approval by an administrator. You can log in once "
+                "it is approved.",
+                code="pending",
+            )
+        if status == Membership.Status.REFUSED:
+            raise forms.ValidationError(
+                "An administrator of this server did not approve this account.", code="refused"
+            )
 
 
 class SignupForm(UserCreationForm):

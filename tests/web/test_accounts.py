@@ -19,19 +19,64 @@ def signup(client: Client, username: str) -> object:
     )
 
 
-def test_first_account_becomes_superuser_and_the_next_does_not():
+def test_first_account_becomes_superuser_and_the_next_does_not(settings):
+    settings.SIGNUP = "open"
     first = Client()
     response = signup(first, "admin")
     assert response.status_code == 302
     assert response["Location"] == "/"
     assert first.get("/").status_code == 200  # logged in by signing up
-    response = signup(Client(), "bob")
+    bob = Client()
+    response = signup(bob, "bob")
     assert response.status_code == 302
+    assert bob.get("/").status_code == 200
     users = {u.username: u for u in get_user_model().objects.all()}
     assert users["admin"].is_superuser
     assert users["admin"].is_staff
     assert not users["bob"].is_superuser
     assert not users["bob"].is_staff
+
+
+def test_by_default_a_new_account_awaits_approval_and_cannot_log_in(settings):
+    assert settings.SIGNUP == "approval"
+    first = Client()
+    assert signup(first, "admin").status_code == 302  # the first account needs no approval
+    assert first.get("/").status_code == 200
+    carol = Client()
+    response = signup(carol, "carol")
+    assert response.status_code == 200
+    assert "awaiting approval" in response.content.decode()
+    assert carol.get("/").status_code == 302  # not signed in
+    response = carol.post("/accounts/login/", {"username": "carol", "password": PASSWORD})
+    assert response.status_code == 200
+    assert "awaiting approval" in response.content.decode()
+    assert carol.get("/").status_code == 302
+
+
+def test_an_approved_account_logs_in_and_a_refused_one_is_told(settings):
+    from chatapp.accounts import services
+
+    signup(Client(), "admin")
+    signup(Client(), "dan")
+    signup(Client(), "eve")
+    users = {u.username: u for u in get_user_model().objects.all()}
+    services.person_approve(person=users["dan"])
+    services.person_refuse(person=users["eve"])
+    dan, eve = Client(), Client()
+    assert (
+        dan.post("/accounts/login/", {"username": "dan", "password": PASSWORD}).status_code == 302
+    )
+    assert dan.get("/").status_code == 200
+    response = eve.post("/accounts/login/", {"username": "eve", "password": PASSWORD})
+    assert "did not approve this account" in response.content.decode()
+    assert eve.get("/").status_code == 302
+
+
+def test_a_wrong_password_of_an_account_awaiting_approval_says_nothing_about_it():
+    signup(Client(), "admin")
+    signup(Client(), "frank")
+    response = Client().post("/accounts/login/", {"username": "frank", "password": "wrong-1!"})
+    assert "awaiting approval" not in response.content.decode()
 
 
 def test_signup_form_has_the_standard_fields():
@@ -51,7 +96,7 @@ def test_mismatched_passwords_are_refused_with_a_message():
 
 
 def test_signup_can_be_closed(settings):
-    settings.ALLOW_SIGNUP = False
+    settings.SIGNUP = "closed"
     response = signup(Client(), "dave")
     assert response.status_code == 403
     assert "Sign-up is closed" in response.content.decode()

@@ -300,6 +300,7 @@ POST_ONLY = {
     "preset-delete",
     "attachment-upload",
     "logout",
+    "admin-person",
 }
 
 
@@ -312,6 +313,9 @@ def _url(name: str, conversation: Conversation, message: Message) -> str:
         kwargs["message_id"] = message.id
     if "<uuid:preset_id>" in pattern:
         kwargs["preset_id"] = uuid.uuid4()
+    if "<int:person_id>" in pattern:
+        # Administrators' own: tests/web/test_admin_page.py.
+        kwargs.update(person_id=1, action="approve")
     if "<uuid:attachment_id>" in pattern:
         # Owners and other users of real attachments: tests/attachments/test_images.py.
         kwargs["attachment_id"] = uuid.uuid4()
@@ -347,6 +351,7 @@ def test_the_url_walk_covers_every_route():
         "conversation-export-json",
         "conversations-export",
         "conversations-import",
+        "admin-home",
     }
 
 

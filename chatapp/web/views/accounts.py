@@ -1,4 +1,4 @@
-"""Health, log in, sign up."""
+"""Health, log in, sign up (open, closed, or awaiting an administrator's approval)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.models import User
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -15,9 +16,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from chatapp.accounts.backends import PERSON_BACKEND
+from chatapp.accounts.models import Membership
+from chatapp.accounts.selectors import standing
 from chatapp.accounts.services import user_signup
 
-from ..forms import SignupForm
+from ..forms import LoginForm, SignupForm
 
 
 @login_not_required
@@ -29,8 +32,11 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 
 class LoginView(auth_views.LoginView):
+    authentication_form = LoginForm
+
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        return {**super().get_context_data(**kwargs), "allow_signup": settings.ALLOW_SIGNUP}
+        allow_signup = settings.SIGNUP != "closed"
+        return {**super().get_context_data(**kwargs), "allow_signup": allow_signup}
 
 
 def locked_out(
@@ -45,13 +51,22 @@ def locked_out(
 @login_not_required
 @never_cache
 def signup(request: HttpRequest) -> HttpResponse:
-    if not settings.ALLOW_SIGNUP:
+    """Sign-up as `DJANGO_SIGNUP` says: open, closed, or with an administrator's approval
+    (then the new account is told so, and is not signed in)."""
+    if settings.SIGNUP == "closed":
         return render(request, "registration/signup_closed.html", status=403)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = user_signup(
-            username=form.cleaned_data["username"], password=form.cleaned_data["password1"]
+            username=form.cleaned_data["username"],
+            password=form.cleaned_data["password1"],
+            needs_approval=settings.SIGNUP == "approval",
         )
+        if standing(user=user) == Membership.Status.PENDING:
+            return render(request, "registration/awaiting_approval.html", {"person": user})
         login(request, user, backend=PERSON_BACKEND)
         return redirect("chat-home")
-    return render(request, "registration/signup.html", {"form": form})
+    # The first account is the administrator's, approved by making it.
+    needs_approval = settings.SIGNUP == "approval" and User.objects.exists()
+    context = {"form": form, "needs_approval": needs_approval}
+    return render(request, "registration/signup.html", context)
