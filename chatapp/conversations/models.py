@@ -191,6 +191,10 @@ class Message(models.Model):
             # A message's versions in order, and a subtree's walk down, from the index alone:
             # the walk carries created_at to find the newest leaf (conversations/tree.py).
             models.Index(fields=["parent", "created_at", "id"], name="children"),
+            # The Usage page: a month of answers, in order of their day (conversations/usage.py).
+            models.Index(
+                fields=["created_at"], condition=Q(role="assistant"), name="answers_by_time"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from .views import accounts, attachments, conversations, messages, pages, people, turns
+from .views import accounts, attachments, conversations, messages, pages, people, turns, usage
 
 # Django's refusals of a request it cannot read, in the app's words (an htmx send shows them
 # above the composer).
@@ -57,6 +57,7 @@ urlpatterns = [
     path("accounts/login/", accounts.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", accounts.signup, name="signup"),
+    path("usage/", usage.usage_page, name="usage"),
     path("manage/", people.admin_home, name="admin-home"),
     path("manage/people/<int:person_id>/<slug:action>/", people.person_action, name="admin-person"),
     path("admin/", admin.site.urls),

@@ -84,3 +84,22 @@ def test_versions_edit_the_model_menu_and_the_confirmation_have_no_serious_viola
     page.locator("article.msg-user").get_by_role("button", name="Delete turn").click()
     expect(page.get_by_role("dialog", name="Are you sure?")).to_be_visible()
     assert serious(page) == []
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_the_usage_and_admin_pages_have_no_serious_violation(page, scheme):
+    from django.contrib.auth.models import User
+
+    from chatapp.accounts.models import Membership
+
+    page.emulate_media(color_scheme=scheme)
+    log_in(page)
+    User.objects.filter(username="alice").update(is_superuser=True, is_staff=True)
+    waiting = User.objects.create_user(username="waiting", password=PASSWORD)
+    Membership.objects.create(user=waiting, status=Membership.Status.PENDING)
+    page.goto("/usage/")
+    expect(page.get_by_role("combobox", name="Month")).to_be_visible()
+    assert serious(page) == []
+    page.goto("/manage/")
+    expect(page.get_by_role("button", name="Approve")).to_be_visible()
+    assert serious(page) == []

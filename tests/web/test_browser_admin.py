@@ -3,6 +3,8 @@ from the newcomer's side and from the Admin page."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.conftest import PASSWORD, ready
@@ -62,3 +64,33 @@ def test_a_newcomer_waits_for_approval_and_logs_in_once_approved(page, browser, 
         expect(newcomer.get_by_role("textbox", name="Message")).to_be_visible()
     finally:
         context.close()
+
+
+def test_the_usage_page_charts_the_month_with_its_totals_in_words(page):
+    from django.contrib.auth.models import User
+
+    from chatapp.conversations.models import Conversation
+    from tests.conftest import add_message
+
+    person = User.objects.create_user(username="counter", password=PASSWORD)
+    chat = Conversation.objects.create(
+        owner=person, route="aimlapi", model="google/gemini-2.5-flash"
+    )
+    add_message(chat, role="user", content="q")
+    add_message(
+        chat,
+        role="assistant",
+        content="a",
+        route="aimlapi",
+        model="google/gemini-2.5-flash",
+        prompt_tokens=1500,
+        completion_tokens=250,
+    )
+    log_in(page, "counter")
+    expect(page.get_by_role("textbox", name="Message")).to_be_visible()
+    page.get_by_role("link", name="Usage").click()
+    chart = page.get_by_role("img", name=re.compile(r"Tokens per day, .*: 1,500 in, 250 out"))
+    expect(chart).to_be_visible()
+    expect(page.get_by_role("combobox", name="Month")).to_be_visible()
+    table = page.get_by_role("table", name=re.compile("Usage in"))
+    expect(table.get_by_role("row").filter(has_text="gemini-2.5-flash")).to_contain_text("1,500")

@@ -352,6 +352,7 @@ def test_the_url_walk_covers_every_route():
         "conversations-export",
         "conversations-import",
         "admin-home",
+        "usage",
     }
 
 
