@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--quick", action="store_true", help="smaller ladders (a few minutes)")
     parser.add_argument(
-        "--only", default="S1,S2,S4,S6,S8,S9,S10,S11,S12", help="comma-separated scenarios"
+        "--only", default="S1,S2,S4,S6,S8,S9,S10,S11,S12,S13", help="comma-separated scenarios"
     )
     parser.add_argument(
         "--server", default="uvicorn", help="uvicorn | uvicorn-asyncio | granian | daphne"
@@ -205,6 +205,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "S11" in args.only:
             print("S11: search over 100,000 messages", flush=True)
             results["S11"] = script("bench.search", env)
+        if "S13" in args.only:
+            print("S13: the Usage page over a year of 100,000 answers", flush=True)
+            results["S13"] = script("bench.usage", env)
         if "S12" in args.only:
             from . import exchange
 
