@@ -69,23 +69,9 @@ def test_a_newcomer_waits_for_approval_and_logs_in_once_approved(page, browser, 
 def test_the_usage_page_charts_the_month_with_its_totals_in_words(page):
     from django.contrib.auth.models import User
 
-    from chatapp.conversations.models import Conversation
-    from tests.conftest import add_message
+    from tests.web.test_usage_page import answered
 
-    person = User.objects.create_user(username="counter", password=PASSWORD)
-    chat = Conversation.objects.create(
-        owner=person, route="aimlapi", model="google/gemini-2.5-flash"
-    )
-    add_message(chat, role="user", content="q")
-    add_message(
-        chat,
-        role="assistant",
-        content="a",
-        route="aimlapi",
-        model="google/gemini-2.5-flash",
-        prompt_tokens=1500,
-        completion_tokens=250,
-    )
+    answered(User.objects.create_user(username="counter", password=PASSWORD), 1500, 250)
     log_in(page, "counter")
     expect(page.get_by_role("textbox", name="Message")).to_be_visible()
     page.get_by_role("link", name="Usage").click()
