@@ -5,6 +5,7 @@ from __future__ import annotations
 from chatapp.accounts.models import Membership
 from chatapp.attachments.models import Attachment, MessageAttachment, UploadAttempt
 from chatapp.conversations.models import Conversation, Message, Preset
+from chatapp.credentials.models import PersonKey, RouteFailure
 from chatapp.turns.models import Worker
 
 __all__ = [
@@ -13,7 +14,9 @@ __all__ = [
     "Membership",
     "Message",
     "MessageAttachment",
+    "PersonKey",
     "Preset",
+    "RouteFailure",
     "UploadAttempt",
     "Worker",
 ]

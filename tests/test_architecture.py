@@ -19,6 +19,8 @@ LAYERS = {
     "providers": 1,
     "accounts": 1,
     "attachments": 2,
+    # Each person's own API keys: reads the catalog's routes, used by turns and web.
+    "credentials": 2,
     "conversations": 3,
     "turns": 4,
     # Export and import: reads and writes conversations, used by web only.
