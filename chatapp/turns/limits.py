@@ -1,22 +1,28 @@
 """The limits a turn is checked against before anything is saved or sent: message length,
-sends per minute and answers at once per person, and whether the thread's images can be read
-by the model and fit the route's request budget. Each error names its limit."""
+sends per minute and answers at once per person, the person's monthly budget, and whether the
+thread's images can be read by the model and fit the route's request budget. Each error names
+its limit."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Literal
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Sum
 from django.utils import timezone
 
+from chatapp.accounts.models import BudgetUnit, Membership
 from chatapp.attachments import images
 from chatapp.attachments.models import Attachment
 from chatapp.conversations import tree
 from chatapp.conversations.models import Conversation, Message
+from chatapp.conversations.usage import month_bounds
 from chatapp.core.errors import LimitExceeded, RequestTooLarge, ServiceError
 from chatapp.core.locks import lock_person
 from chatapp.providers import catalog
@@ -93,6 +99,122 @@ def check_rate(owner: User) -> None:
             f"{active} answers are being written for you right now; the limit is {active_limit} "
             "at a time. Wait for one to finish or press Stop."
         )
+
+
+# Only the budget, by the membership's key: a person without one (most, and every account
+# with no membership row) costs this one small statement and nothing else.
+_BUDGET_SQL = "SELECT monthly_budget, budget_unit FROM {membership} WHERE user_id = %s"
+
+
+@dataclass(frozen=True, slots=True)
+class MonthSpent:
+    """What a person's answers started this calendar month (UTC) recorded: dollars (the
+    upstream's, or an estimate from list prices, `turns.persistence`) and the route's credits
+    (AI/ML API's only)."""
+
+    usd: Decimal = Decimal(0)
+    credits: Decimal = Decimal(0)
+
+    def of(self, unit: str) -> Decimal:
+        return self.credits if unit == BudgetUnit.CREDITS else self.usd
+
+
+def check_budget(owner: User, *, now: datetime | None = None) -> None:
+    """Refuse a send once the person's answers this month have used their monthly budget
+    (`Membership.monthly_budget`, in dollars or credits): used >= budget, so a budget of 0
+    refuses every send. Call it before anything is saved, beside `check_rate`.
+
+    The month is the calendar month in UTC, as on the Usage page. An answer counts once it
+    has finished (its cost is known only then), so the answers being written when the budget
+    runs out may go past it, by at most the answers a person may have at once."""
+    with connection.cursor() as cursor:
+        cursor.execute(_BUDGET_SQL.format(membership=Membership._meta.db_table), [owner.pk])
+        row = cursor.fetchone()
+    if row is None or row[0] is None:
+        return
+    budget, unit = Decimal(str(row[0])), row[1]
+    month = (now or timezone.now()).astimezone(UTC).date().replace(day=1)
+    used = month_spent(owner_id=owner.pk, month=month, unit=unit)
+    if used < budget:
+        return
+    resets = month_bounds(month)[1].date()
+    if budget == 0:
+        raise LimitExceeded(
+            f"Your monthly budget is {budget_words(budget, unit)}, so no message can be sent. "
+            "Ask an administrator to raise it."
+        )
+    spent = "spent" if unit == BudgetUnit.USD else "used"
+    raise LimitExceeded(
+        f"Your monthly budget of {budget_words(budget, unit)} is used up "
+        f"({budget_words(used, unit)} {spent} this month). It resets on {day_words(resets)} "
+        "(UTC)."
+    )
+
+
+def month_spent(*, owner_id: int, month: date, unit: str) -> Decimal:
+    """The dollars or credits of one person's answers started in `month` (UTC): over the
+    `answers_by_time` index (the month's answers), then their conversations' owner."""
+    start, end = month_bounds(month)
+    column = "credits_used" if unit == BudgetUnit.CREDITS else "usd_spent"
+    total = Message.objects.filter(
+        role=Message.Role.ASSISTANT,
+        created_at__gte=start,
+        created_at__lt=end,
+        conversation__owner_id=owner_id,
+    ).aggregate(total=Sum(column))["total"]
+    return total or Decimal(0)
+
+
+def month_spent_by_person(*, month: date) -> dict[int, MonthSpent]:
+    """Everyone's dollars and credits of `month` (UTC), by person id (the Admin page): one
+    query over the month's answers."""
+    start, end = month_bounds(month)
+    rows = (
+        Message.objects.filter(
+            role=Message.Role.ASSISTANT, created_at__gte=start, created_at__lt=end
+        )
+        .values("conversation__owner_id")
+        .annotate(usd=Sum("usd_spent"), credits=Sum("credits_used"))
+        .order_by()
+    )
+    return {
+        row["conversation__owner_id"]: MonthSpent(
+            usd=row["usd"] or Decimal(0), credits=row["credits"] or Decimal(0)
+        )
+        for row in rows
+    }
+
+
+def budget_words(amount: Decimal, unit: str) -> str:
+    """ "$5.00" or "1,000.5 credits". Cut down, never rounded up: what is shown as used is
+    never more than was used, and a budget used up never reads as less than itself."""
+    if unit == BudgetUnit.CREDITS:
+        text = f"{amount.quantize(Decimal('0.0001'), rounding=ROUND_DOWN):,f}"
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return f"{text} credit" if text == "1" else f"{text} credits"
+    return f"${amount.quantize(Decimal('0.01'), rounding=ROUND_DOWN):,.2f}"
+
+
+def day_words(day: date) -> str:
+    """A day as "1 January 2027": the month's name in English whatever the process's locale."""
+    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
+
+
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 def check_images_fit(

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from chatapp.conversations.models import Message
 from chatapp.core import sql
+from chatapp.providers import prices
 from chatapp.providers.types import Usage
 
 
@@ -75,7 +76,12 @@ def message_finish(*, message_id: uuid.UUID, outcome: Outcome) -> dict[str, Any]
     """Save the final state of a run, in one plain statement (through the ORM's update() it
     was ~0.6 ms of a turn's CPU, bench "turn cost"). Returns the values written, by field, or
     None if the message was already terminal (e.g. marked interrupted by another worker while
-    this one was partitioned away)."""
+    this one was partitioned away).
+
+    Dollars: the upstream's own figure when it reports one (AI/ML API's `usd_spent`). When it
+    reports tokens but no dollars (Google, Segmind), `usd_spent` is an estimate from the
+    model's list price (`providers.prices`), so that a budget in dollars counts every route;
+    a model without a list price keeps none."""
     fields: dict[str, Any] = {
         "status": outcome.status,
         "content": storable_text(outcome.content),
@@ -98,12 +104,40 @@ def message_finish(*, message_id: uuid.UUID, outcome: Outcome) -> dict[str, Any]
         "duration_ms": _count(outcome.duration_ms),
         "finished_at": timezone.now(),
     }
+    if fields["usd_spent"] is None and (
+        fields["prompt_tokens"] is not None or fields["completion_tokens"] is not None
+    ):
+        fields["usd_spent"] = _list_cost(message_id, fields)
     if outcome.provider_extras is not None:
         fields["provider_extras"] = storable_json(outcome.provider_extras)
     updated = sql.update_where_active(
         Message, message_id, fields, status_in=Message.ACTIVE_STATUSES
     )
     return fields if updated else None
+
+
+def _list_cost(message_id: uuid.UUID, fields: dict[str, Any]) -> Decimal | None:
+    """The answer's cost at its model's list price. The run's outcome does not carry the
+    model, so it is read by key: one small statement, only for the answers of the routes that
+    report no dollars."""
+    table = Message._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT route, model FROM {table} WHERE id = %s",
+            [Message._meta.pk.get_db_prep_value(message_id, connection)],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    cost = prices.list_cost(
+        route=row[0],
+        model_id=row[1],
+        prompt_tokens=fields["prompt_tokens"],
+        completion_tokens=fields["completion_tokens"],
+        reasoning_tokens=fields["reasoning_tokens"],
+        total_tokens=fields["total_tokens"],
+    )
+    return cost if cost is not None and cost < AMOUNT_LIMIT else None
 
 
 # PositiveIntegerField's range on every engine Django supports (PostgreSQL's integer).

@@ -34,7 +34,7 @@ from chatapp.core import sql
 from chatapp.core.errors import ServiceError, TurnConflict
 from chatapp.providers import catalog
 
-from .limits import check_images_fit, check_rate, check_text
+from .limits import check_budget, check_images_fit, check_rate, check_text
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -83,6 +83,7 @@ def turn_start(
     try:
         with transaction.atomic():
             check_rate(owner)
+            check_budget(owner)
             answer_id = uuid.uuid4()
             conversation, created, parent = _conversation_for_turn(
                 owner,
@@ -137,6 +138,7 @@ def turn_regenerate(
         with transaction.atomic():
             conversation = _locked_conversation(message)
             check_rate(conversation.owner)
+            check_budget(conversation.owner)
             chat_settings = chat_settings_stored(conversation=conversation, spec=spec)
             # The images on the path must be readable by this model and fit its route.
             check_images_fit(
@@ -182,6 +184,7 @@ def turn_edit(
         with transaction.atomic():
             conversation = _locked_conversation(message)
             check_rate(owner)
+            check_budget(owner)
             chat_settings = chat_settings_stored(conversation=conversation)
             check_images_fit(
                 conversation=conversation,
@@ -258,6 +261,7 @@ def turn_continue(*, message: Message, worker_id: uuid.UUID) -> Message:
     try:
         with transaction.atomic():
             check_rate(message.conversation.owner)
+            check_budget(message.conversation.owner)
             locked = (
                 Message.objects.select_for_update()
                 .select_related("conversation")
