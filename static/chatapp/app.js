@@ -1391,3 +1391,78 @@
     parts.stage.textContent = percent < 100 ? "Uploading… " + percent + "%" : "Importing… a large export can take a minute.";
   });
 })();
+
+// --- Cost estimate ---
+// Under the composer: what this prompt would cost on the chosen model at its list price for
+// input (each model option's data-input-price, USD per million tokens, providers/prices.py),
+// at about four characters a token of everything a turn sends: the typed text, the
+// conversation the page shows (the whole thread goes with every turn) and the system prompt.
+// The answer's output is not in it. All in the browser: no request per keystroke; the thread
+// is measured again only after a swap, so typing costs a sum of three numbers.
+(function () {
+  "use strict";
+  const CHARS_PER_TOKEN = 4;
+  let threadChars = null;
+
+  function countThread() {
+    let total = 0;
+    document.querySelectorAll("#thread .msg-text, #thread .msg-body").forEach(function (part) {
+      total += part.textContent.trim().length;
+    });
+    return total;
+  }
+
+  function dollars(usd) {
+    if (usd === 0) return "$0";
+    if (usd < 0.0001) return "< $0.0001";
+    return "$" + usd.toFixed(usd >= 1 ? 2 : 4);
+  }
+
+  function updateEstimate() {
+    const out = document.getElementById("cost-estimate");
+    const select = document.getElementById("id_model");
+    if (!out || !select) return;
+    const option = select.selectedOptions[0];
+    const price = option && option.dataset.inputPrice !== undefined ? Number(option.dataset.inputPrice) : NaN;
+    if (threadChars === null) threadChars = countThread();
+    const text = document.getElementById("composer-text");
+    const system = document.getElementById("id_system_prompt");
+    const chars = threadChars + (text ? text.value.length : 0) + (system ? system.value.length : 0);
+    if (!Number.isFinite(price) || chars === 0) {
+      out.hidden = true;
+      return;
+    }
+    const tokens = Math.ceil(chars / CHARS_PER_TOKEN);
+    const words = "≈ " + dollars((tokens * price) / 1e6) + " estimated for this prompt";
+    // Only a change of the words themselves is announced (aria-live), not every keystroke.
+    if (out.textContent !== words) out.textContent = words;
+    out.title =
+      "An estimate of the input only: about " + tokens.toLocaleString("en") + " tokens (your message, the conversation shown and the system prompt, at " +
+      CHARS_PER_TOKEN + " characters a token) at $" + price + " per million input tokens, the list price of " +
+      option.textContent.trim() + ". The answer's output tokens and images are not included.";
+    out.hidden = false;
+  }
+
+  document.addEventListener("input", function (evt) {
+    const id = evt.target && evt.target.id;
+    if (id === "composer-text" || id === "id_system_prompt") updateEstimate();
+  });
+  document.addEventListener("change", function (evt) {
+    if (evt.target && evt.target.id === "id_model") updateEstimate();
+  });
+  // The thread changed (a send, an answer's end, another version, a new page of the thread):
+  // measured again once per frame at most, however many swaps and stream events came.
+  let measuring = false;
+  function threadChanged() {
+    threadChars = null;
+    if (measuring) return;
+    measuring = true;
+    window.requestAnimationFrame(function () {
+      measuring = false;
+      updateEstimate();
+    });
+  }
+  ["htmx:load", "htmx:afterSettle", "htmx:sseMessage", "htmx:sseClose"].forEach(function (name) {
+    document.addEventListener(name, threadChanged);
+  });
+})();

@@ -12,7 +12,7 @@ from django.utils.safestring import SafeString
 
 from chatapp import rendering
 from chatapp.conversations.models import Message
-from chatapp.providers import catalog, endings
+from chatapp.providers import catalog, endings, prices
 from chatapp.providers.gemini import safety
 from chatapp.providers.types import Ending
 from chatapp.turns.access import stream_pass
@@ -129,3 +129,11 @@ def stream_url(context: template.Context, message: Message, block: int) -> str:
         )
         url += f"&pass={token}"
     return url
+
+
+@register.filter
+def input_price(spec: catalog.ModelSpec) -> str:
+    """The model's list price for input, USD per million tokens (`providers.prices`), for the
+    composer's cost estimate (app.js); "" when it has none, and the estimate is hidden."""
+    price = prices.price_of(spec.route, spec.id)
+    return "" if price is None else f"{price.input:f}"
