@@ -78,6 +78,10 @@ GEMINI_API_KEY = _env("GEMINI_API_KEY")
 GEMINI_BASE_URL = _env("GEMINI_BASE_URL", "https://generativelanguage.googleapis.com/v1beta")
 SEGMIND_API_KEY = _env("SEGMIND_API_KEY")
 SEGMIND_BASE_URL = _env("SEGMIND_BASE_URL", "https://api.segmind.com/v1")
+# Fernet keys that encrypt each person's own API keys at rest, newest first (the first
+# encrypts, every one decrypts: rotation, docs/SECURITY.md rule 15). Unset: one derived from
+# the secret key.
+CHAT_KEY_ENCRYPTION_KEYS = _env_list("CHAT_KEY_ENCRYPTION_KEYS", "")
 UPSTREAM_CONNECT_TIMEOUT = _env_number("UPSTREAM_CONNECT_TIMEOUT", 10)
 UPSTREAM_READ_TIMEOUT = _env_number("UPSTREAM_READ_TIMEOUT", 120)
 CHAT_MAX_MESSAGE_CHARS = int(_env_number("CHAT_MAX_MESSAGE_CHARS", 100_000))
@@ -367,22 +371,31 @@ UPSTREAM_TIMEOUTS = {
     "write": 30.0,
     "pool": 10.0,
 }
-PROVIDERS: dict[str, dict] = {}
-if AIMLAPI_API_KEY:
-    PROVIDERS["aimlapi"] = {
+# Where each upstream route is and which adapter speaks it, with a server key or without one:
+# a person's own key (chatapp/credentials) can open a route the server has no key for.
+ROUTES: dict[str, dict] = {
+    "aimlapi": {
         "BACKEND": "chatapp.providers.openai_compat.OpenAICompatProvider",
-        "OPTIONS": {"api_key": AIMLAPI_API_KEY, "base_url": AIMLAPI_BASE_URL},
-    }
-if GEMINI_API_KEY:
-    PROVIDERS["gemini"] = {
+        "OPTIONS": {"base_url": AIMLAPI_BASE_URL},
+    },
+    "gemini": {
         "BACKEND": "chatapp.providers.gemini.google.GeminiProvider",
-        "OPTIONS": {"api_key": GEMINI_API_KEY, "base_url": GEMINI_BASE_URL},
-    }
-if SEGMIND_API_KEY:
-    PROVIDERS["segmind"] = {
+        "OPTIONS": {"base_url": GEMINI_BASE_URL},
+    },
+    "segmind": {
         "BACKEND": "chatapp.providers.gemini.segmind.SegmindProvider",
-        "OPTIONS": {"api_key": SEGMIND_API_KEY, "base_url": SEGMIND_BASE_URL},
-    }
+        "OPTIONS": {"base_url": SEGMIND_BASE_URL},
+    },
+}
+PROVIDERS: dict[str, dict] = {
+    alias: {**route, "OPTIONS": {**route["OPTIONS"], "api_key": key}}
+    for alias, route, key in (
+        ("aimlapi", ROUTES["aimlapi"], AIMLAPI_API_KEY),
+        ("gemini", ROUTES["gemini"], GEMINI_API_KEY),
+        ("segmind", ROUTES["segmind"], SEGMIND_API_KEY),
+    )
+    if key
+}
 if not PROVIDERS:
     PROVIDERS["demo"] = {"BACKEND": "chatapp.providers.demo.DemoProvider", "OPTIONS": {}}
 

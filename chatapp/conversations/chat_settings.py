@@ -79,16 +79,20 @@ def _set_aside(
 
 
 def chat_settings_stored(
-    *, conversation: Conversation, spec: catalog.ModelSpec | None = None
+    *,
+    conversation: Conversation,
+    spec: catalog.ModelSpec | None = None,
+    routes: catalog.Routes | None = None,
 ) -> ChatSettings:
     """The conversation's saved settings, checked again: the model may have left the catalog
     or changed its ranges since they were saved. With `spec`, for that model instead (an
-    answer regenerated with another one): what it does not take is set aside, not sent."""
+    answer regenerated with another one): what it does not take is set aside, not sent.
+    `routes`: those the conversation's owner can use (None: the server's)."""
     if spec is not None:
         return chat_settings_validate(
             spec=spec, system_prompt=conversation.system_prompt, raw_options=conversation.settings
         )
-    spec = catalog.get_model(conversation.route, conversation.model)
+    spec = catalog.get_model(conversation.route, conversation.model, routes)
     if spec is None:
         raise InvalidSettings(
             f"The model this conversation used ({conversation.model}) is not available on "

@@ -301,7 +301,7 @@ _IMAGE_LINKS = Prefetch(
 
 
 def chat_settings_initial(
-    *, owner: User, preset_id: uuid.UUID | None = None
+    *, owner: User, preset_id: uuid.UUID | None = None, routes: catalog.Routes | None = None
 ) -> tuple[catalog.ModelSpec, str, dict]:
     """Where a new chat starts: the preset chosen, else the person's own defaults (set with
     "Use as default for new chats"), else the catalog's first model with nothing set. Never
@@ -313,10 +313,10 @@ def chat_settings_initial(
     if chosen is None:
         chosen = presets.filter(name=Preset.DEFAULTS).first()
     if chosen is not None:
-        spec = catalog.get_model(chosen.route, chosen.model)
+        spec = catalog.get_model(chosen.route, chosen.model, routes)
         if spec is not None:
             return spec, chosen.system_prompt, dict(chosen.settings)
-    return catalog.default_model(), "", {}
+    return catalog.default_model(routes), "", {}
 
 
 def presets_for(*, owner: User) -> list[Preset]:

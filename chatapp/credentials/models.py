@@ -28,11 +28,9 @@ class PersonKey(models.Model):
             models.UniqueConstraint(fields=["owner", "route"], name="one_key_per_route"),
         ]
 
-    def __repr__(self) -> str:
-        # Never the token: a repr lands in logs and tracebacks.
-        return f"<PersonKey {self.owner_id} {self.route} …{self.last_four}>"
-
-    __str__ = __repr__
+    def __str__(self) -> str:
+        # Never the token: this lands in logs and tracebacks.
+        return f"{self.owner_id} {self.route} …{self.last_four}"
 
 
 class RouteFailure(models.Model):
@@ -44,3 +42,6 @@ class RouteFailure(models.Model):
     at = models.DateTimeField()
     code = models.CharField(max_length=40)
     message = models.CharField(max_length=300)
+
+    def __str__(self) -> str:
+        return f"{self.route}: {self.code}"

@@ -62,7 +62,7 @@ def image_path(attachment: Attachment) -> str:
 
 def conversation_markdown(conversation: Conversation) -> Iterator[bytes]:
     """The branch shown as Markdown: the title, a short header, a heading per message."""
-    spec = catalog.get_model(conversation.route, conversation.model)
+    spec = catalog.find_model(conversation.route, conversation.model)
     model = _model_words(conversation.route, conversation.model, spec)
     lines = [
         f"# {_one_line(conversation.title) or 'New chat'}",
@@ -98,7 +98,7 @@ def _markdown_turn(message: Message) -> list[str]:
             lines.append("")
         lines.append(message.content)
         return lines
-    spec = catalog.get_model(message.route, message.model)
+    spec = catalog.find_model(message.route, message.model)
     lines = [f"## {_model_words(message.route, message.model_reported or message.model, spec)}", ""]
     if message.content:
         lines.append(message.content)

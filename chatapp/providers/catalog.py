@@ -13,7 +13,7 @@ limit and the model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -249,9 +249,15 @@ CATALOG: dict[str, tuple[ModelSpec, ...]] = {
 }
 
 
-def available_models() -> list[ModelSpec]:
-    """Models of the configured routes, in catalog order (a route exists when its key is set)."""
-    return [spec for route in settings.PROVIDERS for spec in CATALOG.get(route, ())]
+# The routes a person can use: the server's (`settings.PROVIDERS`, the default everywhere
+# below) or theirs with their own keys (`credentials.selectors.PersonRoutes`).
+Routes = Collection[str]
+
+
+def available_models(routes: Routes | None = None) -> list[ModelSpec]:
+    """Models of the routes (a route exists when its key is set), in catalog order."""
+    chosen = settings.PROVIDERS if routes is None else routes
+    return [spec for route, specs in CATALOG.items() if route in chosen for spec in specs]
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,30 +283,39 @@ def route_statuses() -> list[RouteStatus]:
     ]
 
 
-def get_model(route: str, model_id: str) -> ModelSpec | None:
-    """The spec of a configured model, matched by id or alias; None if not offered."""
-    if route not in settings.PROVIDERS:
-        return None
+def find_model(route: str, model_id: str) -> ModelSpec | None:
+    """The catalog's spec of a model, matched by id or alias, whoever can use it (its label,
+    how its wire format works); None if the catalog has no such model."""
     return next((s for s in CATALOG.get(route, ()) if s.matches(model_id)), None)
+
+
+def get_model(route: str, model_id: str, routes: Routes | None = None) -> ModelSpec | None:
+    """The spec of a model offered on the routes, matched by id or alias; None if not."""
+    if route not in (settings.PROVIDERS if routes is None else routes):
+        return None
+    return find_model(route, model_id)
 
 
 # Longer than any "route:model" key (a route name, a model id of at most 200 characters).
 MODEL_KEY_MAX_CHARS = 240
 
 
-def get_model_by_key(key: str) -> ModelSpec | None:
+def get_model_by_key(key: str, routes: Routes | None = None) -> ModelSpec | None:
     route, _, model_id = key.partition(":")
-    return get_model(route, model_id)
+    return get_model(route, model_id, routes)
 
 
-def default_model() -> ModelSpec:
-    return available_models()[0]
+def default_model(routes: Routes | None = None) -> ModelSpec:
+    models = available_models(routes)
+    # Routes that name no catalog model cannot happen (a key opens a route of the catalog);
+    # the server's first model keeps a page drawable if they ever did.
+    return models[0] if models else available_models()[0]
 
 
-def grouped_models() -> list[tuple[str, list[ModelSpec]]]:
+def grouped_models(routes: Routes | None = None) -> list[tuple[str, list[ModelSpec]]]:
     """(route label, models) pairs for the grouped "Model" choice."""
     groups: dict[str, list[ModelSpec]] = {}
-    for spec in available_models():
+    for spec in available_models(routes):
         groups.setdefault(spec.route_label, []).append(spec)
     return list(groups.items())
 

@@ -101,7 +101,7 @@ class OpenAICompatProvider(Provider):
         origin = {"route": self.alias, "model": request.model}
         messages.extend(_wire_message(message, origin) for message in request.messages)
         body: dict[str, Any] = {"model": request.model, "messages": messages, "stream": True}
-        spec = catalog.get_model(self.alias, request.model)
+        spec = catalog.find_model(self.alias, request.model)
         # docs/PROTOCOLS.md §1: legacy ids accept `stream` only (they send usage anyway);
         # current ids and other OpenAI-compatible servers report usage only when asked.
         if spec is None or not spec.legacy:

@@ -149,6 +149,7 @@ class RunManager:
         request: ChatRequest | Callable[[], ChatRequest],
         prefix: str = "",
         message: Message | None = None,
+        owner_id: int | None = None,
     ) -> Run:
         """Start the generation for a pending assistant message saved by `turns.services`
         (`turn_start`, `turn_retry`, or `turn_continue`: then `prefix` is the text it already
@@ -170,6 +171,7 @@ class RunManager:
             published=self.published,
             message=message,
             pacing=self.pacing,
+            owner_id=owner_id,
         )
         self.runs[message_id] = run
         await self.layer.group_add(control_group(message_id), self.control_channel)
@@ -325,10 +327,15 @@ class RunManager:
 
 
 def launch(
-    *, message: Message, request: ChatRequest | Callable[[], ChatRequest], prefix: str = ""
+    *,
+    message: Message,
+    request: ChatRequest | Callable[[], ChatRequest],
+    prefix: str = "",
+    owner_id: int | None = None,
 ) -> None:
     """Start the run of a pending answer; returns once it can receive Stop. `request` may be
-    the function that builds it, which the run calls on a database thread."""
+    the function that builds it, which the run calls on a database thread. `owner_id`: whose
+    turn it is (their own key for the route is used, if they have one)."""
     _on_loop(
         lambda runs: runs.launch(
             message_id=message.id,
@@ -336,6 +343,7 @@ def launch(
             request=request,
             prefix=prefix,
             message=message,
+            owner_id=owner_id,
         ),
         wait=True,
     )

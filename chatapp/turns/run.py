@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 from channels.layers import BaseChannelLayer
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from chatapp import rendering
@@ -31,9 +32,13 @@ from chatapp.conversations.models import Message
 from chatapp.core.db import db
 from chatapp.core.inline import run_inline
 from chatapp.core.layers import InMemoryChannelLayer
+from chatapp.core.logging import secret_in_use
+from chatapp.credentials.selectors import KEY_ROUTES, OwnKey, own_key
+from chatapp.credentials.services import key_mark_rejected, route_failure_record
 from chatapp.providers import provider_for
 from chatapp.providers.base import Provider
-from chatapp.providers.errors import ProviderError
+from chatapp.providers.catalog import ROUTE_LABELS
+from chatapp.providers.errors import AuthenticationError, ProviderError
 from chatapp.providers.types import (
     ChatRequest,
     Event,
@@ -55,6 +60,22 @@ from .published import PublishedText
 from .workers import INTERRUPTED_MESSAGE
 
 log = logging.getLogger(__name__)
+
+# The errors that say something about a route and the server's key (the Admin page's "Last
+# error"): not a prompt the model refused, nor settings it did not take.
+ROUTE_ERRORS = frozenset(
+    {
+        "auth",
+        "credits",
+        "rate_limited",
+        "model_unavailable",
+        "upstream_error",
+        "timeout",
+        "connection",
+        "malformed_response",
+        "provider_error",
+    }
+)
 
 SAVE_FAILED = (
     "Something went wrong on this server while saving the answer. The text it had is kept; "
@@ -109,8 +130,13 @@ class Run:
         published: PublishedText | None = None,
         message: Message | None = None,
         pacing: Pacing | None = None,
+        owner_id: int | None = None,
     ) -> None:
         self.layer = layer
+        # Whose turn it is: their own key for the route, if they have one, is used in
+        # preference to the server's (chatapp/credentials), read as the run begins.
+        self.owner_id = owner_id
+        self.own_key: OwnKey | None = None
         self.pacing = pacing or Pacing(
             free_rate=config["unpaced_chunks_per_second"],
             max_interval=config["max_frame_interval"],
@@ -189,19 +215,43 @@ class Run:
     # -- the run --
 
     async def main(self) -> None:
-        try:
-            outcome = await self._execute()
-        except Exception:
-            log.exception("generation run for %s crashed", self.message_id)
-            outcome = self._outcome(
-                Message.Status.FAILED,
-                error_code="internal",
-                error_message="Something went wrong on this server while writing the answer.",
-            )
+        with contextlib.ExitStack() as in_use:
+            try:
+                await db(self._prepare)
+                if self.own_key is not None:
+                    # Redacted from every log line while this run holds it (core.logging).
+                    in_use.enter_context(secret_in_use(self.own_key.api_key))
+                outcome = await self._execute()
+            except Exception:
+                log.exception("generation run for %s crashed", self.message_id)
+                outcome = self._outcome(
+                    Message.Status.FAILED,
+                    error_code="internal",
+                    error_message="Something went wrong on this server while writing the answer.",
+                )
         await self._finalise(outcome)
 
+    def _prepare(self) -> None:
+        """On a database thread as the run begins: the request (when given as a function)
+        and the person's own key for the route, in one hop."""
+        if self.request is None:
+            assert self._build_request is not None
+            self.request = self._build_request()
+        if self.owner_id is not None and self.route in KEY_ROUTES:
+            self.own_key = own_key(owner_id=self.owner_id, route=self.route)
+
     async def _execute(self) -> Outcome:
-        provider = provider_for(self.route, client=self.client)
+        key = self.own_key.api_key if self.own_key is not None else None
+        if key is None and self.route not in settings.PROVIDERS:
+            # The person's key went (removed, or no longer opens) after the turn was sent.
+            label = ROUTE_LABELS.get(self.route, self.route)
+            return self._outcome(
+                Message.Status.FAILED,
+                error_code="auth",
+                error_message=f"There is no {label} API key to send this with any more: add "
+                "yours on the Your API keys page, or choose another model, and press Retry.",
+            )
+        provider = provider_for(self.route, client=self.client, api_key=key)
         await self._keep_published(self.published_text.begin, self._prefix)
         publisher = asyncio.create_task(self._publisher())
         self._inner = asyncio.create_task(self._generate(provider))
@@ -225,10 +275,11 @@ class Run:
             log.warning(
                 "run %s failed: %s %s (%s)", self.message_id, exc.code, exc.status, exc.detail[:300]
             )
+            message = await self._note_failure(exc, provider)
             return self._outcome(
                 Message.Status.FAILED,
                 error_code=exc.code,
-                error_message=exc.message,
+                error_message=message,
                 upstream_request_id=exc.upstream_request_id,
             )
         finally:
@@ -238,15 +289,45 @@ class Run:
             with contextlib.suppress(asyncio.CancelledError):
                 await publisher
 
+    async def _note_failure(self, exc: ProviderError, provider: Provider) -> str:
+        """Where a failure is remembered, and what the person is told: a person's own key
+        that the upstream refused is marked on their keys page; an error with the server's
+        key is the route's last error (the Admin page). Never the key (`provider.redact`)."""
+        try:
+            if self.own_key is not None and isinstance(exc, AuthenticationError):
+                assert self.owner_id is not None
+                await db(
+                    key_mark_rejected,
+                    owner_id=self.owner_id,
+                    route=self.route,
+                    saved_at=self.own_key.updated_at,
+                    message=exc.detail or exc.message,
+                    api_key=provider.api_key,
+                )
+                label = ROUTE_LABELS.get(self.route, self.route)
+                return (
+                    f"{label} rejected your own API key. Replace it on the Your API keys page "
+                    "(or remove it to use this server's key, if it has one)."
+                )
+            if self.own_key is None and self.route in KEY_ROUTES and exc.code in ROUTE_ERRORS:
+                await db(
+                    route_failure_record,
+                    route=self.route,
+                    code=exc.code,
+                    message=exc.message,
+                    api_key=provider.api_key,
+                )
+        except Exception:
+            log.exception("could not record the failure of %s", self.message_id)
+        return exc.message
+
     async def _generate(self, provider: Provider) -> None:
         attempts = self.config["retry_attempts"]
         attempt = 1
         redact = provider.redact_event
         while True:
             try:
-                if self.request is None:
-                    assert self._build_request is not None
-                    self.request = await db(self._build_request)
+                assert self.request is not None
                 inline = self._publishes_inline()
                 pacing, dirty = self.pacing, self._dirty
                 async for event in provider.stream(self.request):

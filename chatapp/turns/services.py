@@ -32,6 +32,7 @@ from chatapp.conversations.services import SETTINGS_FIELDS, conversation_setting
 from chatapp.conversations.titles import title_from_text
 from chatapp.core import sql
 from chatapp.core.errors import ServiceError, TurnConflict
+from chatapp.credentials.selectors import PersonRoutes
 from chatapp.providers import catalog
 
 from .limits import check_budget, check_images_fit, check_rate, check_text
@@ -139,7 +140,9 @@ def turn_regenerate(
             conversation = _locked_conversation(message)
             check_rate(conversation.owner)
             check_budget(conversation.owner)
-            chat_settings = chat_settings_stored(conversation=conversation, spec=spec)
+            chat_settings = chat_settings_stored(
+                conversation=conversation, spec=spec, routes=PersonRoutes(conversation.owner_id)
+            )
             # The images on the path must be readable by this model and fit its route.
             check_images_fit(
                 conversation=conversation,
@@ -185,7 +188,9 @@ def turn_edit(
             conversation = _locked_conversation(message)
             check_rate(owner)
             check_budget(owner)
-            chat_settings = chat_settings_stored(conversation=conversation)
+            chat_settings = chat_settings_stored(
+                conversation=conversation, routes=PersonRoutes(conversation.owner_id)
+            )
             check_images_fit(
                 conversation=conversation,
                 spec=chat_settings.spec,
@@ -276,7 +281,8 @@ def turn_continue(*, message: Message, worker_id: uuid.UUID) -> Message:
                 raise TurnConflict(
                     "Only the last answer of a branch can be continued; press Regenerate."
                 )
-            if catalog.get_model(locked.route, locked.model) is None:
+            routes = PersonRoutes(locked.conversation.owner_id)
+            if catalog.get_model(locked.route, locked.model, routes) is None:
                 raise ServiceError(
                     f"The model that wrote this answer ({locked.model}) is not available any "
                     "more; choose another in Settings and press Retry."

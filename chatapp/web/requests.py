@@ -11,6 +11,8 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest
 from django_htmx.middleware import HtmxDetails
 
+from chatapp.credentials.selectors import PersonRoutes
+
 
 class AuthenticatedRequest(HttpRequest):
     """`LoginRequiredMiddleware` lets no anonymous request reach a view not marked
@@ -36,3 +38,13 @@ def person_timezone(request: HttpRequest) -> tzinfo | None:
     if name not in _zones():
         return None
     return zoneinfo.ZoneInfo(name)
+
+
+def person_routes(request: AuthenticatedRequest) -> PersonRoutes:
+    """The routes the person can use (the server's and their own keys'), once per request:
+    every model choice on a page, and the send's check of its model, ask the same one."""
+    routes = getattr(request, "_person_routes", None)
+    if routes is None:
+        routes = PersonRoutes(request.user.pk)
+        request._person_routes = routes  # type: ignore[attr-defined]
+    return routes

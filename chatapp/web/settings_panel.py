@@ -100,13 +100,18 @@ class SettingsForm(SparseForm):
 
     chat_settings: ChatSettings
 
+    def __init__(self, *args: Any, routes: catalog.Routes | None = None, **kwargs: Any) -> None:
+        # The routes the person can use (web.requests.person_routes); None: the server's.
+        self.routes = routes
+        super().__init__(*args, **kwargs)
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if self.errors:
             return data
         try:
             self.chat_settings = chat_settings_validate(
-                spec=catalog.get_model_by_key(data["model"]),
+                spec=catalog.get_model_by_key(data["model"], self.routes),
                 system_prompt=data.get("system_prompt", ""),
                 raw_options=raw_options(data),
             )
@@ -332,7 +337,9 @@ def settings_feedback(
     """The context of `_settings_feedback.html` after a change in the panel. A new model
     re-renders the options section (its parameters differ); any other field gets its error,
     hint and the status swapped in place, so nothing moves under the cursor."""
-    spec = catalog.get_model_by_key(form.data.get("model", "")) or catalog.default_model()
+    spec = catalog.get_model_by_key(
+        form.data.get("model", ""), form.routes
+    ) or catalog.default_model(form.routes)
     # app.js names the changed field (the request comes from the panel, not the field); the
     # section also records the model it was drawn for, which catches a model change folded
     # into a later one by the trigger's delay, or sent before its autosave.
@@ -340,7 +347,7 @@ def settings_feedback(
     new_model = request.htmx.trigger_name == "model" or (
         drawn_for is not None and drawn_for != spec.key
     )
-    previous = catalog.get_model_by_key(drawn_for) if drawn_for and new_model else None
+    previous = catalog.get_model_by_key(drawn_for, form.routes) if drawn_for and new_model else None
     context = settings_context(
         form,
         spec,

@@ -7,7 +7,17 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from .views import accounts, attachments, conversations, messages, pages, people, turns, usage
+from .views import (
+    accounts,
+    attachments,
+    conversations,
+    keys,
+    messages,
+    pages,
+    people,
+    turns,
+    usage,
+)
 
 # Django's refusals of a request it cannot read, in the app's words (an htmx send shows them
 # above the composer).
@@ -58,6 +68,9 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", accounts.signup, name="signup"),
     path("usage/", usage.usage_page, name="usage"),
+    path("keys/", keys.keys_page, name="api-keys"),
+    path("keys/<slug:route>/save/", keys.key_save, name="api-key-save"),
+    path("keys/<slug:route>/remove/", keys.key_remove, name="api-key-remove"),
     path("manage/", people.admin_home, name="admin-home"),
     path("manage/people/<int:person_id>/<slug:action>/", people.person_action, name="admin-person"),
     path("admin/", admin.site.urls),

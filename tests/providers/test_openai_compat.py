@@ -251,7 +251,9 @@ async def test_catalog_options_reach_the_wire_typed_and_valid(
     await collect(provider, ask(model=spec.id, options=catalog.options_to_send(spec, options)))
 
     sent = fake_upstream.last_request.json
-    assert set(sent) == {"model", "messages", "stream", "stream_options", *raw}
+    # docs/PROTOCOLS.md §1: legacy ids take `stream` alone (and report usage anyway).
+    asked_usage = () if spec.legacy else ("stream_options",)
+    assert set(sent) == {"model", "messages", "stream", *asked_usage, *raw}
     assert sent["model"] == spec.id
     assert sent["temperature"] == 1.0
     assert type(sent["temperature"]) is float

@@ -297,6 +297,8 @@ POST_ONLY = {
     "settings-check",
     "settings-default",
     "preset-create",
+    "api-key-save",
+    "api-key-remove",
     "preset-delete",
     "attachment-upload",
     "logout",
@@ -316,6 +318,9 @@ def _url(name: str, conversation: Conversation, message: Message) -> str:
     if "<int:person_id>" in pattern:
         # Administrators' own: tests/web/test_admin_page.py.
         kwargs.update(person_id=1, action="approve")
+    if "<slug:route>" in pattern:
+        # A person's own keys: tests/web/test_keys_page.py.
+        kwargs["route"] = "gemini"
     if "<uuid:attachment_id>" in pattern:
         # Owners and other users of real attachments: tests/attachments/test_images.py.
         kwargs["attachment_id"] = uuid.uuid4()
@@ -353,6 +358,7 @@ def test_the_url_walk_covers_every_route():
         "conversations-import",
         "admin-home",
         "usage",
+        "api-keys",
     }
 
 

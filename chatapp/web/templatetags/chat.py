@@ -49,7 +49,7 @@ def ending_note(message: Message) -> str:
         note = f"The answer stopped early: {ending.explanation}."
     else:
         note = f"No answer: {ending.explanation}."
-    spec = catalog.get_model(message.route, message.model)
+    spec = catalog.find_model(message.route, message.model)
     if ending.relaxable and spec is not None and "safety_settings" in spec.ranges:
         note += " The safety settings in Settings can relax the filters."
     said = (message.provider_extras or {}).get("finish_message")

@@ -16,7 +16,7 @@ from chatapp.conversations import selectors, services
 from chatapp.conversations.models import Preset
 from chatapp.core.errors import ServiceError
 
-from ..requests import AuthenticatedRequest
+from ..requests import AuthenticatedRequest, person_routes
 from ..responses import composer_error
 from ..settings_panel import SettingsForm, settings_feedback
 
@@ -31,7 +31,7 @@ def conversation_settings(
     conversation = selectors.conversation_for_owner(
         owner=request.user, conversation_id=conversation_id
     )
-    form = SettingsForm(request.POST)
+    form = SettingsForm(request.POST, routes=person_routes(request))
     saved = form.is_valid()
     if saved:
         services.conversation_settings_update(
@@ -46,7 +46,7 @@ def conversation_settings(
 def settings_check(request: AuthenticatedRequest) -> HttpResponse:
     """Validation feedback for the settings panel of a chat not saved yet (the new-chat page):
     the settings are saved with its first message."""
-    form = SettingsForm(request.POST)
+    form = SettingsForm(request.POST, routes=person_routes(request))
     form.is_valid()
     return render(
         request, "chatapp/_settings_feedback.html", settings_feedback(request, form, checking=True)
@@ -159,7 +159,7 @@ def _presets_response(
 @require_POST
 def settings_default(request: AuthenticatedRequest) -> HttpResponse:
     """ "Use as default for new chats": the panel's settings become where new chats start."""
-    form = SettingsForm(request.POST)
+    form = SettingsForm(request.POST, routes=person_routes(request))
     if not form.is_valid():
         return _presets_response(request, form, error="Fix the settings marked below first.")
     services.preset_save(owner=request.user, name=Preset.DEFAULTS, chat_settings=form.chat_settings)
@@ -174,7 +174,7 @@ def settings_default(request: AuthenticatedRequest) -> HttpResponse:
 @require_POST
 def preset_create(request: AuthenticatedRequest) -> HttpResponse:
     """ "Save as preset": the panel's settings under a name (the same name saves over it)."""
-    form = SettingsForm(request.POST)
+    form = SettingsForm(request.POST, routes=person_routes(request))
     name = request.POST.get("preset_name", "")
     if not name.strip():
         return _presets_response(request, form, error="Give the preset a name.")
@@ -196,4 +196,6 @@ def preset_delete(request: AuthenticatedRequest, preset_id: uuid.UUID) -> HttpRe
     preset = selectors.preset_for_owner(owner=request.user, preset_id=preset_id)
     name = preset.name
     services.preset_delete(preset=preset)
-    return _presets_response(request, SettingsForm(), status=f"Deleted the preset “{name}”.")
+    return _presets_response(
+        request, SettingsForm(routes=person_routes(request)), status=f"Deleted the preset “{name}”."
+    )

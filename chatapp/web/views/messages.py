@@ -15,7 +15,7 @@ from chatapp.conversations import selectors, services
 from chatapp.conversations.models import Message
 from chatapp.providers import catalog
 
-from ..requests import AuthenticatedRequest
+from ..requests import AuthenticatedRequest, person_routes
 from ..responses import whole_thread
 
 
@@ -83,7 +83,7 @@ def message_models(
         "chatapp/_regenerate_menu.html",
         {
             "message": message,
-            "model_groups": catalog.grouped_models(),
+            "model_groups": catalog.grouped_models(person_routes(request)),
             "current": f"{conversation.route}:{conversation.model}",
         },
     )

@@ -18,7 +18,7 @@ from chatapp.conversations import search, selectors
 from chatapp.conversations.models import Conversation
 from chatapp.providers import catalog
 
-from ..requests import AuthenticatedRequest, person_timezone
+from ..requests import AuthenticatedRequest, person_routes, person_timezone
 from ..settings_panel import SettingsForm, settings_context
 
 
@@ -27,10 +27,13 @@ def chat_home(request: AuthenticatedRequest) -> HttpResponse:
     """A new chat: nothing is saved until the first message is sent. It starts from the
     person's defaults, or from the preset `?preset=` names."""
     preset_id = _uuid_or_none(request.GET.get("preset", ""))
+    routes = person_routes(request)
     spec, system_prompt, options = selectors.chat_settings_initial(
-        owner=request.user, preset_id=preset_id
+        owner=request.user, preset_id=preset_id, routes=routes
     )
-    form = SettingsForm(initial=SettingsForm.initial_for(spec, system_prompt, options))
+    form = SettingsForm(
+        initial=SettingsForm.initial_for(spec, system_prompt, options), routes=routes
+    )
     context = page_context(
         request,
         conversation=None,
@@ -55,12 +58,14 @@ def conversation_detail(request: AuthenticatedRequest, conversation_id: uuid.UUI
     conversation = selectors.conversation_for_owner(
         owner=request.user, conversation_id=conversation_id
     )
-    spec = catalog.get_model(conversation.route, conversation.model)
-    shown_spec = spec or catalog.default_model()
+    routes = person_routes(request)
+    spec = catalog.get_model(conversation.route, conversation.model, routes)
+    shown_spec = spec or catalog.default_model(routes)
     form = SettingsForm(
         initial=SettingsForm.initial_for(
             shown_spec, conversation.system_prompt, conversation.settings
-        )
+        ),
+        routes=routes,
     )
     # A search hit (`?m=` and the query `q`) opens on its branch, scrolled to it, its words
     # marked (app.js); otherwise the branch shown.
@@ -134,9 +139,9 @@ def page_context(
         "send_url": send_url,
         "composer_key": uuid.uuid4(),
         **settings_context(settings_form, spec),
-        "model_groups": catalog.grouped_models(),
+        "model_groups": catalog.grouped_models(person_routes(request)),
         "presets": selectors.presets_for(owner=request.user),
-        "demo_only": list(settings.PROVIDERS) == ["demo"],
+        "demo_only": list(person_routes(request)) == ["demo"],
         "images_per_message": settings.CHAT_LIMITS["images_per_message"],
         "image_max_bytes": settings.CHAT_IMAGE_LIMITS["max_bytes"],
         "image_max_size": images.megabytes(settings.CHAT_IMAGE_LIMITS["max_bytes"]),

@@ -27,7 +27,7 @@ from chatapp.turns.selectors import active_message
 from chatapp.turns.workers import WORKER_ID
 
 from ..forms import ComposerForm, EditForm
-from ..requests import AuthenticatedRequest
+from ..requests import AuthenticatedRequest, person_routes
 from ..responses import composer_error, whole_thread
 from ..settings_panel import SettingsForm
 
@@ -35,7 +35,7 @@ from ..settings_panel import SettingsForm
 @require_POST
 def turn_create(request: AuthenticatedRequest, conversation_id: uuid.UUID) -> HttpResponse:
     composer = ComposerForm(request.POST)
-    settings_form = SettingsForm(request.POST)
+    settings_form = SettingsForm(request.POST, routes=person_routes(request))
     if not composer.is_valid():
         return composer_error("The form expired. Reload the page and send again.", 400)
     if not settings_form.is_valid():
@@ -59,9 +59,9 @@ def turn_create(request: AuthenticatedRequest, conversation_id: uuid.UUID) -> Ht
         return composer_error(exc.message, exc.status)
     answer = turn.assistant_message
     if turn.new_conversation:
-        _ensure_running(answer, lambda: first_turn_request(turn=turn))
+        _ensure_running(request, answer, lambda: first_turn_request(turn=turn))
     else:
-        _ensure_running(answer, lambda: turn_request(message=answer))
+        _ensure_running(request, answer, lambda: turn_request(message=answer))
     if request.POST.get("page") == "new":
         # The first message of a new chat: show the conversation's own page (its URL, the
         # sidebar entry); the answer keeps streaming there.
@@ -118,7 +118,7 @@ def message_regenerate(
     )
     spec = None
     if key := request.POST.get("model", ""):
-        spec = catalog.get_model_by_key(key[: catalog.MODEL_KEY_MAX_CHARS])
+        spec = catalog.get_model_by_key(key[: catalog.MODEL_KEY_MAX_CHARS], person_routes(request))
         if spec is None:
             return composer_error(
                 "That model is not available on this server; choose another.", 400
@@ -129,7 +129,7 @@ def message_regenerate(
         return composer_error(_with_fields(exc), exc.status)
     except ServiceError as exc:
         return composer_error(exc.message, exc.status)
-    _ensure_running(answer, lambda: turn_request(message=answer))
+    _ensure_running(request, answer, lambda: turn_request(message=answer))
     return _branch_response(request, message.conversation, first=answer, replaces=message)
 
 
@@ -157,7 +157,7 @@ def message_edit(
     except ServiceError as exc:
         return _edit_error(message, exc.message, exc.status)
     answer = turn.assistant_message
-    _ensure_running(answer, lambda: turn_request(message=answer))
+    _ensure_running(request, answer, lambda: turn_request(message=answer))
     if not request.htmx:  # the form sent before htmx took it over: the page shows the edit
         return redirect("conversation-detail", conversation_id)
     return _branch_response(request, turn.conversation, first=turn.user_message, replaces=message)
@@ -196,7 +196,7 @@ def message_continue(
         answer = services.turn_continue(message=message, worker_id=WORKER_ID)
     except ServiceError as exc:
         return composer_error(exc.message, exc.status)
-    _ensure_running(answer, lambda: continuation_request(message=answer), answer.content)
+    _ensure_running(request, answer, lambda: continuation_request(message=answer), answer.content)
     return _branch_response(request, answer.conversation, first=answer, replaces=message)
 
 
@@ -235,11 +235,16 @@ def _edit_error(message: Message, text: str, status: int) -> HttpResponse:
 
 
 def _ensure_running(
-    message: Message, build_request: Callable[[], ChatRequest], prefix: str = ""
+    request: AuthenticatedRequest,
+    message: Message,
+    build_request: Callable[[], ChatRequest],
+    prefix: str = "",
 ) -> None:
     """Launch the run for a pending message of this process - also when a replayed submit
     finds one saved but never started (the process failed between commit and launch); a run
     already going is left alone. The run builds its request (reading the thread) as it
     begins, so the response does not wait for that."""
     if message.status == Message.Status.PENDING and message.worker_id == WORKER_ID:
-        manager.launch(message=message, request=build_request, prefix=prefix)
+        manager.launch(
+            message=message, request=build_request, prefix=prefix, owner_id=request.user.pk
+        )
