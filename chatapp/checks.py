@@ -26,6 +26,26 @@ def shared_channel_layer(
     return []
 
 
+@register(deploy=True)
+def key_encryption_keys(
+    app_configs: Sequence[AppConfig] | None, **kwargs: Any
+) -> list[CheckMessage]:
+    """People's own API keys are encrypted with a key generated into CHAT_VAR_DIR when none
+    is configured: fine on one machine, but workers elsewhere (or a fresh container) would
+    have another and could not read them."""
+    if settings.CHAT_KEY_ENCRYPTION_KEYS:
+        return []
+    return [
+        Warning(
+            "CHAT_KEY_ENCRYPTION_KEYS is not set: people's own API keys are encrypted with a "
+            "key generated into CHAT_VAR_DIR, which other hosts and fresh containers lack.",
+            hint='Set it to a key from python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())" (README, Configuration).',
+            id="chatapp.W002",
+        )
+    ]
+
+
 @register()
 def s3_storage_installed(
     app_configs: Sequence[AppConfig] | None, **kwargs: Any

@@ -79,8 +79,8 @@ GEMINI_BASE_URL = _env("GEMINI_BASE_URL", "https://generativelanguage.googleapis
 SEGMIND_API_KEY = _env("SEGMIND_API_KEY")
 SEGMIND_BASE_URL = _env("SEGMIND_BASE_URL", "https://api.segmind.com/v1")
 # Fernet keys that encrypt each person's own API keys at rest, newest first (the first
-# encrypts, every one decrypts: rotation, docs/SECURITY.md rule 15). Unset: one derived from
-# the secret key.
+# encrypts, every one decrypts: rotation, docs/SECURITY.md rule 12). Unset: one generated
+# into CHAT_VAR_DIR (chatapp/credentials/crypto.py), never the secret key.
 CHAT_KEY_ENCRYPTION_KEYS = _env_list("CHAT_KEY_ENCRYPTION_KEYS", "")
 UPSTREAM_CONNECT_TIMEOUT = _env_number("UPSTREAM_CONNECT_TIMEOUT", 10)
 UPSTREAM_READ_TIMEOUT = _env_number("UPSTREAM_READ_TIMEOUT", 120)

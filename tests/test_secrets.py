@@ -174,3 +174,94 @@ async def test_a_successful_answer_echoing_the_key_never_shows_or_stores_it(
         assert API_KEY not in body
     assert shown.status_code == 200
     assert API_KEY not in shown.content.decode()
+
+
+PERSON_KEY = "AIzaSy-person-own-key-7f3e1c9b2a6d"
+
+
+@pytest.mark.parametrize(
+    ("route", "model"),
+    [
+        ("aimlapi", "aimlapi:google/gemini-2.5-flash"),
+        ("gemini", "gemini:gemini-2.5-flash"),
+        ("segmind", "segmind:gemini-2.5-flash"),
+    ],
+)
+async def test_a_persons_own_key_never_shows_is_never_logged_or_exported_even_when_echoed(
+    all_routes, run_manager, user, cookie, console_output, fast_runs, route, model
+):
+    """Rule 12 for the keys people save (chatapp/credentials): stored only encrypted, and
+    neither an answer that echoes it nor an error that quotes it brings it to a page, an SSE
+    frame, an export, the database or a log line."""
+    from chatapp.credentials import services
+    from chatapp.credentials.models import PersonKey
+
+    await sync_to_async(services.key_save)(owner_id=user.pk, route=route, api_key=PERSON_KEY)
+    all_routes.enqueue(echoing_answer(route), ErrorReply.unauthorized(f"Bad key {ECHO_KEY}"))
+    client = AsyncClient()
+    await sync_to_async(client.force_login)(user)
+    bodies, messages = [], []
+    conversation_id = uuid.uuid4()
+    for _ in range(2):
+        sent = await client.post(
+            reverse("turn-create", args=[conversation_id]),
+            {"text": "hi", "idempotency_key": str(uuid.uuid4()), "model": model},
+        )
+        bodies.append(sent.content.decode())
+        message = await Message.objects.filter(
+            conversation_id=conversation_id, role="assistant"
+        ).alatest("created_at")
+        await wait_for_run(message.id)
+        stream = open_stream(message.id, cookie=cookie)
+        await stream.start()
+        await stream.read_until_terminal()
+        bodies.append(stream.body.decode())
+        messages.append(await Message.objects.aget(pk=message.id))
+
+    assert [r.api_key for r in all_routes.requests[-2:]] == [PERSON_KEY, PERSON_KEY]
+    assert messages[0].content == "An answer."
+    assert messages[1].status == "failed"
+    for name in ("conversation-detail", "conversation-export-json", "conversation-export-markdown"):
+        response = await client.get(reverse(name, args=[conversation_id]))
+        assert response.status_code == 200
+        if response.streaming:  # the export reads the database as it streams
+            content = await sync_to_async(lambda r=response: b"".join(r.streaming_content))()
+        else:
+            content = response.content
+        bodies.append(content.decode("utf-8", "replace"))
+    bodies.append((await client.get(reverse("api-keys"))).content.decode())
+    for body in bodies:
+        assert PERSON_KEY not in body
+        assert PERSON_KEY[:-4] not in body
+    for message in messages:
+        stored = json.dumps(
+            {field.name: str(getattr(message, field.attname)) for field in Message._meta.fields}
+        ) + json.dumps(message.provider_extras)
+        assert PERSON_KEY not in stored
+    row = await PersonKey.objects.aget(owner=user, route=route)
+    assert PERSON_KEY.encode() not in bytes(row.secret)
+    assert PERSON_KEY not in row.rejected_message
+    logs = console_output.getvalue()
+    assert "Bad key [redacted]" in logs  # the failure's log line quoted the upstream
+    assert PERSON_KEY not in logs
+
+
+def test_a_persons_key_is_redacted_from_every_log_line_while_a_run_holds_it(console_output):
+    """A traceback or a library's log line in the middle of a run (the run enters
+    `secret_in_use` with the key it read) cannot print a person's key."""
+    from chatapp.core.logging import secret_in_use
+
+    with secret_in_use(PERSON_KEY), secret_in_use(PERSON_KEY):  # two runs of one person
+        logging.getLogger("chatapp.test").warning("during: %s", PERSON_KEY)
+    try:
+        with secret_in_use(PERSON_KEY):
+            raise RuntimeError(f"boom {PERSON_KEY}")
+    except RuntimeError:
+        with secret_in_use(PERSON_KEY):
+            logging.getLogger("chatapp.test").exception("crashed")
+    logs = console_output.getvalue()
+    assert "during: [redacted]" in logs
+    assert "boom [redacted]" in logs
+    assert PERSON_KEY not in logs
+    logging.getLogger("chatapp.test").warning("after: %s", PERSON_KEY)  # no run holds it now
+    assert f"after: {PERSON_KEY}" in console_output.getvalue()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from django.conf import settings
 
 from chatapp import settings as settings_module
@@ -50,6 +51,7 @@ def test_production_settings_pass_the_deploy_check(tmp_path):
         DJANGO_HTTPS="true",
         DJANGO_ALLOWED_HOSTS="chat.example.com",
         CHAT_VAR_DIR=str(tmp_path),
+        CHAT_KEY_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
     )
     done = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
@@ -77,3 +79,4 @@ def test_the_deploy_check_notices_an_insecure_configuration(tmp_path):
     )
     assert done.returncode != 0
     assert "security.W004" in done.stderr + done.stdout  # no HSTS
+    assert "chatapp.W002" in done.stderr + done.stdout  # people's keys under a local key

@@ -120,17 +120,21 @@ def test_a_key_no_configured_encryption_key_opens_is_unreadable_not_an_error(use
     assert "1 key(s) could not be opened" in out.getvalue()
 
 
-def test_without_configured_keys_one_is_derived_from_the_secret_key(user, settings):
+def test_without_configured_keys_one_is_generated_once_apart_from_the_secret_key(
+    user, settings, tmp_path
+):
     settings.CHAT_KEY_ENCRYPTION_KEYS = []
+    settings.VAR_DIR = tmp_path
     services.key_save(owner_id=user.pk, route="gemini", api_key=KEY)
-    derived = io.StringIO()
-    call_command("rotate_api_keys", "--print-derived-key", stdout=derived)
-    # Listing the derived key when the variable is set keeps every stored key readable.
-    settings.CHAT_KEY_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), derived.getvalue().strip()]
+    path = crypto.local_key_path()
+    assert path.stat().st_mode & 0o777 == 0o600
+    generated = path.read_text()
+    settings.SECRET_KEY = "another secret key"  # a changed secret key opens nothing new...
+    assert selectors.own_key(owner_id=user.pk, route="gemini").api_key == KEY  # ...or less
+    assert path.read_text() == generated
+    # Listing the generated key last when the variable is set keeps every stored key readable.
+    settings.CHAT_KEY_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), generated]
     assert selectors.own_key(owner_id=user.pk, route="gemini").api_key == KEY
-    settings.SECRET_KEY = "another secret key, another derived key"
-    settings.CHAT_KEY_ENCRYPTION_KEYS = []
-    assert selectors.own_key(owner_id=user.pk, route="gemini") is None
 
 
 def test_an_encryption_key_that_is_not_a_fernet_key_is_a_configuration_error(settings):

@@ -87,7 +87,7 @@ def test_versions_edit_the_model_menu_and_the_confirmation_have_no_serious_viola
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_the_usage_and_admin_pages_have_no_serious_violation(page, scheme):
+def test_the_usage_keys_and_admin_pages_have_no_serious_violation(page, scheme):
     from django.contrib.auth.models import User
 
     from chatapp.accounts.models import Membership
@@ -102,4 +102,18 @@ def test_the_usage_and_admin_pages_have_no_serious_violation(page, scheme):
     assert serious(page) == []
     page.goto("/manage/")
     expect(page.get_by_role("button", name="Approve")).to_be_visible()
+    assert serious(page) == []
+    from chatapp.credentials import services
+
+    alice = User.objects.get(username="alice")
+    saved = services.key_save(owner_id=alice.pk, route="gemini", api_key="AIzaSy-axe-key-0001")
+    services.key_mark_rejected(
+        owner_id=alice.pk,
+        route="gemini",
+        saved_at=saved.updated_at,
+        message="API key not valid.",
+        api_key="",
+    )
+    page.goto("/keys/")
+    expect(page.get_by_text("Rejected by Google")).to_be_visible()
     assert serious(page) == []

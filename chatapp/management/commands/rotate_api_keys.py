@@ -1,14 +1,13 @@
 """`manage.py rotate_api_keys`: re-encrypt every person's stored API key with the first key of
-`CHAT_KEY_ENCRYPTION_KEYS` (docs/SECURITY.md rule 15, how to rotate)."""
+`CHAT_KEY_ENCRYPTION_KEYS` (docs/SECURITY.md rule 12, how to rotate)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand
 
-from chatapp.credentials import crypto, services
+from chatapp.credentials import services
 
 
 class Command(BaseCommand):
@@ -17,18 +16,7 @@ class Command(BaseCommand):
         "then the older keys can be removed from it."
     )
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--print-derived-key",
-            action="store_true",
-            help="Print the key derived from the secret key (used while "
-            "CHAT_KEY_ENCRYPTION_KEYS is unset), to list it last when setting the variable.",
-        )
-
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["print_derived_key"]:
-            self.stdout.write(crypto.derived_key(settings.SECRET_KEY).decode())
-            return
         rotated, unreadable = services.keys_rotate()
         self.stdout.write(f"Re-encrypted {rotated} key(s) with the first encryption key.")
         if unreadable:
