@@ -170,6 +170,9 @@ class Message(models.Model):
     total_tokens = models.PositiveIntegerField(null=True, blank=True)
     credits_used = models.DecimalField(max_digits=20, decimal_places=8, null=True, blank=True)
     usd_spent = models.DecimalField(max_digits=20, decimal_places=8, null=True, blank=True)
+    # Written with the person's own API key (chatapp/credentials): theirs to pay, so not
+    # counted against the budget an administrator set for the server's keys.
+    own_key = models.BooleanField(default=False)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     # Opaque provider data kept as received, e.g. {"google": {"thought_signature": "..."}}, and

@@ -25,6 +25,7 @@ from chatapp.conversations.models import Conversation, Message
 from chatapp.conversations.usage import month_bounds
 from chatapp.core.errors import LimitExceeded, RequestTooLarge, ServiceError
 from chatapp.core.locks import lock_person
+from chatapp.credentials.models import PersonKey
 from chatapp.providers import catalog
 
 if TYPE_CHECKING:
@@ -119,10 +120,14 @@ class MonthSpent:
         return self.credits if unit == BudgetUnit.CREDITS else self.usd
 
 
-def check_budget(owner: User, *, now: datetime | None = None) -> None:
+def check_budget(owner: User, *, route: str = "", now: datetime | None = None) -> None:
     """Refuse a send once the person's answers this month have used their monthly budget
     (`Membership.monthly_budget`, in dollars or credits): used >= budget, so a budget of 0
     refuses every send. Call it before anything is saved, beside `check_rate`.
+
+    The budget is for the server's keys: a send on a `route` the person holds their own key
+    for is not refused, and the answers written with their key (`Message.own_key`) do not
+    count.
 
     The month is the calendar month in UTC, as on the Usage page. An answer counts once it
     has finished (its cost is known only then), so the answers being written when the budget
@@ -133,6 +138,8 @@ def check_budget(owner: User, *, now: datetime | None = None) -> None:
     if row is None or row[0] is None:
         return
     budget, unit = Decimal(str(row[0])), row[1]
+    if route and PersonKey.objects.filter(owner_id=owner.pk, route=route).exists():
+        return
     month = (now or timezone.now()).astimezone(UTC).date().replace(day=1)
     used = month_spent(owner_id=owner.pk, month=month, unit=unit)
     if used < budget:
@@ -161,17 +168,18 @@ def month_spent(*, owner_id: int, month: date, unit: str) -> Decimal:
         created_at__gte=start,
         created_at__lt=end,
         conversation__owner_id=owner_id,
+        own_key=False,
     ).aggregate(total=Sum(column))["total"]
     return total or Decimal(0)
 
 
 def month_spent_by_person(*, month: date) -> dict[int, MonthSpent]:
-    """Everyone's dollars and credits of `month` (UTC), by person id (the Admin page): one
-    query over the month's answers."""
+    """Everyone's dollars and credits of `month` (UTC) on the server's keys, by person id (the
+    Admin page): one query over the month's answers."""
     start, end = month_bounds(month)
     rows = (
         Message.objects.filter(
-            role=Message.Role.ASSISTANT, created_at__gte=start, created_at__lt=end
+            role=Message.Role.ASSISTANT, created_at__gte=start, created_at__lt=end, own_key=False
         )
         .values("conversation__owner_id")
         .annotate(usd=Sum("usd_spent"), credits=Sum("credits_used"))

@@ -70,6 +70,10 @@ class Outcome:
     ttft_ms: int | None = None
     duration_ms: int | None = None
     provider_extras: dict[str, Any] | None = None
+    # Which model wrote it (for its list price), and whether with the person's own key.
+    route: str = ""
+    model: str = ""
+    own_key: bool = False
 
 
 def message_finish(*, message_id: uuid.UUID, outcome: Outcome) -> dict[str, Any] | None:
@@ -103,11 +107,12 @@ def message_finish(*, message_id: uuid.UUID, outcome: Outcome) -> dict[str, Any]
         "ttft_ms": _count(outcome.ttft_ms),
         "duration_ms": _count(outcome.duration_ms),
         "finished_at": timezone.now(),
+        "own_key": outcome.own_key,
     }
     if fields["usd_spent"] is None and (
         fields["prompt_tokens"] is not None or fields["completion_tokens"] is not None
     ):
-        fields["usd_spent"] = _list_cost(message_id, fields)
+        fields["usd_spent"] = _list_cost(message_id, fields, outcome)
     if outcome.provider_extras is not None:
         fields["provider_extras"] = storable_json(outcome.provider_extras)
     updated = sql.update_where_active(
@@ -116,22 +121,24 @@ def message_finish(*, message_id: uuid.UUID, outcome: Outcome) -> dict[str, Any]
     return fields if updated else None
 
 
-def _list_cost(message_id: uuid.UUID, fields: dict[str, Any]) -> Decimal | None:
-    """The answer's cost at its model's list price. The run's outcome does not carry the
-    model, so it is read by key: one small statement, only for the answers of the routes that
-    report no dollars."""
-    table = Message._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT route, model FROM {table} WHERE id = %s",
-            [Message._meta.pk.get_db_prep_value(message_id, connection)],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return None
+def _list_cost(message_id: uuid.UUID, fields: dict[str, Any], outcome: Outcome) -> Decimal | None:
+    """The answer's cost at its model's list price: the run's outcome names the model; one
+    that does not (an outcome built elsewhere) has it read by key."""
+    route, model = outcome.route, outcome.model
+    if not route:
+        table = Message._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT route, model FROM {table} WHERE id = %s",
+                [Message._meta.pk.get_db_prep_value(message_id, connection)],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        route, model = row
     cost = prices.list_cost(
-        route=row[0],
-        model_id=row[1],
+        route=route,
+        model_id=model,
         prompt_tokens=fields["prompt_tokens"],
         completion_tokens=fields["completion_tokens"],
         reasoning_tokens=fields["reasoning_tokens"],

@@ -571,5 +571,8 @@ class Run:
             else None,
             duration_ms=round((now - self.started) * 1000),
             provider_extras=extras or None,
+            route=self.route,
+            model=self.request.model if self.request is not None else "",
+            own_key=self.own_key is not None,
             **fields,
         )

@@ -84,7 +84,7 @@ def turn_start(
     try:
         with transaction.atomic():
             check_rate(owner)
-            check_budget(owner)
+            check_budget(owner, route=chat_settings.spec.route)
             answer_id = uuid.uuid4()
             conversation, created, parent = _conversation_for_turn(
                 owner,
@@ -139,7 +139,7 @@ def turn_regenerate(
         with transaction.atomic():
             conversation = _locked_conversation(message)
             check_rate(conversation.owner)
-            check_budget(conversation.owner)
+            check_budget(conversation.owner, route=spec.route if spec else conversation.route)
             chat_settings = chat_settings_stored(
                 conversation=conversation, spec=spec, routes=PersonRoutes(conversation.owner_id)
             )
@@ -187,7 +187,7 @@ def turn_edit(
         with transaction.atomic():
             conversation = _locked_conversation(message)
             check_rate(owner)
-            check_budget(owner)
+            check_budget(owner, route=conversation.route)
             chat_settings = chat_settings_stored(
                 conversation=conversation, routes=PersonRoutes(conversation.owner_id)
             )
@@ -266,7 +266,7 @@ def turn_continue(*, message: Message, worker_id: uuid.UUID) -> Message:
     try:
         with transaction.atomic():
             check_rate(message.conversation.owner)
-            check_budget(message.conversation.owner)
+            check_budget(message.conversation.owner, route=message.route)
             locked = (
                 Message.objects.select_for_update()
                 .select_related("conversation")

@@ -159,6 +159,30 @@ def test_only_the_persons_own_answers_count(user, other_user):
     assert everyone[user.pk] == MonthSpent(usd=Decimal("0.25"), credits=Decimal(0))
 
 
+def test_answers_written_with_the_persons_own_key_do_not_count(user):
+    budget(user, "5.00")
+    spent(user, usd="3.00")
+    own = spent(user, usd="40.00")
+    Message.objects.filter(pk=own.pk).update(own_key=True)
+    check_budget(user)  # $3.00 of $5.00 on the server's keys
+    assert month_spent_by_person(month=timezone.now().date().replace(day=1))[user.pk] == (
+        MonthSpent(usd=Decimal("3.00"), credits=Decimal(0))
+    )
+
+
+def test_past_the_budget_a_route_the_person_holds_their_own_key_for_stays_open(user):
+    from chatapp.credentials.services import key_save
+
+    budget(user, "1.00")
+    spent(user, usd="1.00")
+    with pytest.raises(LimitExceeded):
+        check_budget(user, route="aimlapi")
+    key_save(owner_id=user.pk, route="aimlapi", api_key="sk-alice-own-key-5555")
+    check_budget(user, route="aimlapi")
+    with pytest.raises(LimitExceeded):
+        check_budget(user, route="gemini")  # the server's key there
+
+
 def test_answers_of_an_earlier_month_do_not_count(user):
     budget(user, "1")
     spent(user, usd="9", at=timezone.now().replace(day=1) - timedelta(days=1))

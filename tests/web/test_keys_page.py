@@ -149,6 +149,8 @@ async def test_a_persons_turns_use_their_key_in_preference_to_the_servers(
     theirs = await _send(await _client(other_user), "aimlapi:google/gemini-2.5-flash")
     assert [r.bearer for r in aimlapi.requests[-2:]] == ["sk-alice-own-key-5555", API_KEY]
     assert (mine.content, theirs.content) == ("Mine.", "Theirs.")
+    # Theirs to pay: not counted against a budget for the server's keys (turns/limits.py).
+    assert (mine.own_key, theirs.own_key) == (True, False)
 
 
 @pytest.mark.django_db(transaction=True)
