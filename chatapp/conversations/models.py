@@ -171,8 +171,10 @@ class Message(models.Model):
     credits_used = models.DecimalField(max_digits=20, decimal_places=8, null=True, blank=True)
     usd_spent = models.DecimalField(max_digits=20, decimal_places=8, null=True, blank=True)
     # Written with the person's own API key (chatapp/credentials): theirs to pay, so not
-    # counted against the budget an administrator set for the server's keys.
-    own_key = models.BooleanField(default=False)
+    # counted against the budget an administrator set for the server's keys. Nullable, no
+    # default: SQLite then adds the column in place; with a default Django rebuilds the table,
+    # which drops the search triggers (migration 0010) and copies every message.
+    own_key = models.BooleanField(null=True, default=None)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     # Opaque provider data kept as received, e.g. {"google": {"thought_signature": "..."}}, and

@@ -1,4 +1,6 @@
-# Whether an answer was written with the person's own API key (not counted against their budget).
+# Whether an answer was written with the person's own API key (not counted against their
+# budget). Nullable without a default, so SQLite adds the column in place and keeps the
+# search triggers of 0010.
 
 from django.db import migrations, models
 
@@ -12,6 +14,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="message",
             name="own_key",
-            field=models.BooleanField(default=False),
+            field=models.BooleanField(default=None, null=True),
         ),
     ]

@@ -163,13 +163,16 @@ def month_spent(*, owner_id: int, month: date, unit: str) -> Decimal:
     `answers_by_time` index (the month's answers), then their conversations' owner."""
     start, end = month_bounds(month)
     column = "credits_used" if unit == BudgetUnit.CREDITS else "usd_spent"
-    total = Message.objects.filter(
-        role=Message.Role.ASSISTANT,
-        created_at__gte=start,
-        created_at__lt=end,
-        conversation__owner_id=owner_id,
-        own_key=False,
-    ).aggregate(total=Sum(column))["total"]
+    total = (
+        Message.objects.filter(
+            role=Message.Role.ASSISTANT,
+            created_at__gte=start,
+            created_at__lt=end,
+            conversation__owner_id=owner_id,
+        )
+        .exclude(own_key=True)
+        .aggregate(total=Sum(column))["total"]
+    )
     return total or Decimal(0)
 
 
@@ -179,8 +182,9 @@ def month_spent_by_person(*, month: date) -> dict[int, MonthSpent]:
     start, end = month_bounds(month)
     rows = (
         Message.objects.filter(
-            role=Message.Role.ASSISTANT, created_at__gte=start, created_at__lt=end, own_key=False
+            role=Message.Role.ASSISTANT, created_at__gte=start, created_at__lt=end
         )
+        .exclude(own_key=True)
         .values("conversation__owner_id")
         .annotate(usd=Sum("usd_spent"), credits=Sum("credits_used"))
         .order_by()

@@ -149,3 +149,32 @@ def test_each_conversation_becomes_one_path_and_retried_answers_become_earlier_v
     Message = apps.get_model("chatapp", "Message")
     superseded = set(Message.objects.filter(superseded=True).values_list("id", flat=True))
     assert superseded == {retried.id}
+
+
+def test_the_search_triggers_survive_every_migration_after_the_one_that_made_them():
+    """Django rebuilds an SQLite table for some schema changes (a column with a default), and a
+    rebuilt table has lost its triggers: search would silently stop indexing new messages."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE "
+                "'chatapp_search_%'"
+            )
+            expected = {
+                f"chatapp_search_{name}"
+                for name in (
+                    "message_insert",
+                    "message_update",
+                    "message_delete",
+                    "title_insert",
+                    "title_update",
+                    "title_delete",
+                )
+            }
+        else:
+            cursor.execute(
+                "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE 'chatapp_%'"
+            )
+            expected = {"chatapp_message_search"}
+        found = {row[0] for row in cursor.fetchall()}
+    assert expected <= found
