@@ -5,8 +5,8 @@ says only which parameters it takes and within which range. Ranges are the upstr
 (docs/PROTOCOLS.md): on AI/ML API (§1) legacy ids (Gemini 1.0/1.5) take top_p 0.1–1 and need
 an explicit max_tokens (the upstream default of 512 cuts answers), current ids (2.x/3.x) take
 top_p 0.01–1, seed ≥ 1 and max_completion_tokens, and at most 4 stop sequences. The
-Gemini-native routes (§2 Segmind, §3 Google) take up to 5 stop sequences, top_k, JSON output, a
-thinking budget (2.5) or level (3) and, on Google, a candidate count and safety settings.
+Gemini-native routes (§2 Segmind, §3 Google) take up to 5 stop sequences, top_k, structured
+output (JSON, or JSON matching a schema), a thinking budget (2.5) or level (3) and, on Google, a candidate count and safety settings.
 Validation (`validate_options`) happens before any network I/O, and every message names the
 limit and the model.
 """
@@ -42,6 +42,8 @@ ROUTE_NOTES = {
 }
 
 SEED_MAX = 2**63 - 1
+# The structured-output formats (params "response_format"): JSON mode, JSON matching a schema.
+STRUCTURED = ("json", "json_schema")
 # Gemini's seed and counts are int32 on the wire.
 GEMINI_INT_MAX = 2**31 - 1
 
@@ -87,6 +89,9 @@ def _openai_ranges(
     if not legacy:
         ranges["max_completion_tokens"] = Range(1, output_max)
         ranges["seed"] = Range(1, SEED_MAX)
+        # AI/ML API documents response_format (text, json_object, json_schema) for these ids.
+        ranges["response_format"] = Range(choices=STRUCTURED)
+        ranges["json_schema"] = Range()
     if reasoning:
         ranges["reasoning_effort"] = Range(choices=("low", "medium", "high"))
     return ranges
@@ -149,9 +154,12 @@ def _gemini_ranges(
         "max_tokens": Range(1, output_max),
         "stop": Range(max_items=5),
         "seed": Range(0, GEMINI_INT_MAX),
-        "json_output": Range(),
+        # Gemini 1.5 takes JSON mode; a schema only as `responseSchema` (an OpenAPI subset),
+        # which is not offered: `responseJsonSchema` is for 2.x and later.
+        "response_format": Range(choices=("json",) if legacy else STRUCTURED),
     }
     if not legacy:
+        ranges["json_schema"] = Range()
         ranges["frequency_penalty"] = Range(-2, 2)
         ranges["presence_penalty"] = Range(-2, 2)
     if route == "gemini":

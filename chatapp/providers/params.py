@@ -17,10 +17,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["float", "int", "stop", "choice", "bool", "safety"]
+from .structured import SCHEMA_MAX_CHARS, check_schema
+
+Kind = Literal["float", "int", "stop", "choice", "bool", "safety", "schema"]
 WireFormat = Literal["openai", "gemini"]
 
 # The panel's groups, in order, with their headings.
@@ -85,17 +87,27 @@ class Parameter:
     offered: bool = True
     # Parameters that cannot be set together with this one.
     excludes: tuple[str, ...] = ()
+    # (parameter, value): this one is sent only with that one set to that value, and that
+    # value needs this one (a JSON schema goes with the response format "json_schema").
+    goes_with: tuple[str, str] | None = None
+    # A choice's words in the panel, and what its empty option says ("Model default").
+    choice_labels: Mapping[str, str] = field(default_factory=dict)
+    empty_label: str = ""
 
     def describe(self, accepted: Range) -> str:
         """The accepted values in words, for hints and error messages."""
         if self.kind == "stop":
             return f"up to {accepted.max_items} sequences, one per line"
         if self.kind == "choice":
+            if self.choice_labels:
+                return _either([self.choice_labels.get(c, c) for c in accepted.choices])
             return _either([choice.lower() for choice in accepted.choices])
         if self.kind == "bool":
             return "on or off"
         if self.kind == "safety":
             return "category=threshold, one per line; thresholds " + _either(list(accepted.choices))
+        if self.kind == "schema":
+            return f"a JSON Schema object, at most {SCHEMA_MAX_CHARS:,} characters"
         if accepted.minimum is not None and accepted.maximum is not None:
             text = f"{_num(accepted.minimum)}–{_num(accepted.maximum)}"
         elif accepted.minimum is not None:
@@ -109,7 +121,7 @@ class Parameter:
 
     def hint(self, accepted: Range) -> str:
         """What the panel says under the field."""
-        if self.kind in ("bool", "choice", "safety"):
+        if self.kind in ("bool", "choice", "safety", "schema"):
             return self.note
         parts = [self.describe(accepted)]
         if accepted.default is not None:
@@ -147,6 +159,8 @@ class Parameter:
             return self._bool(value)
         if self.kind == "safety":
             return self._safety(value, accepted, where)
+        if self.kind == "schema":
+            return check_schema(value, label=self.label)
         number = self._number(value)
         if any(number == special for special, _ in accepted.special):
             return int(number) if self.kind == "int" else number
@@ -286,13 +300,39 @@ PARAMETERS: tuple[Parameter, ...] = (
         "length",
         {"openai": Wire("stop"), "gemini": _config("stopSequences")},
     ),
+    # Structured output (docs/PROTOCOLS.md §1, §3): JSON mode, or JSON matching a schema the
+    # person writes. OpenAI's `response_format` object is built from both parameters (merged
+    # at one path); Gemini takes a MIME type and `responseJsonSchema`.
     Parameter(
-        "json_output",
-        "JSON output",
-        "bool",
+        "response_format",
+        "Response format",
+        "choice",
         "output",
-        {"gemini": Wire("generationConfig.responseMimeType", lambda _: "application/json")},
-        note="Answers as JSON (application/json).",
+        {
+            "openai": Wire(
+                "response_format",
+                lambda f: {"type": "json_object" if f == "json" else "json_schema"},
+            ),
+            "gemini": Wire("generationConfig.responseMimeType", lambda _: "application/json"),
+        },
+        choice_labels={"json": "JSON", "json_schema": "JSON schema"},
+        empty_label="Text",
+        note="JSON: the answer is one JSON document; JSON schema: one matching the schema below.",
+    ),
+    Parameter(
+        "json_schema",
+        "JSON schema",
+        "schema",
+        "output",
+        {
+            "openai": Wire(
+                "response_format",
+                lambda schema: {"json_schema": {"name": "answer", "schema": schema}},
+            ),
+            "gemini": Wire("generationConfig.responseJsonSchema"),
+        },
+        note="Checked as JSON Schema before anything is sent.",
+        goes_with=("response_format", "json_schema"),
     ),
     # Not offered: the app shows the first candidate only, so more would be billed, never seen.
     Parameter(
@@ -401,7 +441,28 @@ def validate(
         for other in parameter.excludes:
             if parameter.name in options and other in options:
                 errors[parameter.name] = conflict_message(BY_NAME[other], parameter)
+        if parameter.goes_with is not None and parameter.name in accepted:
+            other, value = parameter.goes_with
+            partner = BY_NAME[other]
+            word = partner.choice_labels.get(value, value)
+            if parameter.name in options and options.get(other) != value:
+                errors.setdefault(
+                    parameter.name,
+                    f"{parameter.label} is sent only with the {partner.label.lower()} "
+                    f"“{word}”: choose it, or clear the {parameter.label.lower()}.",
+                )
+            elif options.get(other) == value and parameter.name not in raw_set(raw, parameter):
+                errors.setdefault(
+                    parameter.name,
+                    f"Write the {parameter.label.lower()} the answer must match (the "
+                    f"{partner.label.lower()} is “{word}”).",
+                )
     return options, errors
+
+
+def raw_set(raw: Mapping[str, Any], parameter: Parameter) -> set[str]:
+    """{parameter.name} when the person set it (even to something invalid), else empty."""
+    return set() if is_empty(raw.get(parameter.name)) else {parameter.name}
 
 
 def with_defaults(accepted: Mapping[str, Range], options: Mapping[str, Any]) -> dict[str, Any]:

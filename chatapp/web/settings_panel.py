@@ -10,6 +10,7 @@ one door.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +71,7 @@ class ParamControl:
 
     @property
     def wide(self) -> bool:
-        return self.control in ("stop", "safety")
+        return self.control in ("stop", "safety", "schema")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +133,8 @@ class SettingsForm(SparseForm):
                         initial[field] = str(value[category])
             elif isinstance(value, list):
                 initial[name] = "\n".join(value)
+            elif isinstance(value, dict):  # a JSON schema, as the person would write it
+                initial[name] = json.dumps(value, indent=2, ensure_ascii=False)
             elif isinstance(value, bool):
                 initial[name] = "on" if value else ""
             else:
@@ -176,6 +179,9 @@ class SettingsForm(SparseForm):
                 items.append(f"{parameter.label} ({len(chosen)} set)")
             else:
                 fields.append((name, values[name]))
+                if parameter.kind == "schema":
+                    items.append(parameter.label)
+                    continue
                 shown = "on" if parameter.kind == "bool" else values[name].replace("\n", ", ")
                 items.append(f"{parameter.label} {shown}")
         if not items:
@@ -271,7 +277,11 @@ def _control(
         return common("checkbox", value=value)
     if parameter.kind == "choice":
         levels = accepted.choices if accepted is not None else ()
-        return common("select", value=value, choices=_choices(value, levels, {}, "Model default"))
+        empty = parameter.empty_label or "Model default"
+        choices = _choices(value, levels, parameter.choice_labels, empty)
+        return common("select", value=value, choices=choices)
+    if parameter.kind == "schema":
+        return common("schema", value=value)
     if parameter.kind == "stop":
         return common("stop", value=value)
     inputmode = "decimal"

@@ -170,3 +170,36 @@ def test_the_search_triggers_survive_every_migration_after_the_one_that_made_the
         found = {row[0] for row in cursor.fetchall()}
     assert made
     assert made <= found
+
+
+def test_the_json_output_checkbox_becomes_the_json_response_format_everywhere_it_was_kept():
+    apps = migrate([("chatapp", "0015_answers_on_own_keys")])
+    User = apps.get_model("auth", "User")
+    Conversation = apps.get_model("chatapp", "Conversation")
+    Preset = apps.get_model("chatapp", "Preset")
+    Message = apps.get_model("chatapp", "Message")
+    owner = User.objects.create(username="old-json")
+    chat = Conversation.objects.create(
+        owner=owner, route="gemini", model="m", settings={"json_output": True, "top_k": 3}
+    )
+    off = Conversation.objects.create(owner=owner, route="gemini", model="m", settings={})
+    preset = Preset.objects.create(owner=owner, name="p", settings={"json_output": True})
+    answer = Message.objects.create(
+        conversation=chat, role="assistant", request_options={"json_output": True}
+    )
+    try:
+        apps = migrate([("chatapp", "0016_response_format")])
+        Conversation = apps.get_model("chatapp", "Conversation")
+        assert Conversation.objects.get(pk=chat.pk).settings == {
+            "top_k": 3,
+            "response_format": "json",
+        }
+        assert Conversation.objects.get(pk=off.pk).settings == {}
+        assert apps.get_model("chatapp", "Preset").objects.get(pk=preset.pk).settings == {
+            "response_format": "json"
+        }
+        assert apps.get_model("chatapp", "Message").objects.get(pk=answer.pk).request_options == {
+            "response_format": "json"
+        }
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

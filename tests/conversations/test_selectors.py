@@ -407,7 +407,7 @@ def test_a_new_chat_never_inherits_the_latest_conversations_settings(user, all_r
         user,
         route="gemini",
         model="gemini-3-flash-preview",
-        settings={"thinking_level": "high", "json_output": True},
+        settings={"thinking_level": "high", "response_format": "json"},
         updated_at=NOW,
     )
     assert chat_settings_initial(owner=user) == (catalog.default_model(), "", {})

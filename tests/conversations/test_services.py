@@ -208,11 +208,11 @@ def test_a_value_the_model_does_not_take_is_set_aside_kept_and_never_sent(all_ro
     chosen = chat_settings_validate(
         spec=spec,
         system_prompt="",
-        raw_options={"temperature": "0.5", "top_k": "40", "json_output": "on"},
+        raw_options={"temperature": "0.5", "top_k": "40", "response_format": "json"},
     )
-    assert chosen.options == {"temperature": 0.5, "json_output": True}
+    assert chosen.options == {"temperature": 0.5, "response_format": "json"}
     assert chosen.set_aside == {"top_k": 40}  # Segmind does not take Top K; Google does
-    assert chosen.stored == {"temperature": 0.5, "top_k": 40, "json_output": True}
+    assert chosen.stored == {"temperature": 0.5, "top_k": 40, "response_format": "json"}
 
 
 # --- chat_settings_stored ---------------------------------------------------------------------

@@ -266,7 +266,7 @@ def test_every_option_has_its_exact_wire_name() -> None:
             "seed": 7.0,
             "presence_penalty": 0.5,
             "frequency_penalty": -0.5,
-            "json_output": True,
+            "response_format": "json",
             "thinking_budget": 2048,
             "safety_settings": {"HARM_CATEGORY_HARASSMENT": "BLOCK_NONE"},
             "max_completion_tokens": 5,  # not a Gemini option: never guessed
@@ -428,7 +428,14 @@ def test_stop_sequences_five_for_gemini_four_for_openai(all_routes: None) -> Non
             "does not accept Safety settings",
         ),
         ("segmind:gemini-1.5-pro", "presence_penalty", "1", "does not accept Presence penalty"),
-        ("gemini:gemini-2.5-flash", "json_output", "maybe", "JSON output must be on or off"),
+        (
+            "gemini:gemini-2.5-flash",
+            "response_format",
+            "maybe",
+            "Response format must be JSON or JSON schema",
+        ),
+        ("gemini:gemini-2.5-flash", "json_schema", "[1]", "JSON schema must be a JSON object"),
+        ("segmind:gemini-1.5-pro", "json_schema", "{}", "does not accept JSON schema"),
         (
             "gemini:gemini-2.5-flash",
             "safety_settings",
@@ -465,7 +472,7 @@ def test_accepted_values_are_typed(all_routes: None) -> None:
         flash3,
         {
             "thinking_level": " Minimal ",
-            "json_output": "on",
+            "response_format": "JSON",
             "top_k": "64",
             "safety_settings": "Harassment = block_none, HATE_SPEECH: OFF\nHARM_CATEGORY_DANGEROUS_CONTENT=BLOCK_ONLY_HIGH",
         },
@@ -473,7 +480,7 @@ def test_accepted_values_are_typed(all_routes: None) -> None:
     assert errors == {}
     assert options == {
         "top_k": 64,
-        "json_output": True,
+        "response_format": "json",
         "thinking_level": "MINIMAL",
         "safety_settings": {
             "HARM_CATEGORY_HARASSMENT": "BLOCK_NONE",
@@ -484,7 +491,7 @@ def test_accepted_values_are_typed(all_routes: None) -> None:
     # Stored settings come back typed and validate the same.
     assert catalog.validate_options(flash3, options) == (options, {})
     # Off is the same as not set, and so is an empty mapping.
-    assert catalog.validate_options(flash3, {"json_output": "off", "safety_settings": {}}) == (
+    assert catalog.validate_options(flash3, {"response_format": "", "safety_settings": {}}) == (
         {},
         {},
     )

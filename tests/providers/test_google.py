@@ -215,7 +215,8 @@ FORM_VALUES = {
     "stop": "END\n###\nA\nB\nC",
     "seed": "42",
     "candidate_count": "2",
-    "json_output": "on",
+    "response_format": "json_schema",
+    "json_schema": '{"type": "object", "properties": {"city": {"type": "string"}}}',
     "thinking_budget": "-1",
     "thinking_level": "high",
     "safety_settings": "harassment=BLOCK_NONE\ndangerous_content=OFF",
@@ -241,6 +242,10 @@ async def test_catalog_options_reach_the_wire_typed_and_valid(
     assert config["stopSequences"] == ["END", "###", "A", "B", "C"]
     assert config["candidateCount"] == 2
     assert config["responseMimeType"] == "application/json"
+    assert config["responseJsonSchema"] == {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+    }
     assert config["thinkingConfig"] == (
         {"thinkingBudget": -1, "includeThoughts": True}
         if "thinking_budget" in spec.ranges

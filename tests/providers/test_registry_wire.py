@@ -36,6 +36,8 @@ def sample(parameter: Parameter, accepted: Range) -> Any:
             return "on"
         case "safety":
             return {accepted.keys[0]: accepted.choices[0]}
+        case "schema":
+            return '{"type": "object", "properties": {"a": {"type": "string"}}}'
     if accepted.maximum is not None:
         return str(accepted.maximum)
     return str(accepted.minimum if accepted.minimum is not None else 1)

@@ -153,7 +153,7 @@ async def test_catalog_options_reach_the_wire(
         "max_tokens": "800",
         "stop": "1\n2\n3\n4\n5",
         "seed": "9",
-        "json_output": "on",
+        "response_format": "json",
         "presence_penalty": "0.5",
         "thinking_budget": "1024",
         "thinking_level": "low",

@@ -188,13 +188,13 @@ async def test_gemini_options_are_validated_and_frozen_on_the_message(
         options={
             "top_k": "20",
             "thinking_level": "minimal",
-            "json_output": "on",
+            "response_format": "json",
             "safety_settings": "harassment=BLOCK_NONE",
         },
     )
     assert message.request_options == {
         "top_k": 20,
-        "json_output": True,
+        "response_format": "json",
         "thinking_level": "MINIMAL",
         "safety_settings": {"HARM_CATEGORY_HARASSMENT": "BLOCK_NONE"},
     }

@@ -247,3 +247,44 @@ def test_a_finished_answers_html_sits_in_a_container_htmx_ignores():
     container = next(attrs for tag, attrs in body.tags if "msg-body" in (attrs.get("class") or ""))
     assert "hx-disable" in container
     assert body.text("msg-body") == "Hi"
+
+
+# --- Structured output ------------------------------------------------------------------------
+
+SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+
+
+def as_json(content: str, schema: dict[str, Any] | None = None) -> Message:
+    options: dict[str, Any] = {"response_format": "json_schema" if schema else "json"}
+    if schema:
+        options["json_schema"] = schema
+    return answer(content=content, finish_reason="stop", request_options=options)
+
+
+def test_a_json_answer_is_shown_formatted_collapsible_with_its_badge_and_copy_button():
+    parsed = render(as_json('{"n":1}', SCHEMA))
+    assert parsed.text("json-badge") == "Matches the schema"
+    assert "json-ok" in parsed.by_class
+    assert ("details", {"open": None}) in parsed.tags
+    assert parsed.text("json-code").startswith("Copy JSON")
+    assert '"n": 1' in parsed.text("json-code")
+    assert "msg-body" not in parsed.by_class  # not also as markdown
+
+
+def test_a_json_answer_that_breaks_its_schema_says_where():
+    parsed = render(as_json('{"n": "one"}', SCHEMA))
+    assert parsed.text("json-badge") == (
+        "Does not match the schema at n: 'one' is not of type 'integer'"
+    )
+    assert "json-bad" in parsed.by_class
+
+
+def test_an_answer_asked_for_as_json_that_is_not_json_is_shown_as_text_and_said_so():
+    parsed = render(as_json("Sure! Here it is: {n: 1}"))
+    assert parsed.text("json-badge").startswith("Not valid JSON:")
+    assert "Sure! Here it is" in parsed.text("msg-body")
+
+
+def test_an_answer_asked_for_as_text_has_no_json_badge():
+    parsed = render(answer(content='{"n": 1}', finish_reason="stop"))
+    assert "json-badge" not in parsed.by_class

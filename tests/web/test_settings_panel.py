@@ -143,9 +143,11 @@ def test_each_route_shows_the_options_its_model_accepts_in_the_registrys_groups(
         "max_tokens",
         "max_completion_tokens",
         "stop",
+        "response_format",
+        "json_schema",
         "reasoning_effort",
     ]
-    assert groups_shown(html) == ["Sampling", "Length", "Thinking"]
+    assert groups_shown(html) == ["Sampling", "Length", "Output", "Thinking"]
     assert "Route: <strong>AI/ML API</strong>" in html
 
     conversation.route, conversation.model = "gemini", "gemini-2.5-flash"
@@ -161,7 +163,8 @@ def test_each_route_shows_the_options_its_model_accepts_in_the_registrys_groups(
         "seed",
         "max_tokens",
         "stop",
-        "json_output",
+        "response_format",
+        "json_schema",
         "thinking_budget",
         "safety_settings",
     ]
@@ -179,7 +182,8 @@ def test_each_route_shows_the_options_its_model_accepts_in_the_registrys_groups(
         "seed",
         "max_tokens",
         "stop",
-        "json_output",
+        "response_format",
+        "json_schema",
         "thinking_level",
     ]
     assert "Route: <strong>Segmind</strong>. Segmind may ignore these settings" in html
@@ -204,14 +208,20 @@ def test_labels_keep_their_accessible_names_and_controls_fit_their_kind(user_cli
         "stop": "Stop sequences",
         "seed": "Seed",
         "candidate_count": "Candidate count",
-        "json_output": "JSON output",
+        "response_format": "Response format",
+        "json_schema": "JSON schema",
         "thinking_level": "Thinking level",
         "safety_harassment": "Harassment",
         "safety_hate_speech": "Hate speech",
         "safety_sexually_explicit": "Sexually explicit",
         "safety_dangerous_content": "Dangerous content",
     }
-    assert parsed.controls["json_output"]["type"] == "checkbox"
+    assert [(o["value"], o["label"]) for o in parsed.controls["response_format"]["options"]] == [
+        ("", "Text"),
+        ("json", "JSON"),
+        ("json_schema", "JSON schema"),
+    ]
+    assert parsed.controls["json_schema"]["tag"] == "textarea"
     assert parsed.controls["stop"]["tag"] == "textarea"
     assert parsed.controls["top_k"]["inputmode"] == "numeric"
     level = parsed.controls["thinking_level"]
@@ -317,24 +327,22 @@ def test_a_google_only_option_on_an_aimlapi_model_is_set_aside_and_the_switch_sa
     html = post(
         user_client,
         settings_url(conversation),
-        {"model": AIMLAPI, "options_for": GOOGLE, "top_k": "20", "json_output": ["", "on"]},
+        {"model": AIMLAPI, "options_for": GOOGLE, "top_k": "20"},
         trigger="model",
     )
     parsed = Controls(html)
     notice = parsed.text("set-aside")
-    assert notice.startswith(
-        "Not sent to Gemini 2.5 Flash on AI/ML API: Top K 20 · JSON output on · Restore"
-    )
+    assert notice.startswith("Not sent to Gemini 2.5 Flash on AI/ML API: Top K 20 · Restore")
     assert 'data-restore="' + GOOGLE + '"' in html
     assert "top_k" not in parsed.controls or parsed.controls["top_k"].get("type") == "hidden"
     assert 'type="hidden" name="top_k" value="20"' in html
     assert parsed.text("settings-status") == "Saved."
     conversation.refresh_from_db()
     assert (conversation.route, conversation.model) == ("aimlapi", "google/gemini-2.5-flash")
-    assert conversation.settings == {"top_k": 20, "json_output": True}  # kept, not sent
+    assert conversation.settings == {"top_k": 20}  # kept, not sent
     stored = chat_settings_stored(conversation=conversation)
     assert stored.options == {}
-    assert stored.set_aside == {"top_k": 20, "json_output": True}
+    assert stored.set_aside == {"top_k": 20}
 
     # Discarded (the notice gone, so the fields are not posted), they are saved without them.
     html = post(user_client, settings_url(conversation), {"model": AIMLAPI, "options_for": AIMLAPI})
@@ -440,24 +448,65 @@ def test_safety_settings_on_segmind_are_set_aside_not_dropped(user_client, conve
     assert conversation.settings == {"safety_settings": {"HARM_CATEGORY_HARASSMENT": "BLOCK_NONE"}}
 
 
-@pytest.mark.parametrize(("posted", "saved"), [(["", "on"], {"json_output": True}), ("", {})])
-def test_the_json_output_checkbox_on_and_off(user_client, conversation, posted, saved):
+SCHEMA = '{"type": "object", "properties": {"city": {"type": "string"}}}'
+
+
+def test_the_response_format_and_its_json_schema_are_saved_and_shown_again(
+    user_client, conversation
+):
     conversation.route, conversation.model = "gemini", "gemini-2.5-flash"
-    conversation.settings = {"json_output": True}
     conversation.save()
-    parsed = Controls(page(user_client, conversation))
-    assert "checked" in parsed.controls["json_output"]
     html = post(
         user_client,
         settings_url(conversation),
-        {"model": GOOGLE, "options_for": GOOGLE, "json_output": posted},
-        trigger="json_output",
+        {
+            "model": GOOGLE,
+            "options_for": GOOGLE,
+            "response_format": "json_schema",
+            "json_schema": SCHEMA,
+        },
+        trigger="json_schema",
     )
     assert "Saved." in html
     conversation.refresh_from_db()
-    assert conversation.settings == saved
+    assert conversation.settings == {
+        "response_format": "json_schema",
+        "json_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+    }
     parsed = Controls(page(user_client, conversation))
-    assert ("checked" in parsed.controls["json_output"]) is bool(saved)
+    selected = [
+        o["value"] for o in parsed.controls["response_format"]["options"] if o.get("selected")
+    ]
+    assert selected == ["json_schema"]
+    assert "&quot;city&quot;: {" in page(user_client, conversation)  # indented, as written
+
+
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        ({"response_format": "json_schema", "json_schema": "{not json"}, "is not valid JSON"),
+        (
+            {"response_format": "json_schema", "json_schema": '{"type": "nope"}'},
+            "is not a valid JSON Schema at type",
+        ),
+        ({"response_format": "json_schema"}, "Write the json schema the answer must match"),
+        ({"response_format": "json", "json_schema": SCHEMA}, "is sent only with the response"),
+    ],
+)
+def test_a_schema_that_cannot_be_sent_is_marked_before_anything_is_saved(
+    user_client, conversation, fields, said
+):
+    conversation.route, conversation.model = "gemini", "gemini-2.5-flash"
+    conversation.save()
+    html = post(
+        user_client,
+        settings_url(conversation),
+        {"model": GOOGLE, "options_for": GOOGLE, **fields},
+        trigger="json_schema",
+    )
+    assert said in html
+    conversation.refresh_from_db()
+    assert conversation.settings == {}
 
 
 def test_the_segmind_note_shows_for_a_new_chat_too(user_client, all_routes):
@@ -501,7 +550,7 @@ async def test_the_settings_a_send_carries_are_the_ones_sent(
             "text": "Hi",
             "idempotency_key": str(uuid.uuid4()),
             "model": GOOGLE,
-            "json_output": ["", "on"],
+            "response_format": "json",
             "safety_hate_speech": "BLOCK_LOW_AND_ABOVE",
             "page": "new",
         },
@@ -510,7 +559,7 @@ async def test_the_settings_a_send_carries_are_the_ones_sent(
     assert response.status_code == 200
     conversation = await Conversation.objects.aget()
     assert conversation.settings == {
-        "json_output": True,
+        "response_format": "json",
         "safety_settings": {"HARM_CATEGORY_HATE_SPEECH": "BLOCK_LOW_AND_ABOVE"},
     }
     answer = await Message.objects.aget(role="assistant")

@@ -12,7 +12,7 @@ from django.utils.safestring import SafeString
 
 from chatapp import rendering
 from chatapp.conversations.models import Message
-from chatapp.providers import catalog, endings, prices
+from chatapp.providers import catalog, endings, prices, structured
 from chatapp.providers.gemini import safety
 from chatapp.providers.types import Ending
 from chatapp.turns.access import stream_pass
@@ -29,6 +29,17 @@ def _ending(message: Message) -> Ending:
 @register.filter
 def answer_html(message: Message) -> SafeString:
     return rendering.answer_html(message.content, message.content_html, message.html_version)
+
+
+@register.simple_tag
+def json_answer(message: Message) -> structured.JsonAnswer | None:
+    """An answer asked for as JSON (the response format frozen on it): formatted, and whether
+    it is JSON and matches its schema; None for any other answer."""
+    options = message.request_options or {}
+    if options.get("response_format") not in ("json", "json_schema") or not message.content:
+        return None
+    schema = options.get("json_schema") if options.get("response_format") == "json_schema" else None
+    return structured.check_answer(message.content, schema if isinstance(schema, dict) else None)
 
 
 @register.filter
