@@ -80,7 +80,7 @@ def test_one_conversation_over_aimlapi_google_and_segmind(page, all_routes):
     choose_model(page, "gemini:gemini-2.5-flash")
     expect(page.locator("#model-route")).to_have_text("Route: Google")
     expect(page.get_by_label("Top K")).to_be_visible()
-    expect(page.get_by_label("JSON output")).not_to_be_checked()
+    expect(page.get_by_label("Response format")).to_have_value("")  # Text
     for label in ("Harassment", "Hate speech", "Sexually explicit", "Dangerous content"):
         expect(page.get_by_label(label, exact=True)).to_have_value("")
     with settings_saved(page) as saved:

@@ -322,7 +322,7 @@ def test_a_model_change_folded_into_a_later_change_still_re_renders(user_client,
 def test_a_google_only_option_on_an_aimlapi_model_is_set_aside_and_the_switch_saved(
     user_client, conversation
 ):
-    # Chosen on Google, then the model changes to AI/ML API: Top K and JSON output are kept,
+    # Chosen on Google, then the model changes to AI/ML API: Top K is kept,
     # named as not sent, one click from Google again; nothing blocks the switch.
     html = post(
         user_client,
