@@ -596,6 +596,11 @@ def open_settings(page: Page) -> None:
     expect(page.get_by_role("region", name="Chat settings")).to_be_visible()
 
 
+def settings_saved(page: Page) -> Any:
+    """Wait for the autosave (or check) answering the change made inside the block."""
+    return page.expect_response(lambda r: r.request.method == "POST" and "/settings/" in r.url)
+
+
 def answer(page: Page) -> Any:
     return page.locator("article.msg-assistant").last
 

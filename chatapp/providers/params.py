@@ -451,18 +451,13 @@ def validate(
                     f"{parameter.label} is sent only with the {partner.label.lower()} "
                     f"“{word}”: choose it, or clear the {parameter.label.lower()}.",
                 )
-            elif options.get(other) == value and parameter.name not in raw_set(raw, parameter):
+            elif options.get(other) == value and is_empty(raw.get(parameter.name)):
                 errors.setdefault(
                     parameter.name,
                     f"Write the {parameter.label.lower()} the answer must match (the "
                     f"{partner.label.lower()} is “{word}”).",
                 )
     return options, errors
-
-
-def raw_set(raw: Mapping[str, Any], parameter: Parameter) -> set[str]:
-    """{parameter.name} when the person set it (even to something invalid), else empty."""
-    return set() if is_empty(raw.get(parameter.name)) else {parameter.name}
 
 
 def with_defaults(accepted: Mapping[str, Range], options: Mapping[str, Any]) -> dict[str, Any]:

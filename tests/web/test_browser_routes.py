@@ -16,7 +16,7 @@ from django.core.files.storage import default_storage
 
 from chatapp.models import Attachment, Conversation, Message
 from tests import imagegen
-from tests.conftest import answer, log_in, open_settings, send
+from tests.conftest import answer, log_in, open_settings, send, settings_saved
 from tests.fakes.gemini_schema import validate_gemini_request, validate_segmind_request
 from tests.fakes.openapi import validate_chat_request
 from tests.fakes.upstream import Gate, Reply, Text
@@ -38,11 +38,6 @@ RATINGS = [
     {"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"},
     {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True},
 ]
-
-
-def settings_saved(page: Page):
-    """Wait for the autosave (or check) answering the change made inside the block."""
-    return page.expect_response(lambda r: r.request.method == "POST" and "/settings/" in r.url)
 
 
 def choose_model(page: Page, key: str) -> None:

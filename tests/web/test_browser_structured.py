@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import answer, log_in, open_settings, send
+from tests.conftest import answer, log_in, open_settings, send, settings_saved
 from tests.fakes.upstream import Reply
 
 try:
@@ -23,21 +23,17 @@ pytestmark = [
 SCHEMA = '{"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}'
 
 
-def checked(page: Page):
-    return page.expect_response(lambda r: r.request.method == "POST" and "/settings/" in r.url)
-
-
 def test_a_schema_constrained_answer_with_its_badge(page: Page, aimlapi):
     log_in(page)
     open_settings(page)
-    with checked(page):
+    with settings_saved(page):
         page.get_by_label("Response format").select_option(label="JSON schema")
     box = page.get_by_role("textbox", name="JSON schema")
-    with checked(page):
+    with settings_saved(page):
         box.fill('{"type": "nope"}')
         box.press("Tab")
     expect(page.locator("#err-json_schema")).to_contain_text("is not a valid JSON Schema")
-    with checked(page):
+    with settings_saved(page):
         box.fill(SCHEMA)
         box.press("Tab")
     expect(page.locator("#err-json_schema")).to_have_text("")
