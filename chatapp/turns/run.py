@@ -187,6 +187,9 @@ class Run:
         self._last_checkpoint = self.started
         self._checkpoint_timer: asyncio.TimerHandle | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
+        # Set when the final save is under way: the last frame must not schedule a checkpoint
+        # (it ran a second after every answer, an UPDATE that matched no active row).
+        self._finishing = False
 
     # -- control --
 
@@ -445,8 +448,10 @@ class Run:
             self._schedule_checkpoint()
 
     def _schedule_checkpoint(self) -> None:
-        if self._checkpoint_timer is not None or (
-            self._checkpoint_task is not None and not self._checkpoint_task.done()
+        if (
+            self._finishing
+            or self._checkpoint_timer is not None
+            or (self._checkpoint_task is not None and not self._checkpoint_task.done())
         ):
             return
         due = self._last_checkpoint + self.config["checkpoint_interval"]
@@ -487,6 +492,7 @@ class Run:
             self._schedule_checkpoint()
 
     async def _finalise(self, outcome: Outcome) -> None:
+        self._finishing = True
         if self._checkpoint_timer is not None:
             self._checkpoint_timer.cancel()
             self._checkpoint_timer = None

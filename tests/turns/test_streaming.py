@@ -415,6 +415,25 @@ async def test_statements_per_streamed_message_are_bounded(
     assert len(writes) == len(updates)
 
 
+async def test_no_checkpoint_is_left_scheduled_after_the_final_save(aimlapi, run_manager, user):
+    """The last frame goes out as the final save starts: it must not schedule a checkpoint,
+    which ran a second after every answer as an UPDATE matching no active row."""
+    from chatapp.turns.manager import manager
+
+    # Ten pieces at once: after the frame budget's first few, the rest wait for the next
+    # display refresh (turns/pacing.py), so the final save publishes them.
+    aimlapi.enqueue(Reply([Gate("start"), *(Text(f"w{i} ") for i in range(10))]))
+    turn = await start_turn(user, "Hello")
+    await aimlapi.wait_for_gate_async("start")
+    run = manager().runs[turn.assistant_message.id]
+    aimlapi.release("start")
+    await wait_for_run(turn.assistant_message.id)
+    saved = await reload_message(turn.assistant_message.id)
+    assert saved.content == "".join(f"w{i} " for i in range(10))
+    assert run._checkpoint_timer is None
+    assert run._checkpoint_task is None or run._checkpoint_task.done()
+
+
 async def test_a_paused_stream_is_checkpointed_within_the_interval(
     aimlapi, run_manager, user, settings
 ):
