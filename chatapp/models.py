@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chatapp.accounts.models import Membership
 from chatapp.attachments.models import Attachment, MessageAttachment, UploadAttempt
-from chatapp.conversations.models import Conversation, Message, Preset
+from chatapp.conversations.models import Conversation, Message, Preset, SavedSchema
 from chatapp.credentials.models import PersonKey, RouteFailure
 from chatapp.turns.models import Worker
 
@@ -17,6 +17,7 @@ __all__ = [
     "PersonKey",
     "Preset",
     "RouteFailure",
+    "SavedSchema",
     "UploadAttempt",
     "Worker",
 ]

@@ -105,6 +105,31 @@ class Preset(models.Model):
         return self.name or "Defaults for new chats"
 
 
+class SavedSchema(models.Model):
+    """A JSON Schema a person saved under a name, to use again for structured output in any
+    chat ("Saved schemas" under the panel's JSON schema box). Stored as the text the person
+    wrote (checked as JSON Schema when saved), so it comes back exactly as it was written."""
+
+    NAME_MAX_CHARS = 80
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_schemas"
+    )
+    name = models.CharField(max_length=NAME_MAX_CHARS)
+    text = models.TextField()
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="one_schema_per_name")
+        ]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Message(models.Model):
     class Role(models.TextChoices):
         USER = "user"

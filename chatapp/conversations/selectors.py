@@ -15,7 +15,7 @@ from chatapp.attachments.models import MessageAttachment
 from chatapp.providers import catalog
 
 from . import tree
-from .models import Conversation, Message, Preset
+from .models import Conversation, Message, Preset, SavedSchema
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -329,6 +329,18 @@ def preset_for_owner(*, owner: User, preset_id: uuid.UUID) -> Preset:
     if preset is None:
         raise Http404("No such preset.")
     return preset
+
+
+def schemas_for(*, owner: User) -> list[SavedSchema]:
+    """The person's saved JSON schemas, by name."""
+    return list(SavedSchema.objects.filter(owner=owner))
+
+
+def schema_for_owner(*, owner: User, schema_id: uuid.UUID) -> SavedSchema:
+    schema = SavedSchema.objects.filter(pk=schema_id, owner=owner).first()
+    if schema is None:
+        raise Http404("No such schema.")
+    return schema
 
 
 def _message_cursor(cursor: str) -> uuid.UUID:

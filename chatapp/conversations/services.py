@@ -1,5 +1,6 @@
 """Writes of a conversation outside its turns: its settings, the branch it shows, its name,
-its pin, archiving it, its deletion; and a person's presets (their defaults for new chats among them)."""
+its pin, archiving it, its deletion; a person's presets (their defaults for new chats among them)
+and their saved JSON schemas."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from django.utils import timezone
 from chatapp.attachments.models import MessageAttachment
 from chatapp.attachments.services import attachments_delete_unlinked
 from chatapp.core.errors import InvalidSettings, ServiceError, TurnConflict
+from chatapp.providers.structured import check_schema
 
 from . import tree
 from .chat_settings import ChatSettings
-from .models import Conversation, Message, Preset
+from .models import Conversation, Message, Preset, SavedSchema
 from .titles import plain_title
 
 if TYPE_CHECKING:
@@ -138,3 +140,42 @@ def preset_save(*, owner: User, name: str, chat_settings: ChatSettings) -> Prese
 
 def preset_delete(*, preset: Preset) -> None:
     preset.delete()
+
+
+# How many named schemas one person keeps (docs/SECURITY.md rule 14: every per-person resource
+# is bounded); each is at most structured.SCHEMA_MAX_CHARS.
+SCHEMAS_PER_PERSON = 50
+
+
+def schema_save(*, owner: User, name: str, text: str) -> SavedSchema:
+    """Keep a JSON Schema under a name (over a schema of that name), checked exactly as the
+    panel checks one it sends, so a saved schema can always be used. Raises InvalidSettings
+    naming the field and the limit."""
+    clean = plain_title(name)[: SavedSchema.NAME_MAX_CHARS].strip()
+    if not clean:
+        raise InvalidSettings("Give the schema a name.", {"schema_name": "Give it a name."})
+    if not text.strip():
+        raise InvalidSettings(
+            "Write a schema in the JSON schema box first.",
+            {"schema_name": "The JSON schema box is empty."},
+        )
+    try:
+        check_schema(text)
+    except ValueError as exc:
+        raise InvalidSettings(str(exc), {"schema_name": str(exc)}) from None
+    with transaction.atomic():
+        mine = SavedSchema.objects.filter(owner=owner)
+        if not mine.filter(name=clean).exists() and mine.count() >= SCHEMAS_PER_PERSON:
+            message = (
+                f"You have {SCHEMAS_PER_PERSON} saved schemas, the most one person can keep; "
+                "delete one first."
+            )
+            raise InvalidSettings(message, {"schema_name": message})
+        schema, _ = SavedSchema.objects.update_or_create(
+            owner=owner, name=clean, defaults={"text": text, "updated_at": timezone.now()}
+        )
+    return schema
+
+
+def schema_delete(*, schema: SavedSchema) -> None:
+    schema.delete()

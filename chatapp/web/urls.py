@@ -15,6 +15,7 @@ from .views import (
     messages,
     pages,
     people,
+    schemas,
     turns,
     usage,
 )
@@ -35,6 +36,9 @@ urlpatterns = [
     path("settings/default/", conversations.settings_default, name="settings-default"),
     path("presets/", conversations.preset_create, name="preset-create"),
     path("presets/<uuid:preset_id>/delete/", conversations.preset_delete, name="preset-delete"),
+    path("schemas/", schemas.schema_list, name="schemas"),
+    path("schemas/save/", schemas.schema_save, name="schema-save"),
+    path("schemas/<uuid:schema_id>/delete/", schemas.schema_delete, name="schema-delete"),
     path("sidebar/", pages.sidebar_more, name="sidebar-more"),
     path("search/", pages.conversation_search, name="search"),
     path(CONVERSATION, pages.conversation_detail, name="conversation-detail"),

@@ -1223,16 +1223,36 @@
     }
   });
 
-  // Choosing a preset or typing its name is not a change of the chat's settings: the panel's
-  // autosave must not hear it (it would also cancel the preset's page load, hx-sync).
-  function quietPresets(root) {
-    const block = root.id === "presets" ? root : root.querySelector && root.querySelector("#presets");
-    if (!block || block.dataset.quiet) return;
-    block.dataset.quiet = "1";
-    block.addEventListener("change", function (evt) {
-      evt.stopPropagation();
+  // Choosing a preset, typing its name or a saved schema's name is not a change of the chat's
+  // settings: the panel's autosave must not hear it (it would also cancel the preset's page
+  // load, hx-sync).
+  function quietBlocks(root) {
+    if (!root.querySelectorAll) return;
+    const blocks = Array.from(root.querySelectorAll("#presets, .saved-schemas"));
+    if (root.matches && root.matches("#presets, .saved-schemas")) blocks.push(root);
+    blocks.forEach(function (block) {
+      if (block.dataset.quiet) return;
+      block.dataset.quiet = "1";
+      block.addEventListener("change", function (evt) {
+        evt.stopPropagation();
+      });
     });
   }
+
+  // "Use" on a saved schema: its text goes into the JSON schema box, and the change reaches
+  // the panel from the box, so it is checked and saved like one typed there.
+  document.addEventListener("click", function (evt) {
+    const use = evt.target.closest && evt.target.closest("[data-use-schema]");
+    if (!use) return;
+    const source = use.parentElement.querySelector("template[data-schema-text]");
+    const box = use.closest(".field") && use.closest(".field").querySelector("textarea.schema-editor");
+    if (!source || !box) return;
+    box.value = source.content.textContent;
+    box.dispatchEvent(new Event("change", { bubbles: true }));
+    const status = use.closest(".saved-schemas-body").querySelector("[role=status]");
+    if (status) status.textContent = "Using the schema “" + use.dataset.useSchema + "”.";
+    box.focus();
+  });
 
   // --- Confirmations ----------------------------------------------------------------------
 
@@ -1349,7 +1369,7 @@
     if (!composer || (evt.target.contains && evt.target.contains(composer))) {
       document.body.dataset.ready = "1";
     }
-    quietPresets(evt.target);
+    quietBlocks(evt.target);
     focusEdit(evt.target);
     addCopyButtons(evt.target);
     watchThread();

@@ -47,3 +47,37 @@ def test_a_schema_constrained_answer_with_its_badge(page: Page, aimlapi):
     sent = aimlapi.requests[-1].json
     assert sent["response_format"]["type"] == "json_schema"
     assert sent["response_format"]["json_schema"]["schema"]["required"] == ["city"]
+
+
+def test_a_saved_schema_is_kept_under_a_name_and_used_again(page: Page, aimlapi):
+    log_in(page)
+    open_settings(page)
+    with settings_saved(page):
+        page.get_by_label("Response format").select_option(label="JSON schema")
+    box = page.get_by_role("textbox", name="JSON schema")
+    with settings_saved(page):
+        box.fill(SCHEMA)
+        box.press("Tab")
+
+    with page.expect_response(lambda r: r.url.endswith("/schemas/")):
+        page.get_by_text("Saved schemas", exact=True).click()
+    saved = page.locator(".saved-schemas")
+    expect(saved).to_contain_text("No saved schemas yet")
+    saved.get_by_label("Schema name").fill("City")
+    saved.get_by_role("button", name="Save schema").click()
+    expect(saved.get_by_role("status")).to_have_text("Saved the schema “City”.")
+
+    with settings_saved(page):
+        box.fill('{"type": "object"}')
+        box.press("Tab")
+    with settings_saved(page):
+        saved.get_by_role("button", name="Use schema City").click()
+    expect(box).to_have_value(SCHEMA)
+    expect(box).to_be_focused()
+
+    aimlapi.enqueue(Reply.text('{"city":"Rome"}'))
+    send(page, "Where is the Colosseum? Answer as JSON.")
+    expect(answer(page).locator(".json-badge")).to_have_text("Matches the schema")
+    assert aimlapi.requests[-1].json["response_format"]["json_schema"]["schema"]["required"] == [
+        "city"
+    ]
