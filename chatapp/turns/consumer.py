@@ -412,22 +412,19 @@ class MessageStreamConsumer(SSEConsumer):
             text = text[fed - start :]
             start = fed
         # The delta's id names the block the browser has open until the `blocks` event after it.
-        block = self.renderer.block_start
-        update = await self._render(self.renderer.feed, text)
-        data = b""
+        # The text goes out before the renderer runs: the piece that closes a block would
+        # otherwise wait for the block's HTML (one chunk a paragraph, the one-stream p99).
         if end > self.delivered:
             fresh = text[max(0, self.delivered - start) :]
-            data = sse_delta(end - len(fresh), fresh, block)
+            await self._send(sse_delta(end - len(fresh), fresh, self.renderer.block_start))
+        update = await self._render(self.renderer.feed, text)
         if update is not None:
             # The open block is sent whole, up to `end`: from here the browser has exactly
             # that (less than before, if the saved text it caught up from lagged the page).
-            # One write with the delta before it: a socket write is the relay's largest cost.
-            data += sse_blocks(update, end)
+            await self._send(sse_blocks(update, end))
             self.delivered = end
         else:
             self.delivered = max(self.delivered, end)
-        if data:
-            await self._send(data)
 
     async def _render(
         self, step: Callable[..., StreamUpdate | None], *text: str

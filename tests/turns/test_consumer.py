@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -225,3 +226,40 @@ async def test_a_watcher_whose_socket_fails_ends_alone(run_manager, silent_run, 
     # The broken one's consumer returned (it left its groups) after its "A".
     await asyncio.wait_for(asyncio.shield(broken.communicator.future), 5)
     assert json.loads((await broken.next_event()).data)["t"] == "A"
+
+
+async def test_the_piece_that_closes_a_block_is_sent_before_the_block_is_rendered(
+    run_manager, silent_run, cookie, monkeypatch
+):
+    """The text goes out first: a page must not wait for a paragraph's HTML to see the last
+    words of it (one chunk a paragraph was the one-stream p99, bench "peers")."""
+    from chatapp.rendering import StreamRenderer
+    from chatapp.turns.consumer import RENDER_IN_THREAD_CHARS
+
+    rendered = threading.Event()
+    feed = StreamRenderer.feed
+
+    def slow_feed(self, text: str):
+        # The long block goes to a thread (RENDER_IN_THREAD_CHARS): hold it there.
+        if len(text) > RENDER_IN_THREAD_CHARS:
+            assert rendered.wait(5)
+        return feed(self, text)
+
+    monkeypatch.setattr(StreamRenderer, "feed", slow_feed)
+    stream = open_stream(silent_run.id, cookie=cookie)
+    await stream.start()
+    await stream.attached()
+    assert await stream.next_event() is not None  # the saved text
+    long = "x" * (RENDER_IN_THREAD_CHARS + 1) + "\n\nnext"
+    frame: StreamDelta = {"type": "stream.delta", "o": len(SAVED), "t": long}
+    await get_channel_layer().group_send(stream_group(silent_run.id), frame)
+    try:
+        delta = await asyncio.wait_for(stream.next_event(), 5)
+    finally:
+        rendered.set()
+    assert delta is not None
+    assert delta.event == "delta"
+    assert json.loads(delta.data)["t"] == long
+    blocks = await stream.next_event()
+    assert blocks is not None
+    assert blocks.event == "blocks"
