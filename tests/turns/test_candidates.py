@@ -14,8 +14,8 @@ from asgiref.sync import sync_to_async
 
 from chatapp.conversations import tree
 from chatapp.models import Message
-from chatapp.turns.requests import continuation_request
-from chatapp.turns.services import turn_continue
+from chatapp.turns.requests import continuation_request, turn_request
+from chatapp.turns.services import turn_continue, turn_regenerate
 from chatapp.turns.workers import WORKER_ID
 from tests.conftest import open_stream, reload_message, start_turn, wait_for_run
 from tests.fakes.upstream import Data, Drop, Gate, Reply, Text, Usage
@@ -254,3 +254,37 @@ async def test_gemini_candidates_and_token_probabilities_are_saved_with_each_ver
         True,
         2,
     )
+
+
+async def test_a_drop_is_not_retried_once_another_candidate_has_text(
+    aimlapi, run_manager, user, fast_runs
+):
+    aimlapi.enqueue(Reply([Text("Only the second had begun", index=1), Drop()]))
+    aimlapi.enqueue(Reply.candidates("A retry would drop what was billed.", "No."))
+    turn = await start_turn(user, "Hello", options={"candidate_count": "2"})
+    await wait_for_run(turn.assistant_message.id)
+
+    first, second = await versions(turn.assistant_message.id)
+    assert len(aimlapi.requests) == 1
+    assert (first.status, first.content) == (Message.Status.FAILED, "")
+    assert (second.status, second.content) == (Message.Status.FAILED, "Only the second had begun")
+
+
+async def test_regenerate_asks_for_the_candidates_again_each_a_new_version(
+    aimlapi, run_manager, user
+):
+    aimlapi.enqueue(Reply.candidates("One.", "Two."), Reply.candidates("Three.", "Four."))
+    turn = await start_turn(user, "Hello", options={"candidate_count": "2"})
+    await wait_for_run(turn.assistant_message.id)
+
+    def _regenerate() -> tuple[Message, object]:
+        old = Message.objects.select_related("conversation").get(pk=turn.assistant_message.id)
+        answer = turn_regenerate(message=old, worker_id=WORKER_ID)
+        return answer, turn_request(message=answer)
+
+    answer, request = await sync_to_async(_regenerate)()
+    await run_manager.launch(message_id=answer.id, route=answer.route, request=request)
+    await wait_for_run(answer.id)
+
+    assert [m.content for m in await versions(answer.id)] == ["One.", "Two.", "Three.", "Four."]
+    assert aimlapi.requests[1].json["n"] == 2
