@@ -586,3 +586,40 @@ async def async_user_client(user: Any) -> AsyncClient:
     client = AsyncClient()
     await sync_to_async(client.force_login)(user)
     return client
+
+
+LEGACY = "aimlapi:gemini-1.5-flash"
+
+
+def test_a_logit_bias_is_a_json_textarea_saved_typed_and_shown_again_as_json(
+    user_client, conversation
+):
+    conversation.route, conversation.model = "aimlapi", "gemini-1.5-flash"
+    conversation.save()
+    html = post(
+        user_client,
+        settings_url(conversation),
+        {"model": LEGACY, "options_for": LEGACY, "logit_bias": '{"1234": -100, "42": 5}'},
+        trigger="logit_bias",
+    )
+    assert "Saved." in html
+    conversation.refresh_from_db()
+    assert conversation.settings == {"logit_bias": {"1234": -100, "42": 5}}
+    parsed = Controls(page(user_client, conversation))
+    assert parsed.controls["logit_bias"]["tag"] == "textarea"
+    assert parsed.label_of("logit_bias") == "Logit bias"
+    assert "&quot;1234&quot;: -100" in page(user_client, conversation)
+
+
+def test_a_logit_bias_past_its_limit_is_marked_and_nothing_is_saved(user_client, conversation):
+    conversation.route, conversation.model = "aimlapi", "gemini-1.5-flash"
+    conversation.save()
+    html = post(
+        user_client,
+        settings_url(conversation),
+        {"model": LEGACY, "options_for": LEGACY, "logit_bias": '{"7": 101}'},
+        trigger="logit_bias",
+    )
+    assert "the bias of token 7 must be -100–100 for Gemini 1.5 Flash on AI/ML API" in html
+    conversation.refresh_from_db()
+    assert conversation.settings == {}
