@@ -7,6 +7,7 @@ probabilities are kept with each answer, bounded."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -17,7 +18,7 @@ from chatapp.models import Message
 from chatapp.turns.requests import continuation_request, turn_request
 from chatapp.turns.services import turn_continue, turn_regenerate
 from chatapp.turns.workers import WORKER_ID
-from tests.conftest import open_stream, reload_message, start_turn, wait_for_run
+from tests.conftest import SSEStream, open_stream, reload_message, start_turn, wait_for_run
 from tests.fakes.upstream import Data, Drop, Gate, Reply, Text, Usage
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -35,6 +36,19 @@ def versions_of(answer: Message) -> list[Message]:
 async def versions(message_id: uuid.UUID) -> list[Message]:
     answer = await reload_message(message_id)
     return await sync_to_async(versions_of)(answer)
+
+
+async def until_shown(stream: SSEStream, text: str) -> None:
+    """Read the answer's stream until the page would show `text`: the run has then read every
+    chunk the upstream sent before it (the other candidates' ones included), so a Stop sent
+    next finds them all."""
+    shown = ""
+    while shown != text:
+        event = await stream.next_event()
+        assert event is not None, f"the stream ended at {shown!r}"
+        if event.event == "delta":
+            piece = json.loads(event.data)
+            shown = shown[: piece["o"]] + piece["t"]
 
 
 def finish_chunk(index: int, reason: str) -> Data:
@@ -123,7 +137,7 @@ async def test_stop_keeps_every_candidate_with_what_it_had(aimlapi, run_manager,
     message_id = turn.assistant_message.id
     stream = open_stream(message_id, cookie=cookie)
     await stream.start()
-    await aimlapi.wait_for_gate_async("never")
+    await until_shown(stream, "First, way")
     await run_manager.request_stop(message_id)
     _, terminal = await stream.read_until_terminal()
     await wait_for_run(message_id)
@@ -152,10 +166,12 @@ async def test_a_failure_mid_stream_keeps_each_candidates_text_with_the_error(
     assert second.error_message == first.error_message != ""
 
 
-async def test_a_candidate_that_sent_nothing_is_not_saved(aimlapi, run_manager, user):
+async def test_a_candidate_that_sent_nothing_is_not_saved(aimlapi, run_manager, user, cookie):
     aimlapi.enqueue(Reply([Text("Only one came"), Gate("never")]))
     turn = await start_turn(user, "Hello", options={"candidate_count": "2"})
-    await aimlapi.wait_for_gate_async("never")
+    stream = open_stream(turn.assistant_message.id, cookie=cookie)
+    await stream.start()
+    await until_shown(stream, "Only one came")
     await run_manager.request_stop(turn.assistant_message.id)
     await wait_for_run(turn.assistant_message.id)
 
@@ -187,7 +203,7 @@ async def test_a_turn_with_candidates_adds_one_insert_and_one_without_adds_none(
 
 
 async def test_continue_sends_one_answer_on_and_keeps_its_token_probabilities(
-    aimlapi, run_manager, user
+    aimlapi, run_manager, user, cookie
 ):
     aimlapi.enqueue(
         Reply(
@@ -202,7 +218,9 @@ async def test_continue_sends_one_answer_on_and_keeps_its_token_probabilities(
         user, "Hello", options={"candidate_count": "2", "logprobs": "on", "top_logprobs": "1"}
     )
     message_id = turn.assistant_message.id
-    await aimlapi.wait_for_gate_async("never")
+    stream = open_stream(message_id, cookie=cookie)
+    await stream.start()
+    await until_shown(stream, "Start")
     await run_manager.request_stop(message_id)
     await wait_for_run(message_id)
     stopped = await reload_message(message_id)
