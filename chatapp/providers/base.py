@@ -17,14 +17,18 @@ from .errors import (
 )
 from .params import WireFormat
 from .types import (
+    CandidateDelta,
+    CandidateFinish,
     ChatRequest,
     Event,
     Finish,
+    Logprobs,
     ProviderExtras,
     ReasoningDelta,
     ResponseInfo,
     Status,
     TextDelta,
+    TokenLogprob,
 )
 from .wire import clip_detail, read_limited
 
@@ -109,6 +113,26 @@ class Provider(ABC):
                 return Finish(reason=reason, raw=self.redact(raw))
             case Status(text=text):
                 return Status(self.redact(text))
+            case CandidateDelta(index=index, text=text, reasoning=reasoning):
+                if key not in text and key not in reasoning:
+                    return event
+                return CandidateDelta(index, self.redact(text), self.redact(reasoning))
+            case CandidateFinish(index=index, reason=reason, raw=raw):
+                return CandidateFinish(index, reason, self.redact(raw))
+            case Logprobs(tokens=tokens, index=index):
+                if not any(key in t.token or any(key in a for a, _ in t.top) for t in tokens):
+                    return event
+                return Logprobs(
+                    tuple(
+                        TokenLogprob(
+                            self.redact(t.token),
+                            t.logprob,
+                            tuple((self.redact(alt), lp) for alt, lp in t.top),
+                        )
+                        for t in tokens
+                    ),
+                    index,
+                )
         return event
 
     def _redact_optional(self, value: str | None) -> str | None:

@@ -5,8 +5,10 @@ says only which parameters it takes and within which range. Ranges are the upstr
 (docs/PROTOCOLS.md): on AI/ML API (§1) legacy ids (Gemini 1.0/1.5) take top_p 0.1–1 and need
 an explicit max_tokens (the upstream default of 512 cuts answers), current ids (2.x/3.x) take
 top_p 0.01–1, seed ≥ 1 and max_completion_tokens, and at most 4 stop sequences. The
-Gemini-native routes (§2 Segmind, §3 Google) take up to 5 stop sequences, top_k, structured
-output (JSON, or JSON matching a schema), a thinking budget (2.5) or level (3) and, on Google, a candidate count and safety settings.
+Gemini-native routes (§2 Segmind, §3 Google) take up to 5 stop sequences, structured output
+(JSON, or JSON matching a schema), a candidate count, a thinking budget (2.5) or level (3)
+and, on Google, top_k, safety settings and (2.5 Flash) token log probabilities. AI/ML API's
+current ids take `n` and log probabilities, its legacy ids a logit bias.
 Validation (`validate_options`) happens before any network I/O, and every message names the
 limit and the model.
 """
@@ -46,6 +48,14 @@ SEED_MAX = 2**63 - 1
 STRUCTURED = ("json", "json_schema")
 # Gemini's seed and counts are int32 on the wire.
 GEMINI_INT_MAX = 2**31 - 1
+# Candidates of one request (params "candidate_count"): each becomes a version of the answer
+# and each is billed, so fewer than the upstreams allow (Gemini takes up to 8).
+CANDIDATES_MAX = 4
+# The alternatives per token either upstream returns at most (OpenAI's top_logprobs 0-20,
+# Gemini's logprobs up to 20).
+TOP_LOGPROBS_MAX = 20
+# A logit bias's entries: AI/ML API names no limit; a person tunes a few tokens, not a list.
+LOGIT_BIAS_MAX_ENTRIES = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +102,16 @@ def _openai_ranges(
         # AI/ML API documents response_format (text, json_object, json_schema) for these ids.
         ranges["response_format"] = Range(choices=STRUCTURED)
         ranges["json_schema"] = Range()
+        # `n` (integer >= 1) on the current ids; the legacy ids do not take it.
+        ranges["candidate_count"] = Range(1, CANDIDATES_MAX)
+        # The OpenAI format's logprobs and top_logprobs (whether AI/ML API returns them for
+        # Gemini ids is unverified: an answer without them shows no probabilities).
+        ranges["logprobs"] = Range()
+        ranges["top_logprobs"] = Range(0, TOP_LOGPROBS_MAX)
+    else:
+        # logit_bias is documented for the legacy ids; on the current ones "some ids only",
+        # which ones is unverified, so it is not offered there (docs/PROTOCOLS.md §1).
+        ranges["logit_bias"] = Range(-100, 100, max_items=LOGIT_BIAS_MAX_ENTRIES)
     if reasoning:
         ranges["reasoning_effort"] = Range(choices=("low", "medium", "high"))
     return ranges
@@ -143,11 +163,17 @@ def _legacy(
 
 
 def _gemini_ranges(
-    *, route: str, output_max: int, legacy: bool, thinking: Mapping[str, Range]
+    *,
+    route: str,
+    output_max: int,
+    legacy: bool,
+    thinking: Mapping[str, Range],
+    logprobs: bool = False,
 ) -> dict[str, Range]:
     """Gemini-native generationConfig ranges (docs/PROTOCOLS.md §3). Google also takes top_k
-    up to 64, a candidate count and safety settings; for Segmind, whether generationConfig is
-    honoured at all is unverified, so only the common core is offered there."""
+    up to 64 and safety settings, and, on the models known to return them (`logprobs`),
+    token log probabilities; for Segmind, whether generationConfig is honoured at all is
+    unverified, so only the common core (with a candidate count) is offered there."""
     ranges = {
         "temperature": Range(0, 2),
         "top_p": Range(0, 1),
@@ -157,6 +183,7 @@ def _gemini_ranges(
         # Gemini 1.5 takes JSON mode; a schema only as `responseSchema` (an OpenAPI subset),
         # which is not offered: `responseJsonSchema` is for 2.x and later.
         "response_format": Range(choices=("json",) if legacy else STRUCTURED),
+        "candidate_count": Range(1, CANDIDATES_MAX),
     }
     if not legacy:
         ranges["json_schema"] = Range()
@@ -164,8 +191,10 @@ def _gemini_ranges(
         ranges["presence_penalty"] = Range(-2, 2)
     if route == "gemini":
         ranges["top_k"] = Range(1, 64)
-        ranges["candidate_count"] = Range(1, 8)
         ranges["safety_settings"] = Range(choices=tuple(THRESHOLDS), keys=HARM_CATEGORIES)
+        if logprobs:
+            ranges["logprobs"] = Range()
+            ranges["top_logprobs"] = Range(1, TOP_LOGPROBS_MAX)
     return {**ranges, **thinking}
 
 
@@ -196,13 +225,20 @@ def _native(
     thinking: Mapping[str, Range],
     legacy: bool = False,
     output_max: int = 65_536,
+    logprobs: bool = False,
 ) -> ModelSpec:
     return ModelSpec(
         route=route,
         id=model_id,
         label=label,
         legacy=legacy,
-        ranges=_gemini_ranges(route=route, output_max=output_max, legacy=legacy, thinking=thinking),
+        ranges=_gemini_ranges(
+            route=route,
+            output_max=output_max,
+            legacy=legacy,
+            thinking=thinking,
+            logprobs=logprobs,
+        ),
     )
 
 
@@ -225,9 +261,19 @@ CATALOG: dict[str, tuple[ModelSpec, ...]] = {
         _legacy("google/gemini-pro", "Gemini 1.0 Pro", default_max_tokens=2048, vision=False),
     ),
     "gemini": (
-        _native("gemini", "gemini-2.5-flash", "Gemini 2.5 Flash", thinking=_FLASH_25),
+        # responseLogprobs: offered on the 2.5 Flash models, which return it; which other
+        # models do is unverified (docs/PROTOCOLS.md §3).
+        _native(
+            "gemini", "gemini-2.5-flash", "Gemini 2.5 Flash", thinking=_FLASH_25, logprobs=True
+        ),
         _native("gemini", "gemini-2.5-pro", "Gemini 2.5 Pro", thinking=_PRO_25),
-        _native("gemini", "gemini-2.5-flash-lite", "Gemini 2.5 Flash-Lite", thinking=_LITE_25),
+        _native(
+            "gemini",
+            "gemini-2.5-flash-lite",
+            "Gemini 2.5 Flash-Lite",
+            thinking=_LITE_25,
+            logprobs=True,
+        ),
         _native("gemini", "gemini-3-flash-preview", "Gemini 3 Flash (preview)", thinking=_FLASH_3),
         _native("gemini", "gemini-3.1-pro-preview", "Gemini 3.1 Pro (preview)", thinking=_PRO_3),
         _native("gemini", "gemini-3-pro-preview", "Gemini 3 Pro (preview)", thinking=_PRO_3),
@@ -251,7 +297,15 @@ CATALOG: dict[str, tuple[ModelSpec, ...]] = {
             route="demo",
             id="demo",
             label="Offline demo",
-            ranges=_openai_ranges(legacy=False, output_max=65_536, default_max_tokens=None),
+            # Its candidates are its own answer with other seeds; it has no token
+            # probabilities to show.
+            ranges={
+                name: accepted
+                for name, accepted in _openai_ranges(
+                    legacy=False, output_max=65_536, default_max_tokens=None
+                ).items()
+                if name not in ("logprobs", "top_logprobs")
+            },
         ),
     ),
 }

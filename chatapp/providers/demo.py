@@ -14,7 +14,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .base import Provider
-from .types import ChatRequest, Event, Finish, FinishReason, ResponseInfo, TextDelta, Usage
+from .types import (
+    CandidateDelta,
+    CandidateFinish,
+    ChatRequest,
+    Event,
+    Finish,
+    FinishReason,
+    ResponseInfo,
+    TextDelta,
+    Usage,
+)
 
 _PIECES = re.compile(r"\S+\s*|\s+")
 
@@ -85,4 +95,10 @@ class DemoProvider(Provider):
             credits_used=0.0,
             usd_spent=0.0,
         )
+        # Other candidates (params "candidate_count"): the demo's answer with another seed
+        # each, whole, as an upstream's other choices arrive beside the streamed one.
+        seed = request.options.get("seed") or 0
+        for index in range(1, request.candidates):
+            yield CandidateDelta(index, demo_answer(prompt, seed + index))
+            yield CandidateFinish(index, "stop", "stop")
         yield Finish(reason=finish, raw=finish)

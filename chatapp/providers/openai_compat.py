@@ -41,14 +41,18 @@ from .errors import (
     UpstreamTimeout,
 )
 from .http import body_chunks, upstream_url
+from .logprobs import from_openai
 from .params import WireFormat
 from .types import (
+    CandidateDelta,
+    CandidateFinish,
     ChatMessage,
     ChatRequest,
     Event,
     Finish,
     FinishReason,
     ImagePart,
+    Logprobs,
     ProviderExtras,
     ReasoningDelta,
     ResponseInfo,
@@ -128,6 +132,7 @@ class OpenAICompatProvider(Provider):
         ).encode()
         state = _State()
         state.origin = {"route": self.alias, "model": request.model}
+        state.candidates = request.candidates
         try:
             async with client.stream(
                 "POST",
@@ -237,8 +242,15 @@ class OpenAICompatProvider(Provider):
         choices = chunk.get("choices")
         if choices:
             for choice in choices:
-                if type(choice) is not dict or choice.get("index", 0) != 0:
-                    # n > 1: other choices are separate answers; never mix them into ours.
+                if type(choice) is not dict:
+                    continue
+                index = choice.get("index", 0)
+                if index != 0:
+                    # n > 1: each other choice is an answer of its own, grouped by its index
+                    # and never mixed into ours (docs/PROTOCOLS.md §1); one not asked for is
+                    # ignored.
+                    if type(index) is int and 0 < index < state.candidates:
+                        self._candidate_events(index, choice, state, events)
                     continue
                 delta = choice.get("delta") or choice.get("message")
                 if type(delta) is dict:
@@ -246,6 +258,11 @@ class OpenAICompatProvider(Provider):
                 extra = choice.get("extra_content")
                 if extra:
                     self._extras(extra, state, events)
+                logprobs = choice.get("logprobs")
+                if logprobs:
+                    tokens = from_openai(logprobs)
+                    if tokens:
+                        events.append(Logprobs(tokens))
                 reason = choice.get("finish_reason")
                 if reason:
                     state.finish = str(reason)
@@ -261,16 +278,37 @@ class OpenAICompatProvider(Provider):
         if content:
             if type(content) is str:
                 events.append(TextDelta(content))
-            elif type(content) is list:
-                # Some compatible servers answer with content parts; keep their text.
-                text = "".join(
-                    str(p.get("text", "")) for p in content if type(p) is dict and "text" in p
-                )
+            else:
+                text = _content_text(content)
                 if text:
                     events.append(TextDelta(text))
         extra = delta.get("extra_content")
         if extra:
             self._extras(extra, state, events)
+
+    def _candidate_events(
+        self, index: int, choice: dict[str, Any], state: _State, events: list[Event]
+    ) -> None:
+        """Another choice's text, reasoning, log probabilities and finish, by its index.
+        Its `extra_content` (thought signatures) is not kept: a later turn sends a text answer
+        without one, which Gemini accepts (docs/PROTOCOLS.md §3)."""
+        delta = choice.get("delta") or choice.get("message")
+        if type(delta) is dict:
+            text = _content_text(delta.get("content"))
+            reasoning = delta.get("reasoning_content")
+            reasoning = reasoning if type(reasoning) is str else ""
+            if text or reasoning:
+                events.append(CandidateDelta(index, text, reasoning))
+        logprobs = choice.get("logprobs")
+        if logprobs:
+            tokens = from_openai(logprobs)
+            if tokens:
+                events.append(Logprobs(tokens, index))
+        reason = choice.get("finish_reason")
+        if reason and index not in state.finished:
+            state.finished.add(index)
+            raw = str(reason)
+            events.append(CandidateFinish(index, FINISH_REASONS.get(raw, "other"), raw))
 
     def _extras(self, extra: Any, state: _State, events: list[Event]) -> None:
         if not isinstance(extra, dict):
@@ -421,9 +459,11 @@ class OpenAICompatProvider(Provider):
 
 class _State:
     __slots__ = (
+        "candidates",
         "done",
         "extras",
         "finish",
+        "finished",
         "inference_id",
         "info_sent",
         "last_usage",
@@ -440,6 +480,8 @@ class _State:
         self.done = False
         self.saw_data = False
         self.finish: str | None = None
+        self.candidates = 1  # choices asked for (`n`)
+        self.finished: set[int] = set()  # the other choices that have ended
         self.extras: dict[str, Any] = {}
         self.origin: dict[str, str] = {}
         self.usage: dict[str, Any] = {}
@@ -480,6 +522,15 @@ def _wire_message(message: ChatMessage, origin: dict[str, str]) -> dict[str, Any
         elif part.text:
             content.append({"type": "text", "text": part.text})
     return {"role": "user", "content": content}
+
+
+def _content_text(content: Any) -> str:
+    """A delta's content as text: a string, or (some compatible servers) content parts."""
+    if type(content) is str:
+        return content
+    if type(content) is list:
+        return "".join(str(p.get("text", "")) for p in content if type(p) is dict and "text" in p)
+    return ""
 
 
 def _number(value: Any) -> int | float | None:

@@ -14,15 +14,17 @@ Adding a parameter is one entry here and its range on each model that accepts it
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .logprobs import MAX_TOKENS as LOGPROBS_MAX_TOKENS
 from .structured import SCHEMA_MAX_CHARS, check_schema
 
-Kind = Literal["float", "int", "stop", "choice", "bool", "safety", "schema"]
+Kind = Literal["float", "int", "stop", "choice", "bool", "safety", "schema", "bias"]
 WireFormat = Literal["openai", "gemini"]
 
 # The panel's groups, in order, with their headings.
@@ -39,15 +41,19 @@ ON_WORDS = frozenset({"1", "true", "yes", "on", "json", "application/json"})
 OFF_WORDS = frozenset({"0", "false", "no", "off", "text", "text/plain"})
 
 STOP_SEQUENCE_MAX_CHARS = 200
+# A logit bias is typed as JSON: far more than its entries (at most `Range.max_items`) need.
+BIAS_MAX_CHARS = 10_000
+# Token ids are int32 in every tokenizer these models use.
+TOKEN_ID_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True)
 class Range:
     """What one model accepts for one parameter.
 
-    `minimum`/`maximum` bound numbers; `special` lists numbers accepted outside them with their
-    meaning (Gemini 2.5's thinking budget: `((0, "off"), (-1, "dynamic"))`); `max_items` bounds
-    stop sequences; `choices` lists a choice's values (or a safety setting's thresholds), matched
+    `minimum`/`maximum` bound numbers (a logit bias's values); `special` lists numbers accepted
+    outside them with their meaning (Gemini 2.5's thinking budget: `((0, "off"), (-1,
+    "dynamic"))`); `max_items` bounds stop sequences and a logit bias's entries; `choices` lists a choice's values (or a safety setting's thresholds), matched
     case-insensitively and stored as spelled here; `keys` lists the categories a safety setting
     may name, in the order they are sent; `default` is sent when the person leaves the
     field empty (legacy models need an explicit max_tokens: the upstream default of 512 cuts
@@ -90,6 +96,9 @@ class Parameter:
     # (parameter, value): this one is sent only with that one set to that value, and that
     # value needs this one (a JSON schema goes with the response format "json_schema").
     goes_with: tuple[str, str] | None = None
+    # A bool parameter this one is sent only with, on (top log probabilities need log
+    # probabilities, on both wire formats); unlike `goes_with`, that one is fine alone.
+    needs: str | None = None
     # A choice's words in the panel, and what its empty option says ("Model default").
     choice_labels: Mapping[str, str] = field(default_factory=dict)
     empty_label: str = ""
@@ -108,6 +117,12 @@ class Parameter:
             return "category=threshold, one per line; thresholds " + _either(list(accepted.choices))
         if self.kind == "schema":
             return f"a JSON Schema object, at most {SCHEMA_MAX_CHARS:,} characters"
+        if self.kind == "bias":
+            return (
+                f"a JSON object of token ids to biases {_num(accepted.minimum or 0)}–"
+                f"{_num(accepted.maximum or 0)}, at most {accepted.max_items} entries"
+                ' (e.g. {"1234": -100})'
+            )
         if accepted.minimum is not None and accepted.maximum is not None:
             text = f"{_num(accepted.minimum)}–{_num(accepted.maximum)}"
         elif accepted.minimum is not None:
@@ -161,6 +176,8 @@ class Parameter:
             return self._safety(value, accepted, where)
         if self.kind == "schema":
             return check_schema(value, label=self.label)
+        if self.kind == "bias":
+            return self._bias(value, accepted, where)
         number = self._number(value)
         if any(number == special for special, _ in accepted.special):
             return int(number) if self.kind == "int" else number
@@ -207,6 +224,57 @@ class Parameter:
         if not math.isfinite(number):
             raise ValueError(f"{self.label} must be a finite number.")
         return number
+
+    def _bias(self, value: Any, accepted: Range, where: str) -> dict[str, int] | None:
+        """{token id: bias} from a mapping (stored settings) or from the JSON the person
+        typed. Keys are whole token ids as strings (the wire's JSON object keys), in order."""
+        if isinstance(value, Mapping):
+            entries = value
+        else:
+            text = str(value).strip()
+            if len(text) > BIAS_MAX_CHARS:
+                raise ValueError(f"{self.label}: at most {BIAS_MAX_CHARS:,} characters.")
+            try:
+                entries = json.loads(text)
+            except ValueError as exc:
+                raise ValueError(
+                    f'{self.label} must be a JSON object such as {{"1234": -100}} '
+                    f"({exc.args[0] if exc.args else 'not JSON'})."
+                ) from None
+            if not isinstance(entries, dict):
+                raise ValueError(
+                    f"{self.label} must be a JSON object of token ids to biases, such as "
+                    '{"1234": -100}.'
+                )
+        limit = accepted.max_items
+        if limit is not None and len(entries) > limit:
+            raise ValueError(
+                f"{self.label}: at most {limit} token ids {where} (got {len(entries)})."
+            )
+        low, high = accepted.minimum, accepted.maximum
+        chosen: dict[str, int] = {}
+        for key, bias in entries.items():
+            token = str(key).strip()
+            digits = token.isascii() and token.isdigit() and len(token) <= 10
+            if not digits or int(token) > TOKEN_ID_MAX:
+                raise ValueError(
+                    f"{self.label}: keys are token ids, whole numbers from 0 to "
+                    f"{TOKEN_ID_MAX:,} (got {str(key)!r})."
+                )
+            whole = isinstance(bias, int | float) and not isinstance(bias, bool)
+            if not whole or not math.isfinite(bias) or not float(bias).is_integer():
+                # The wire takes integers (OpenAI's logit_bias: a map of integers).
+                raise ValueError(
+                    f"{self.label}: the bias of token {token} must be a whole number "
+                    f"(got {bias!r})."
+                )
+            if (low is not None and bias < low) or (high is not None and bias > high):
+                raise ValueError(
+                    f"{self.label}: the bias of token {token} must be {_num(low or 0)}–"
+                    f"{_num(high or 0)} {where} (got {_num(bias)})."
+                )
+            chosen[str(int(token))] = int(bias)
+        return chosen or None  # "{}" is no bias: not set
 
     def _safety(self, value: Any, accepted: Range, where: str) -> dict[str, str]:
         """{HARM_CATEGORY_...: threshold} in the order of `accepted.keys`, from a mapping (stored
@@ -279,6 +347,15 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         "seed", "Seed", "int", "sampling", {"openai": Wire("seed"), "gemini": _config("seed")}
     ),
+    # AI/ML API's logit_bias (docs/PROTOCOLS.md §1): token ids of the model's tokenizer.
+    Parameter(
+        "logit_bias",
+        "Logit bias",
+        "bias",
+        "sampling",
+        {"openai": Wire("logit_bias")},
+        note="-100 bans a token, 100 makes it all but certain",
+    ),
     Parameter(
         "max_tokens",
         "Max tokens",
@@ -334,15 +411,35 @@ PARAMETERS: tuple[Parameter, ...] = (
         note="Checked as JSON Schema before anything is sent.",
         goes_with=("response_format", "json_schema"),
     ),
-    # Not offered: the app shows the first candidate only, so more would be billed, never seen.
+    # Several answers to one request (docs/PROTOCOLS.md §1 `n`, §3 `candidateCount`): the
+    # first streams, each other one is saved beside it as another version of the answer
+    # (docs/ARCHITECTURE.md, "Several candidates"), so nothing billed goes unseen.
     Parameter(
         "candidate_count",
-        "Candidate count",
+        "Candidates",
         "int",
         "output",
-        {"gemini": _config("candidateCount")},
-        note="only the first answer is shown, the others are billed all the same",
-        offered=False,
+        {"openai": Wire("n"), "gemini": _config("candidateCount")},
+        note="each one a version of the answer (1 / 2 ...), all billed",
+    ),
+    # Token log probabilities (docs/PROTOCOLS.md §1, §3), kept with the answer and shown
+    # under it ("Token probabilities").
+    Parameter(
+        "logprobs",
+        "Token probabilities",
+        "bool",
+        "output",
+        {"openai": Wire("logprobs"), "gemini": _config("responseLogprobs")},
+        note=f"Shown under the answer (its first {LOGPROBS_MAX_TOKENS:,} tokens).",
+    ),
+    Parameter(
+        "top_logprobs",
+        "Top alternatives",
+        "int",
+        "output",
+        {"openai": Wire("top_logprobs"), "gemini": _config("logprobs")},
+        note="per token, with Token probabilities on",
+        needs="logprobs",
     ),
     # AI/ML API's OpenAI-format counterpart of a thinking budget (docs/PROTOCOLS.md §1).
     Parameter(
@@ -441,6 +538,13 @@ def validate(
         for other in parameter.excludes:
             if parameter.name in options and other in options:
                 errors[parameter.name] = conflict_message(BY_NAME[other], parameter)
+        needs = parameter.needs
+        if needs is not None and parameter.name in options and needs not in options:
+            errors.setdefault(
+                parameter.name,
+                f"{parameter.label} is sent only with {BY_NAME[needs].label} on: turn it on, "
+                f"or clear {parameter.label}.",
+            )
         if parameter.goes_with is not None and parameter.name in accepted:
             other, value = parameter.goes_with
             partner = BY_NAME[other]

@@ -74,6 +74,13 @@ class ChatRequest:
     options: Mapping[str, Any] = field(default_factory=dict)
     request_id: str = ""
 
+    @property
+    def candidates(self) -> int:
+        """How many answers the request asks for (params "candidate_count"): the first
+        streams as the answer, the others come as `CandidateDelta` events."""
+        count = self.options.get("candidate_count")
+        return count if type(count) is int and count > 1 else 1
+
 
 # --- Events an adapter yields, in order ------------------------------------------------------
 
@@ -157,7 +164,59 @@ class Status:
     text: str
 
 
-Event = ResponseInfo | TextDelta | ReasoningDelta | Usage | Finish | ProviderExtras | Status
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One token of an answer with its log probability and the most likely alternatives at
+    its place (token, log probability), as the upstream reported them, checked
+    (`providers.logprobs`)."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Logprobs:
+    """Token log probabilities of a piece of candidate `index`'s text (0: the answer that
+    streams), when they were asked for (params "logprobs")."""
+
+    tokens: tuple[TokenLogprob, ...]
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateDelta:
+    """Text (or reasoning) of another candidate of the same request (params
+    "candidate_count": AI/ML API's `n`, Gemini's `candidateCount`), by its `index` (1 or more;
+    candidate 0 streams as `TextDelta`). Never mixed into the answer: the run keeps each
+    candidate apart and saves it as another version of the answer."""
+
+    index: int
+    text: str = ""
+    reasoning: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateFinish:
+    """Why another candidate ended (as `Finish`, for candidate `index`)."""
+
+    index: int
+    reason: FinishReason
+    raw: str = ""
+
+
+Event = (
+    ResponseInfo
+    | TextDelta
+    | ReasoningDelta
+    | Usage
+    | Finish
+    | ProviderExtras
+    | Status
+    | Logprobs
+    | CandidateDelta
+    | CandidateFinish
+)
 
 
 # --- Provider data ----------------------------------------------------------------------------

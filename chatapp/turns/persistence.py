@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -74,6 +75,9 @@ class Outcome:
     route: str = ""
     model: str = ""
     own_key: bool = False
+    # The request's other candidates (params "candidate_count"), each saved beside this
+    # answer as another version of it (`candidates_insert`), in their order.
+    candidates: list[Outcome] = field(default_factory=list)
 
 
 def message_finish(*, message_id: uuid.UUID, outcome: Outcome) -> dict[str, Any] | None:
@@ -119,6 +123,47 @@ def message_finish(*, message_id: uuid.UUID, outcome: Outcome) -> dict[str, Any]
         Message, message_id, fields, status_in=Message.ACTIVE_STATUSES
     )
     return fields if updated else None
+
+
+def candidates_insert(*, answer: Message, outcome: Outcome, now: datetime) -> list[Message]:
+    """The request's other candidates as new versions of `answer` (its siblings, under the
+    same parent), in one statement, right after its final save and in the same transaction
+    (docs/ARCHITECTURE.md, "Several candidates"). Each is an ordinary finished answer: its
+    text rendered, its own finish reason, the same route, model, options and upstream ids;
+    no usage, which the streamed answer records once for the whole request (so a budget
+    counts it once). Created just after `now`, one microsecond apart, so the switcher orders
+    them after the streamed one and by their index."""
+    rows = []
+    for position, candidate in enumerate(outcome.candidates, start=1):
+        rows.append(
+            Message(
+                id=uuid.uuid4(),
+                conversation_id=answer.conversation_id,
+                parent_id=answer.parent_id,
+                role=Message.Role.ASSISTANT,
+                status=candidate.status,
+                content=storable_text(candidate.content),
+                content_html=storable_text(candidate.content_html),
+                html_version=candidate.html_version,
+                reasoning=storable_text(candidate.reasoning),
+                error_code=storable_text(candidate.error_code, 64),
+                error_message=storable_text(candidate.error_message),
+                finish_reason=storable_text(candidate.finish_reason, 32),
+                route=answer.route,
+                model=answer.model,
+                request_options=answer.request_options,
+                model_reported=storable_text(outcome.model_reported, 200),
+                upstream_request_id=storable_text(outcome.upstream_request_id, 200),
+                upstream_response_id=storable_text(outcome.upstream_response_id, 200),
+                own_key=outcome.own_key,
+                duration_ms=_count(outcome.duration_ms),
+                provider_extras=storable_json(candidate.provider_extras or {}),
+                created_at=now + timedelta(microseconds=position),
+                finished_at=now,
+            )
+        )
+    sql.insert(rows)
+    return rows
 
 
 def _list_cost(message_id: uuid.UUID, fields: dict[str, Any], outcome: Outcome) -> Decimal | None:

@@ -99,6 +99,11 @@ CONTINUE_INSTRUCTION = (
 )
 
 
+# Not sent to continue an answer: one answer goes on (its other candidates are versions of
+# their own, each continued alone), and it keeps the token probabilities of its first part.
+NOT_CONTINUED = frozenset({"candidate_count", "logprobs", "top_logprobs"})
+
+
 def continuation_request(*, message: Message) -> ChatRequest:
     """The request that continues a partial answer: the thread, the partial answer as the
     model's own turn, and a short instruction. The run appends what comes back to it."""
@@ -107,7 +112,10 @@ def continuation_request(*, message: Message) -> ChatRequest:
         role="assistant", parts=(TextPart(message.content),), extras=message.provider_extras
     )
     instruction = ChatMessage.of_text("user", CONTINUE_INSTRUCTION)
-    return dataclasses.replace(request, messages=(*request.messages, partial, instruction))
+    options = {k: v for k, v in request.options.items() if k not in NOT_CONTINUED}
+    return dataclasses.replace(
+        request, messages=(*request.messages, partial, instruction), options=options
+    )
 
 
 def first_turn_request(*, turn: Turn) -> ChatRequest:

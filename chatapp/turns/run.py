@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 from channels.layers import BaseChannelLayer
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, transaction
 
 from chatapp import rendering
 from chatapp.conversations.models import Message
@@ -39,10 +39,14 @@ from chatapp.providers import provider_for
 from chatapp.providers.base import Provider
 from chatapp.providers.catalog import ROUTE_LABELS
 from chatapp.providers.errors import AuthenticationError, ProviderError
+from chatapp.providers.logprobs import Kept
 from chatapp.providers.types import (
+    CandidateDelta,
+    CandidateFinish,
     ChatRequest,
     Event,
     Finish,
+    Logprobs,
     ProviderExtras,
     ReasoningDelta,
     ResponseInfo,
@@ -54,7 +58,7 @@ from chatapp.providers.types import (
 
 from .fragments import stream_end
 from .pacing import FrameBudget, Pacing
-from .persistence import Outcome, message_checkpoint, message_finish
+from .persistence import Outcome, candidates_insert, message_checkpoint, message_finish
 from .protocol import StreamDelta, StreamEnd, StreamSnapshot, StreamStatus, stream_group
 from .published import PublishedText
 from .workers import INTERRUPTED_MESSAGE
@@ -92,7 +96,10 @@ def _save_final(
     without its row), the row read back."""
     outcome.content_html = rendering.render_markdown(outcome.content) if outcome.content else ""
     outcome.html_version = rendering.RENDERER_VERSION
-    written = message_finish(message_id=message_id, outcome=outcome)
+    if outcome.candidates:
+        written = _save_with_candidates(message_id, outcome, launched)
+    else:
+        written = message_finish(message_id=message_id, outcome=outcome)
     if written is not None and launched is not None:
         message = launched
         for name, value in written.items():
@@ -100,6 +107,25 @@ def _save_final(
     else:
         message = Message.objects.get(pk=message_id)
     return stream_end(message), written is not None
+
+
+def _save_with_candidates(
+    message_id: uuid.UUID, outcome: Outcome, launched: Message | None
+) -> dict[str, Any] | None:
+    """The final save of an answer with other candidates: the answer, then its candidates as
+    versions beside it, in one transaction, so the page that ends the stream (and every
+    reload) shows "1 / n" at once. Nothing is added to an answer another worker ended."""
+    for candidate in outcome.candidates:
+        candidate.content_html = (
+            rendering.render_markdown(candidate.content) if candidate.content else ""
+        )
+        candidate.html_version = rendering.RENDERER_VERSION
+    with transaction.atomic():
+        written = message_finish(message_id=message_id, outcome=outcome)
+        if written is not None:
+            answer = launched if launched is not None else Message.objects.get(pk=message_id)
+            candidates_insert(answer=answer, outcome=outcome, now=written["finished_at"])
+    return written
 
 
 def _detached_copy(message: Message) -> Message:
@@ -111,6 +137,33 @@ def _detached_copy(message: Message) -> Message:
     state.fields_cache = dict(message._state.fields_cache)
     copied.__dict__["_state"] = state
     return copied
+
+
+# Another candidate's text is bounded as an answer is by its model's output limit (65,536
+# tokens at most, some 260,000 characters): an upstream sending more for one is cut here.
+CANDIDATE_MAX_CHARS = 1_000_000
+
+
+class Candidate:
+    """Another candidate of the request as it arrives: its text and reasoning, kept apart
+    from the answer and from each other (grouped by index, never concatenated)."""
+
+    __slots__ = ("finish", "length", "logprobs", "parts", "reasoning")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.reasoning: list[str] = []
+        self.length = 0
+        self.finish: Finish | None = None
+        self.logprobs = Kept()
+
+    def add(self, text: str, reasoning: str) -> None:
+        room = CANDIDATE_MAX_CHARS - self.length
+        if text and room > 0:
+            self.parts.append(text[:room])
+            self.length += min(len(text), room)
+        if reasoning and sum(map(len, self.reasoning)) < CANDIDATE_MAX_CHARS:
+            self.reasoning.append(reasoning)
 
 
 class Run:
@@ -179,6 +232,16 @@ class Run:
         self.usage: Usage | None = None
         self.finish: Finish | None = None
         self.extras: dict[str, Any] = {}
+        # Token log probabilities of the answer, when asked for (bounded: providers.logprobs).
+        self.logprobs: Kept | None = None
+        # The request's other candidates, by index: kept apart, never shown while they come,
+        # saved as versions of this answer at the final save (docs/ARCHITECTURE.md).
+        self.others: dict[int, Candidate] = {}
+        # A continued answer keeps what its first part recorded of these.
+        extras = message.provider_extras if prefix and message is not None else None
+        self._carried = {
+            key: extras[key] for key in ("logprobs", "candidate") if extras and key in extras
+        }
 
         self.started = time.monotonic()
         self.first_token_at: float | None = None
@@ -345,8 +408,9 @@ class Run:
                             dirty.set()
                 return
             except ProviderError as exc:
-                # Once text has been shown, a retry would repeat or contradict it.
-                if self.length or not exc.retryable or attempt >= attempts:
+                # Once text has been shown, a retry would repeat or contradict it; once another
+                # candidate has some, a retry would drop what was billed.
+                if self.length or self.others or not exc.retryable or attempt >= attempts:
                     raise
                 delay = exc.retry_after
                 if delay is None:
@@ -355,6 +419,7 @@ class Run:
                 attempt += 1
                 # Nothing of a failed attempt may stick to the answer of the next one.
                 self.extras, self.usage, self.finish = {}, None, None
+                self.logprobs = None
                 self._reasoning.clear()
                 self._set_status(f"{exc.message} Trying again (attempt {attempt} of {attempts})…")
                 await asyncio.sleep(delay)
@@ -391,6 +456,23 @@ class Run:
             case Status(text=text):
                 self._status_text = text
                 self._changed = True
+            case CandidateDelta(index=index, text=text, reasoning=reasoning):
+                self._other(index).add(text, reasoning)
+            case CandidateFinish(index=index, reason=reason, raw=raw):
+                self._other(index).finish = Finish(reason=reason, raw=raw)
+            case Logprobs(tokens=tokens, index=index):
+                if index:
+                    self._other(index).logprobs.add(tokens)
+                else:
+                    if self.logprobs is None:
+                        self.logprobs = Kept()
+                    self.logprobs.add(tokens)
+
+    def _other(self, index: int) -> Candidate:
+        other = self.others.get(index)
+        if other is None:
+            other = self.others[index] = Candidate()
+        return other
 
     def _set_status(self, text: str) -> None:
         self._status_text = text
@@ -547,7 +629,8 @@ class Run:
             delay = min(delay * 2, 5.0)
 
     def _failure(self, outcome: Outcome) -> Outcome:
-        """The outcome reduced to what cannot be refused: the text, no upstream figures."""
+        """The outcome reduced to what cannot be refused: the text, no upstream figures (nor
+        other candidates, whose values may be what was refused)."""
         return Outcome(
             status=Message.Status.FAILED,
             content=outcome.content,
@@ -564,6 +647,15 @@ class Run:
         if self.finish is not None and self.finish.raw:
             # The neutral reason is stored on the message; the upstream's own word stays here.
             extras["finish_reason"] = self.finish.raw
+        if self.logprobs is not None and (kept := self.logprobs.stored()) is not None:
+            extras["logprobs"] = kept
+        candidates = self._candidate_outcomes(status, fields) if self.others else []
+        if candidates:
+            count = self.request.candidates if self.request is not None else len(candidates) + 1
+            extras["candidate"] = {"index": 0, "of": count}
+        if extras and self._carried:
+            # The extras are written whole (none: the row keeps its own, carried included).
+            extras = {**self._carried, **extras}
         return Outcome(
             status=status,
             content="".join(self._parts),
@@ -580,5 +672,48 @@ class Run:
             route=self.route,
             model=self.request.model if self.request is not None else "",
             own_key=self.own_key is not None,
+            candidates=candidates,
             **fields,
         )
+
+    def _candidate_outcomes(self, status: str, fields: Mapping[str, Any]) -> list[Outcome]:
+        """The other candidates as they are when the answer ends. One that finished is
+        complete with its own finish reason; one cut short shares the answer's ending
+        (stopped, failed, interrupted) and keeps its partial text: Stop loses none of what
+        was billed. One with nothing at all (no text, no finish) is not saved."""
+        count = self.request.candidates if self.request is not None else len(self.others) + 1
+        outcomes = []
+        for index in sorted(self.others):
+            other = self.others[index]
+            if not other.parts and not other.reasoning and other.finish is None:
+                continue
+            extras: dict[str, Any] = {"candidate": {"index": index, "of": count}}
+            if other.finish is not None and other.finish.raw:
+                extras["finish_reason"] = other.finish.raw
+            if (kept := other.logprobs.stored()) is not None:
+                extras["logprobs"] = kept
+            if other.finish is not None:
+                ending: dict[str, Any] = {
+                    "status": Message.Status.COMPLETE,
+                    "finish_reason": other.finish.reason,
+                }
+            elif status == Message.Status.COMPLETE:
+                # The stream ended without this candidate's finish: ended as far as the
+                # upstream is concerned, as an answer's [DONE] without a finish_reason.
+                ending = {"status": status, "finish_reason": ""}
+            else:
+                ending = {
+                    "status": status,
+                    "finish_reason": fields.get("finish_reason", ""),
+                    "error_code": fields.get("error_code", ""),
+                    "error_message": fields.get("error_message", ""),
+                }
+            outcomes.append(
+                Outcome(
+                    content="".join(other.parts),
+                    reasoning="".join(other.reasoning),
+                    provider_extras=extras,
+                    **ending,
+                )
+            )
+        return outcomes

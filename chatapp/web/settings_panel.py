@@ -133,7 +133,7 @@ class SettingsForm(SparseForm):
                         initial[field] = str(value[category])
             elif isinstance(value, list):
                 initial[name] = "\n".join(value)
-            elif isinstance(value, dict):  # a JSON schema, as the person would write it
+            elif isinstance(value, dict):  # a JSON schema or a logit bias, as JSON
                 initial[name] = json.dumps(value, indent=2, ensure_ascii=False)
             elif isinstance(value, bool):
                 initial[name] = "on" if value else ""
@@ -179,7 +179,7 @@ class SettingsForm(SparseForm):
                 items.append(f"{parameter.label} ({len(chosen)} set)")
             else:
                 fields.append((name, values[name]))
-                if parameter.kind == "schema":
+                if parameter.kind in ("schema", "bias"):
                     items.append(parameter.label)
                     continue
                 shown = "on" if parameter.kind == "bool" else values[name].replace("\n", ", ")
@@ -280,7 +280,8 @@ def _control(
         empty = parameter.empty_label or "Model default"
         choices = _choices(value, levels, parameter.choice_labels, empty)
         return common("select", value=value, choices=choices)
-    if parameter.kind == "schema":
+    if parameter.kind in ("schema", "bias"):
+        # JSON typed in a textarea (a schema, a logit bias's object).
         return common("schema", value=value)
     if parameter.kind == "stop":
         return common("stop", value=value)

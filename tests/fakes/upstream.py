@@ -73,6 +73,7 @@ __all__ = [
     "Reply",
     "Stall",
     "Text",
+    "TokenProb",
     "Usage",
     "bare_json",
     "chunks",
@@ -111,6 +112,14 @@ class Text:
     index: int = 0
     stamp: bool = False
     signature: str | None = None
+    # Token log probabilities sent with this piece: (token, logprob, ((alternative, logprob),
+    # ...)) each, as `choices[].logprobs.content` (OpenAI) or the candidate's
+    # `logprobsResult` (Gemini).
+    logprobs: Sequence[TokenProb] = ()
+
+
+# One token's log probability with its top alternatives, for `Text(logprobs=...)`.
+TokenProb = tuple[str, float, Sequence[tuple[str, float]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +270,8 @@ class Reply:
     "json" always answers one JSON body (as servers that ignore `stream` do).
     `usage`: "auto" derives figures from the request and the steps; None sends no usage.
     `finish`: the finish_reason of every choice, or None for no finish chunk at all.
+    `finishes`: the finish_reason of single choices (candidates) by index, over `finish`;
+    None there: that one never finishes.
     `done`: whether `data: [DONE]` ends the stream.
     `before_headers`: control steps (Delay, Gate, Stall, Drop) run before the response head
     is sent, e.g. to hold the client before the first byte.
@@ -281,6 +292,7 @@ class Reply:
     model: str | None = None
     usage: Usage | Literal["auto"] | None = "auto"
     finish: str | None = "stop"
+    finishes: Mapping[int, str | None] = field(default_factory=dict)
     done: bool = True
     stream_mode: Literal["auto", "sse", "json"] = "auto"
     inference_id: str | None = None
@@ -300,6 +312,21 @@ class Reply:
     def text(cls, text: str, **kwargs: Any) -> Reply:
         """A reply streaming `text` one word per chunk."""
         return cls(words(text), **kwargs)
+
+    @classmethod
+    def candidates(cls, *texts: str, **kwargs: Any) -> Reply:
+        """A reply with one choice (candidate) per text, their words interleaved by index
+        (0, 1, 0, 1, ...), as an upstream streams several answers at once."""
+        pieces = [
+            [dataclasses.replace(t, index=i) for t in words(text)] for i, text in enumerate(texts)
+        ]
+        steps: list[Step] = []
+        for position in range(max(map(len, pieces), default=0)):
+            steps.extend(p[position] for p in pieces if position < len(p))
+        return cls(steps, **kwargs)
+
+    def finish_of(self, index: int) -> str | None:
+        return self.finishes.get(index, self.finish)
 
 
 @dataclass(frozen=True)
@@ -628,6 +655,7 @@ class _Turn:
         "created",
         "extras",
         "inference_id",
+        "logprobs",
         "model",
         "reasoning",
         "reasoning_steps",
@@ -650,6 +678,7 @@ class _Turn:
         self.texts: dict[int, list[str]] = {}
         self.reasoning: dict[int, list[str]] = {}
         self.extras: dict[int, dict[str, Any]] = {}
+        self.logprobs: dict[int, list[TokenProb]] = {}
         self.text_steps = 0
         self.reasoning_steps = 0
 
@@ -657,6 +686,8 @@ class _Turn:
         if isinstance(step, Text):
             self.texts.setdefault(step.index, []).append(step.text)
             self.text_steps += 1
+            if step.logprobs:
+                self.logprobs.setdefault(step.index, []).extend(step.logprobs)
             if step.signature is not None:
                 google = {"google": {"thought_signature": step.signature}}
                 _deep_merge(self.extras.setdefault(step.index, {}), google)
@@ -677,6 +708,34 @@ def _deep_merge(target: dict[str, Any], new: Mapping[str, Any]) -> None:
             _deep_merge(target[key], value)
         else:
             target[key] = json.loads(json.dumps(value)) if isinstance(value, Mapping) else value
+
+
+def openai_logprobs(tokens: Sequence[TokenProb]) -> dict[str, Any]:
+    """A choice's `logprobs` object, as OpenAI's ChatCompletionTokenLogprob lists it."""
+
+    def entry(token: str, logprob: float) -> dict[str, Any]:
+        return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+    return {
+        "content": [
+            {**entry(token, logprob), "top_logprobs": [entry(a, lp) for a, lp in top]}
+            for token, logprob, top in tokens
+        ],
+        "refusal": None,
+    }
+
+
+def gemini_logprobs(tokens: Sequence[TokenProb]) -> dict[str, Any]:
+    """A candidate's `logprobsResult`: the chosen token and the top candidates of each step."""
+    return {
+        "topCandidates": [
+            {"candidates": [{"token": a, "logProbability": lp} for a, lp in top]}
+            for _, _, top in tokens
+        ],
+        "chosenCandidates": [
+            {"token": token, "logProbability": logprob} for token, logprob, _ in tokens
+        ],
+    }
 
 
 def sse_event(value: Any) -> bytes:
@@ -818,13 +877,20 @@ class OpenAIChatRenderer(Renderer):
             delta = {"extra_content": dict(step.data)}
         else:
             raise TypeError(f"not a content step: {step!r}")
-        return self._chunk(turn, [self._choice(step.index, delta)])
+        choice = self._choice(step.index, delta)
+        if isinstance(step, Text) and step.logprobs:
+            choice["logprobs"] = openai_logprobs(step.logprobs)
+        return self._chunk(turn, [choice])
 
     def close(self, turn: _Turn) -> bytes:
         reply = turn.reply
         out = []
-        if reply.finish is not None:
-            finish = [self._choice(i, {}, reply.finish) for i in turn.indexes]
+        finish = [
+            self._choice(i, {}, reply.finish_of(i))
+            for i in turn.indexes
+            if reply.finish_of(i) is not None
+        ]
+        if finish:
             out.append(self._chunk(turn, finish))
         usage, meta = self._usage(turn)
         if usage is not None or meta is not None:
@@ -888,8 +954,10 @@ class OpenAIChatRenderer(Renderer):
                 {
                     "index": index,
                     "message": message,
-                    "logprobs": None,
-                    "finish_reason": turn.reply.finish,
+                    "logprobs": openai_logprobs(turn.logprobs[index])
+                    if index in turn.logprobs
+                    else None,
+                    "finish_reason": turn.reply.finish_of(index),
                 }
             )
         body: dict[str, Any] = {
@@ -1023,8 +1091,9 @@ class GeminiRenderer(Renderer):
     # -- pieces of a response --
 
     @staticmethod
-    def _finish(reply: Reply) -> str | None:
-        return None if reply.finish is None else _GEMINI_FINISH.get(reply.finish, reply.finish)
+    def _finish(reply: Reply, index: int = 0) -> str | None:
+        finish = reply.finish_of(index)
+        return None if finish is None else _GEMINI_FINISH.get(finish, finish)
 
     @staticmethod
     def _part(step: Step) -> dict[str, Any] | None:
@@ -1082,8 +1151,11 @@ class GeminiRenderer(Renderer):
         response["responseId"] = turn.response_id
         return response
 
-    def _ending(self, candidate: dict[str, Any], reply: Reply) -> dict[str, Any]:
-        candidate["finishReason"] = self._finish(reply)
+    def _ending(self, candidate: dict[str, Any], reply: Reply, index: int = 0) -> dict[str, Any]:
+        finish = self._finish(reply, index)
+        if finish is None:
+            return candidate
+        candidate["finishReason"] = finish
         if reply.safety_ratings:
             candidate["safetyRatings"] = [dict(r) for r in reply.safety_ratings]
         return candidate
@@ -1102,7 +1174,7 @@ class GeminiRenderer(Renderer):
         self._planned = True
         reply = turn.reply
         content = [i for i, s in enumerate(reply.steps) if isinstance(s, _CONTENT_STEPS)]
-        if reply.finish is None or reply.blocked or not content:
+        if reply.finish_of(0) is None or reply.blocked or not content:
             return
         if any(reply.steps[i].index != 0 for i in content):
             return
@@ -1124,6 +1196,8 @@ class GeminiRenderer(Renderer):
             "content": {"parts": [part], "role": "model"},
             "index": step.index,
         }
+        if isinstance(step, Text) and step.logprobs:
+            candidate["logprobsResult"] = gemini_logprobs(step.logprobs)
         last = self._content_steps == self._finish_on
         if last:
             self._ending(candidate, turn.reply)
@@ -1135,14 +1209,15 @@ class GeminiRenderer(Renderer):
         reply = turn.reply
         if reply.blocked:
             return sse_event(self._blocked(turn))
-        if self._finish_on is not None or reply.finish is None:
+        ending = [index for index in turn.indexes if reply.finish_of(index) is not None]
+        if self._finish_on is not None or not ending:
             return b""
         candidates = []
-        for index in turn.indexes:
+        for index in ending:
             candidate: dict[str, Any] = {"index": index}
             if index in turn.texts or index in turn.reasoning:
                 candidate["content"] = {"parts": [{"text": ""}], "role": "model"}
-            candidates.append(self._ending(candidate, reply))
+            candidates.append(self._ending(candidate, reply, index))
         return sse_event(self._response(turn, candidates, final=True))
 
     # -- one JSON body --
@@ -1179,8 +1254,9 @@ class GeminiRenderer(Renderer):
                 parts = self._whole_parts(reply, index)
                 if parts:
                     candidate["content"] = {"parts": parts, "role": "model"}
-                if reply.finish is not None:
-                    self._ending(candidate, reply)
+                if index in turn.logprobs:
+                    candidate["logprobsResult"] = gemini_logprobs(turn.logprobs[index])
+                self._ending(candidate, reply, index)
                 candidates.append(candidate)
             body = self._response(turn, candidates, final=True)
         if self.match.groupdict().get("method") == "streamGenerateContent":

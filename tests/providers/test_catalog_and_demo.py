@@ -8,7 +8,14 @@ import pytest
 
 from chatapp.providers import catalog
 from chatapp.providers.demo import DemoProvider, demo_answer
-from chatapp.providers.types import ChatMessage, ChatRequest, Finish, TextDelta
+from chatapp.providers.types import (
+    CandidateDelta,
+    CandidateFinish,
+    ChatMessage,
+    ChatRequest,
+    Finish,
+    TextDelta,
+)
 
 SEED_IDS = [
     "gemini-1.5-pro",
@@ -131,3 +138,22 @@ def test_demo_is_deterministic_labelled_and_honours_max_tokens():
     )
     assert sum(isinstance(e, TextDelta) for e in short) == 5
     assert next(e for e in short if isinstance(e, Finish)).reason == "length"
+
+
+def test_the_demo_answers_each_other_candidate_with_another_seed_and_has_no_probabilities():
+    provider = DemoProvider(alias="demo", first_token_delay=0, token_delay=0)
+    request = ChatRequest(
+        model="demo", messages=(ChatMessage.of_text("user", "Hi"),), options={"candidate_count": 3}
+    )
+    events = _run(provider, request)
+    others = [e for e in events if isinstance(e, CandidateDelta)]
+    assert [(e.index, e.text) for e in others] == [
+        (1, demo_answer("Hi", 1)),
+        (2, demo_answer("Hi", 2)),
+    ]
+    assert [e.index for e in events if isinstance(e, CandidateFinish)] == [1, 2]
+    assert isinstance(events[-1], Finish)
+    demo = catalog.find_model("demo", "demo")
+    assert demo is not None
+    assert "candidate_count" in demo.ranges
+    assert "logprobs" not in demo.ranges

@@ -375,7 +375,7 @@ def test_stop_sequences_five_for_gemini_four_for_openai(all_routes: None) -> Non
             "Temperature must be 0–2 for Gemini 2.5 Flash",
         ),
         ("gemini:gemini-2.5-flash", "top_k", "65", "Top K must be 1–64 for Gemini 2.5 Flash"),
-        ("gemini:gemini-2.5-flash", "candidate_count", "9", "Candidate count must be 1–8"),
+        ("gemini:gemini-2.5-flash", "candidate_count", "5", "Candidates must be 1–4"),
         ("gemini:gemini-2.5-flash", "seed", "-1", "Seed must be 0–2147483647"),
         ("gemini:gemini-2.5-flash", "max_tokens", "65537", "Max tokens must be 1–65536"),
         (

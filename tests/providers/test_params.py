@@ -71,15 +71,13 @@ def test_parameter_names_are_unique_and_excluded_names_exist():
 
 @pytest.mark.parametrize("empty", [None, "", "   ", "\n", [], ["", ""], {}])
 def test_an_empty_value_means_not_set_even_for_a_parameter_the_model_lacks(empty):
-    assert check({"temperature": empty, "candidate_count": empty}) == ({}, {})
+    assert check({"temperature": empty, "logprobs": empty}) == ({}, {})
 
 
 def test_a_parameter_the_model_does_not_accept_is_an_error_naming_the_model():
-    options, errors = check({"temperature": "0.5", "candidate_count": "2"})
+    options, errors = check({"temperature": "0.5", "logit_bias": '{"1": 5}'})
     assert options == {"temperature": 0.5}
-    assert errors == {
-        "candidate_count": "Test Model 1 does not accept Candidate count; leave it empty."
-    }
+    assert errors == {"logit_bias": "Test Model 1 does not accept Logit bias; leave it empty."}
 
 
 def test_options_come_back_typed_in_registry_order_whatever_order_they_came_in():
@@ -310,7 +308,7 @@ def test_a_thinking_config_and_other_config_share_the_generation_config():
 
 
 def test_options_without_a_place_in_the_format_are_never_sent():
-    assert wire_fields({"top_k": 40, "candidate_count": 2}, "openai") == {}
+    assert wire_fields({"top_k": 40, "thinking_budget": 2}, "openai") == {}
     assert wire_fields({"max_completion_tokens": 100}, "gemini") == {}
     assert wire_fields({"unknown_option": 1, "temperature": None}, "openai") == {}
 

@@ -38,6 +38,8 @@ def sample(parameter: Parameter, accepted: Range) -> Any:
             return {accepted.keys[0]: accepted.choices[0]}
         case "schema":
             return '{"type": "object", "properties": {"a": {"type": "string"}}}'
+        case "bias":
+            return '{"1234": -100, "42": 5}'
     if accepted.maximum is not None:
         return str(accepted.maximum)
     return str(accepted.minimum if accepted.minimum is not None else 1)

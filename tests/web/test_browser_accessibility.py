@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import BROWSER_TEST, PASSWORD, expect, log_in, open_settings, send
+from tests.conftest import (
+    BROWSER_TEST,
+    PASSWORD,
+    expect,
+    log_in,
+    open_settings,
+    send,
+    settings_saved,
+)
 from tests.fakes.upstream import Reply, Text
 
 try:
@@ -83,6 +91,22 @@ def test_versions_edit_the_model_menu_and_the_confirmation_have_no_serious_viola
     page.keyboard.press("Escape")
     page.locator("article.msg-user").get_by_role("button", name="Delete turn").click()
     expect(page.get_by_role("dialog", name="Are you sure?")).to_be_visible()
+    assert serious(page) == []
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_token_probabilities_open_have_no_serious_violation(page, aimlapi, scheme):
+    page.emulate_media(color_scheme=scheme)
+    log_in(page)
+    open_settings(page)
+    with settings_saved(page):
+        page.get_by_label("Token probabilities").check()
+    probs = [(" Hi", -0.2, [(" Hi", -0.2), ("\n", -2.0)]), ("!", -0.01, [])]
+    aimlapi.enqueue(Reply([Text(" Hi", logprobs=probs[:1]), Text("!", logprobs=probs[1:])]))
+    send(page, "Greet me")
+    done = page.locator("article.msg-assistant:not(.msg-active)")
+    done.locator("details.msg-logprobs summary").click()
+    expect(done.get_by_role("list", name="Tokens")).to_be_visible()
     assert serious(page) == []
 
 

@@ -288,3 +288,31 @@ def test_an_answer_asked_for_as_json_that_is_not_json_is_shown_as_text_and_said_
 def test_an_answer_asked_for_as_text_has_no_json_badge():
     parsed = render(answer(content='{"n": 1}', finish_reason="stop"))
     assert "json-badge" not in parsed.by_class
+
+
+# --- Candidates and token probabilities --------------------------------------------------------
+
+
+def test_each_candidate_says_which_it_is_and_where_its_usage_was_counted():
+    first = render(answer(content="A", provider_extras={"candidate": {"index": 0, "of": 2}}))
+    assert first.text("meta-candidate") == "candidate 1 of 2 · usage for all 2"
+    second = render(answer(content="B", provider_extras={"candidate": {"index": 1, "of": 2}}))
+    assert second.text("meta-candidate") == "candidate 2 of 2 · usage counted on candidate 1"
+    odd = render(answer(content="C", provider_extras={"candidate": {"index": 5, "of": 2}}))
+    assert "meta-candidate" not in odd.by_class
+
+
+def test_token_probabilities_are_a_closed_disclosure_of_escaped_tokens():
+    stored = {
+        "tokens": [["<b>", -0.105, [["Hello", -2.3]]], [" ", 0.0, []]],
+        "dropped": 3,
+    }
+    parsed = render(answer(content="<b> ", provider_extras={"logprobs": stored}))
+    assert ("details", {"class": "msg-logprobs"}) in parsed.tags
+    assert parsed.text("logprobs-note").startswith("2 tokens shown, 3 more not kept")
+    assert parsed.text("logprobs-list") == "<b> 90.0% Hello 10.0% ␣ 100%"
+    assert ("b", {}) not in parsed.tags  # the token is text, never markup
+
+
+def test_an_answer_without_token_probabilities_has_no_such_section():
+    assert "msg-logprobs" not in render(answer(content="x", finish_reason="stop")).by_class

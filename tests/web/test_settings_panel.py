@@ -145,6 +145,9 @@ def test_each_route_shows_the_options_its_model_accepts_in_the_registrys_groups(
         "stop",
         "response_format",
         "json_schema",
+        "candidate_count",
+        "logprobs",
+        "top_logprobs",
         "reasoning_effort",
     ]
     assert groups_shown(html) == ["Sampling", "Length", "Output", "Thinking"]
@@ -153,7 +156,7 @@ def test_each_route_shows_the_options_its_model_accepts_in_the_registrys_groups(
     conversation.route, conversation.model = "gemini", "gemini-2.5-flash"
     conversation.save()
     html = page(user_client, conversation)
-    # Candidate count is not offered: only the first candidate is shown (params.PARAMETERS).
+    # Each candidate becomes a version of the answer; Google's 2.5 Flash returns logprobs.
     assert params_shown(html) == [
         "temperature",
         "top_p",
@@ -165,6 +168,9 @@ def test_each_route_shows_the_options_its_model_accepts_in_the_registrys_groups(
         "stop",
         "response_format",
         "json_schema",
+        "candidate_count",
+        "logprobs",
+        "top_logprobs",
         "thinking_budget",
         "safety_settings",
     ]
@@ -184,6 +190,7 @@ def test_each_route_shows_the_options_its_model_accepts_in_the_registrys_groups(
         "stop",
         "response_format",
         "json_schema",
+        "candidate_count",
         "thinking_level",
     ]
     assert "Route: <strong>Segmind</strong>. Segmind may ignore these settings" in html
@@ -207,7 +214,7 @@ def test_labels_keep_their_accessible_names_and_controls_fit_their_kind(user_cli
         "presence_penalty": "Presence penalty",
         "stop": "Stop sequences",
         "seed": "Seed",
-        "candidate_count": "Candidate count",
+        "candidate_count": "Candidates",
         "response_format": "Response format",
         "json_schema": "JSON schema",
         "thinking_level": "Thinking level",
@@ -242,8 +249,10 @@ def test_labels_keep_their_accessible_names_and_controls_fit_their_kind(user_cli
         "OFF",
     ]
     assert harassment[0]["label"] == "Google's default"
-    # A candidate count already set stays visible, saying what it does.
-    assert "only the first answer is shown" in parsed.text("hint-candidate_count")
+    # The candidate count says its range and what each candidate becomes.
+    assert parsed.text("hint-candidate_count") == (
+        "1–4; each one a version of the answer (1 / 2 ...), all billed"
+    )
 
 
 def test_thinking_budget_takes_minus_one_so_it_is_not_a_numeric_keypad(user_client, conversation):
@@ -577,3 +586,40 @@ async def async_user_client(user: Any) -> AsyncClient:
     client = AsyncClient()
     await sync_to_async(client.force_login)(user)
     return client
+
+
+LEGACY = "aimlapi:gemini-1.5-flash"
+
+
+def test_a_logit_bias_is_a_json_textarea_saved_typed_and_shown_again_as_json(
+    user_client, conversation
+):
+    conversation.route, conversation.model = "aimlapi", "gemini-1.5-flash"
+    conversation.save()
+    html = post(
+        user_client,
+        settings_url(conversation),
+        {"model": LEGACY, "options_for": LEGACY, "logit_bias": '{"1234": -100, "42": 5}'},
+        trigger="logit_bias",
+    )
+    assert "Saved." in html
+    conversation.refresh_from_db()
+    assert conversation.settings == {"logit_bias": {"1234": -100, "42": 5}}
+    parsed = Controls(page(user_client, conversation))
+    assert parsed.controls["logit_bias"]["tag"] == "textarea"
+    assert parsed.label_of("logit_bias") == "Logit bias"
+    assert "&quot;1234&quot;: -100" in page(user_client, conversation)
+
+
+def test_a_logit_bias_past_its_limit_is_marked_and_nothing_is_saved(user_client, conversation):
+    conversation.route, conversation.model = "aimlapi", "gemini-1.5-flash"
+    conversation.save()
+    html = post(
+        user_client,
+        settings_url(conversation),
+        {"model": LEGACY, "options_for": LEGACY, "logit_bias": '{"7": 101}'},
+        trigger="logit_bias",
+    )
+    assert "the bias of token 7 must be -100–100 for Gemini 1.5 Flash on AI/ML API" in html
+    conversation.refresh_from_db()
+    assert conversation.settings == {}

@@ -46,8 +46,11 @@ from ..errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from ..logprobs import from_gemini
 from ..params import WireFormat
 from ..types import (
+    CandidateDelta,
+    CandidateFinish,
     ChatMessage,
     ChatRequest,
     Ending,
@@ -55,6 +58,7 @@ from ..types import (
     Finish,
     FinishReason,
     ImagePart,
+    Logprobs,
     ProviderExtras,
     ReasoningDelta,
     ResponseInfo,
@@ -341,7 +345,8 @@ def option_fields(options: Mapping[str, Any]) -> dict[str, Any]:
 
 class ResponseReader:
     """Events from `GenerateContentResponse` objects: stream chunks fed one by one, or one
-    whole body. Only candidate 0 is read (candidateCount > 1 gives other, separate answers).
+    whole body. Candidate 0 is the answer; with candidateCount > 1 the others are separate
+    answers, each read apart by its index as `CandidateDelta`/`CandidateFinish` events.
 
     What it yields as `ProviderExtras` (cumulative, so a shallow or deep merge ends the same):
     - `gemini`: `{route, model, parts: [...]}` - signed parts to echo on later turns;
@@ -349,10 +354,13 @@ class ResponseReader:
     - `prompt_feedback` as sent (block reason and the prompt's safety ratings).
     """
 
-    def __init__(self, *, route: str, model: str, errors: ErrorMapper) -> None:
+    def __init__(self, *, route: str, model: str, errors: ErrorMapper, candidates: int = 1) -> None:
         self.route = route
         self.model = model
         self.errors = errors
+        # candidateCount asked for: candidates 1.. of it come as CandidateDelta events.
+        self.candidates = candidates
+        self.finished: set[int] = set()  # the other candidates that have ended
         self.info_sent = False
         self.length = 0  # characters of answer text so far
         self.finish: str | None = None
@@ -418,8 +426,15 @@ class ResponseReader:
         candidates = response.get("candidates")
         if isinstance(candidates, list):
             for candidate in candidates:
-                if type(candidate) is dict and candidate.get("index", 0) == 0:
+                if type(candidate) is not dict:
+                    continue
+                # JSON from protobuf leaves out a zero: candidate 0 often has no index.
+                index = candidate.get("index", 0)
+                if index == 0:
                     changed |= self._candidate(candidate, events)
+                elif type(index) is int and 0 < index < self.candidates:
+                    # Another answer of the same request, by its index; never mixed in.
+                    self._other(index, candidate, events)
         elif isinstance(response.get("choices"), list):
             self._choices(response, events)
         feedback = response.get("promptFeedback")
@@ -467,6 +482,11 @@ class ResponseReader:
             else:
                 events.append(TextDelta(text))
                 self.length += len(text)
+        result = candidate.get("logprobsResult")
+        if result:
+            tokens = from_gemini(result)
+            if tokens:
+                events.append(Logprobs(tokens))
         reason = candidate.get("finishReason")
         if isinstance(reason, str) and reason:
             self.finish = reason
@@ -480,6 +500,32 @@ class ResponseReader:
                 self.extras[key] = json_copy(value)
                 changed = True
         return changed
+
+    def _other(self, index: int, candidate: dict[str, Any], events: list[Event]) -> None:
+        """Candidate `index` (1 or more): its text and thoughts, log probabilities and finish.
+        Its thought signatures and ratings are not kept: a later turn sends a text answer
+        without signatures, which Gemini accepts."""
+        content = candidate.get("content")
+        parts = content.get("parts") if isinstance(content, dict) else None
+        text: list[str] = []
+        thoughts: list[str] = []
+        for part in parts if isinstance(parts, list) else ():
+            piece = part.get("text") if type(part) is dict else None
+            if isinstance(piece, str) and piece:
+                (thoughts if part.get("thought") is True else text).append(piece)
+        if text or thoughts:
+            events.append(CandidateDelta(index, "".join(text), "".join(thoughts)))
+        result = candidate.get("logprobsResult")
+        if result:
+            tokens = from_gemini(result)
+            if tokens:
+                events.append(Logprobs(tokens, index))
+        reason = candidate.get("finishReason")
+        if isinstance(reason, str) and reason and index not in self.finished:
+            self.finished.add(index)
+            known = FINISH_REASONS.get(reason)
+            neutral = known[0] if known else _OPENAI_FINISH_REASONS.get(reason, "other")
+            events.append(CandidateFinish(index, neutral, reason))
 
     def _choices(self, body: dict[str, Any], events: list[Event]) -> None:
         """Segmind's older OpenAI-style body: `choices[0].message.content`."""
@@ -791,7 +837,9 @@ class NativeProvider(Provider):
         return build_contents(request.messages, route=self.alias, model=request.model)
 
     def reader(self, request: ChatRequest, errors: ErrorMapper) -> ResponseReader:
-        return ResponseReader(route=self.alias, model=request.model, errors=errors)
+        return ResponseReader(
+            route=self.alias, model=request.model, errors=errors, candidates=request.candidates
+        )
 
     def error_mapper(self) -> ErrorMapper:
         return ErrorMapper(self.redact, segmind=self.segmind)

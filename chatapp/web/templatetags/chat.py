@@ -12,7 +12,7 @@ from django.utils.safestring import SafeString
 
 from chatapp import rendering
 from chatapp.conversations.models import Message
-from chatapp.providers import catalog, endings, prices, structured
+from chatapp.providers import catalog, endings, logprobs, prices, structured
 from chatapp.providers.gemini import safety
 from chatapp.providers.types import Ending
 from chatapp.turns.access import stream_pass
@@ -75,6 +75,26 @@ def safety_report(message: Message) -> safety.SafetyReport | None:
     return safety.report(message.provider_extras)
 
 
+@register.simple_tag
+def token_probabilities(message: Message) -> logprobs.Report | None:
+    """What the "Token probabilities" disclosure under an answer shows (None: nothing)."""
+    return logprobs.report(message.provider_extras)
+
+
+def _candidate(message: Message) -> str:
+    """Which candidate of its request an answer is, and where the request's usage is."""
+    extras = message.provider_extras if isinstance(message.provider_extras, dict) else {}
+    candidate = extras.get("candidate")
+    if not isinstance(candidate, dict):
+        return ""
+    index, count = candidate.get("index"), candidate.get("of")
+    if type(index) is not int or type(count) is not int or not 0 <= index < count:
+        return ""
+    if index == 0:
+        return f"candidate 1 of {count} · usage for all {count}"
+    return f"candidate {index + 1} of {count} · usage counted on candidate 1"
+
+
 @register.filter
 def route_label(route: str) -> str:
     return catalog.ROUTE_LABELS.get(route, route)
@@ -114,6 +134,8 @@ def message_meta(message: Message) -> list[tuple[str, str]]:
         items.append(("ttft", f"first token {_seconds(message.ttft_ms)}"))
     if message.duration_ms is not None:
         items.append(("duration", _seconds(message.duration_ms)))
+    if candidate := _candidate(message):
+        items.append(("candidate", candidate))
     if message.finish_reason:
         items.append(("finish", _ending(message).label))
     return items
