@@ -6,7 +6,9 @@ says only which parameters it takes and within which range. Ranges are the upstr
 an explicit max_tokens (the upstream default of 512 cuts answers), current ids (2.x/3.x) take
 top_p 0.01–1, seed ≥ 1 and max_completion_tokens, and at most 4 stop sequences. The
 Gemini-native routes (§2 Segmind, §3 Google) take up to 5 stop sequences, top_k, structured
-output (JSON, or JSON matching a schema), a thinking budget (2.5) or level (3) and, on Google, a candidate count and safety settings.
+output (JSON, or JSON matching a schema), a thinking budget (2.5) or level (3) and, on Google, a
+candidate count, safety settings and the built-in tools (Google Search, URL context, code
+execution).
 Validation (`validate_options`) happens before any network I/O, and every message names the
 limit and the model.
 """
@@ -44,6 +46,8 @@ ROUTE_NOTES = {
 SEED_MAX = 2**63 - 1
 # The structured-output formats (params "response_format"): JSON mode, JSON matching a schema.
 STRUCTURED = ("json", "json_schema")
+# Gemini's built-in tools, each a switch (params "google_search", ...).
+TOOLS = ("google_search", "url_context", "code_execution")
 # Gemini's seed and counts are int32 on the wire.
 GEMINI_INT_MAX = 2**31 - 1
 
@@ -166,6 +170,10 @@ def _gemini_ranges(
         ranges["top_k"] = Range(1, 64)
         ranges["candidate_count"] = Range(1, 8)
         ranges["safety_settings"] = Range(choices=tuple(THRESHOLDS), keys=HARM_CATEGORIES)
+        if not legacy:
+            # Gemini's built-in tools (docs/PROTOCOLS.md §3b), Gemini 2.x and later; not on
+            # Segmind, whose envelope has no place for `tools`.
+            ranges.update({tool: Range() for tool in TOOLS})
     return {**ranges, **thinking}
 
 
