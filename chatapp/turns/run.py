@@ -39,6 +39,7 @@ from chatapp.providers import provider_for
 from chatapp.providers.base import Provider
 from chatapp.providers.catalog import ROUTE_LABELS
 from chatapp.providers.errors import AuthenticationError, ProviderError
+from chatapp.providers.gemini import tools as gemini_tools
 from chatapp.providers.types import (
     ChatRequest,
     Event,
@@ -90,7 +91,13 @@ def _save_final(
     `stream.end` frame from the row as saved: the row the run was launched with and the
     values just written, or, if another worker ended it first (or the run was launched
     without its row), the row read back."""
-    outcome.content_html = rendering.render_markdown(outcome.content) if outcome.content else ""
+    # Citations of a grounded answer are marked in its HTML (providers/gemini/tools.py).
+    marks = gemini_tools.citations(outcome.provider_extras)
+    outcome.content_html = (
+        rendering.render_markdown(outcome.content, marks, anchor=gemini_tools.anchor(message_id))
+        if outcome.content
+        else ""
+    )
     outcome.html_version = rendering.RENDERER_VERSION
     written = message_finish(message_id=message_id, outcome=outcome)
     if written is not None and launched is not None:
