@@ -562,6 +562,9 @@ class Run:
         now = time.monotonic()
         fields.setdefault("upstream_request_id", None)
         extras = dict(self.extras)
+        if self._prefix and extras:
+            # A continuation's offsets count from what it sent; the answer starts before it.
+            extras = gemini_tools.shifted(extras, len(self._prefix))
         if self.finish is not None and self.finish.raw:
             # The neutral reason is stored on the message; the upstream's own word stays here.
             extras["finish_reason"] = self.finish.raw

@@ -14,6 +14,10 @@ from asgiref.sync import sync_to_async
 
 from chatapp.models import Message
 from chatapp.turns.fragments import message_fragment, stream_end
+from chatapp.turns.manager import manager
+from chatapp.turns.requests import continuation_request
+from chatapp.turns.services import turn_continue
+from chatapp.turns.workers import WORKER_ID
 from tests.conftest import API_KEY, reload_message, start_turn, wait_for_run
 from tests.fakes import upstream as up
 from tests.fakes.gemini_schema import validate_recorded
@@ -182,3 +186,35 @@ async def test_code_run_by_the_model_is_kept_as_fences_and_replayed_as_its_parts
         ],
     }
     assert f'"thoughtSignature":"{SIG}"'.encode() in google.last_request.body
+
+
+async def test_a_continued_answers_markers_land_on_the_text_the_continuation_wrote(
+    google, run_manager, user
+) -> None:
+    google.enqueue(up.Reply([up.Text("Bern liegt an der Aare. "), up.Drop()]))
+    first = await run_turn(user, "Wo liegt Bern?", options={"google_search": "on"})
+    assert (first.status, first.content) == (Message.Status.FAILED, "Bern liegt an der Aare. ")
+
+    more = "Sie ist im Sommer grün."
+    google.enqueue(
+        up.Reply(
+            [up.Text(more)],
+            grounding=up.grounding_metadata(
+                more, [(more, [0])], sources=[("aare.ch", "https://r.example/aare")]
+            ),
+        )
+    )
+    answer = await sync_to_async(turn_continue)(message=first, worker_id=WORKER_ID)
+    await manager().launch(
+        message_id=answer.id,
+        route=answer.route,
+        request=lambda: continuation_request(message=answer),
+        prefix=answer.content,
+    )
+    await wait_for_run(answer.id)
+    continued = await reload_message(answer.id)
+    assert continued.content == "Bern liegt an der Aare. " + more
+    assert continued.provider_extras["grounding"]["citations"] == [
+        {"at": len(continued.content), "sources": [1]}
+    ]
+    assert f'grün.<sup class="cite">[<a href="#m-{answer.id}-source-1"' in continued.content_html

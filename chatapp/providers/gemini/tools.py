@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 
 from chatapp import rendering
 
+from ..types import json_copy
+
 # Bounds on what is kept of the metadata (docs/PROTOCOLS.md §3b); past them the rest is
 # dropped, never an error.
 QUERIES_MAX = 20
@@ -361,6 +363,23 @@ def citations(extras: Any) -> list[rendering.Citation]:
     return marks
 
 
+def shifted(extras: Mapping[str, Any], by: int) -> dict[str, Any]:
+    """The extras of a continuation, whose offsets count from the start of what it sent, as
+    offsets of the whole answer: the run appends what comes back to the `by` characters the
+    answer had. The recorded parts (`gemini.parts`) and the citations move; nothing else
+    holds an offset."""
+    moved = json_copy(extras)
+    gemini = moved.get("gemini")
+    for part in _list(gemini.get("parts")) if isinstance(gemini, dict) else ():
+        if isinstance(part, dict) and type(part.get("at")) is int:
+            part["at"] += by
+    found = moved.get("grounding")
+    for item in _list(found.get("citations")) if isinstance(found, dict) else ():
+        if isinstance(item, dict) and type(item.get("at")) is int:
+            item["at"] += by
+    return moved
+
+
 def anchor(message_id: object) -> str:
     """The prefix of the ids a message's sources carry, and its citations link to."""
     return f"m-{message_id}"
@@ -384,5 +403,6 @@ __all__ = [
     "report",
     "safe_url",
     "searched",
+    "shifted",
     "url_context",
 ]
