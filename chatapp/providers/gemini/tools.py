@@ -94,9 +94,8 @@ def code_fence(part: Mapping[str, Any]) -> str | None:
     code = part.get("executableCode")
     if isinstance(code, Mapping):
         language = str(code.get("language") or "").lower()
+        # PYTHON, the one language Gemini runs; LANGUAGE_UNSPECIFIED (an underscore) is none.
         lang = language if _LANGUAGE_RE.fullmatch(language) else ""
-        if lang == "language_unspecified":
-            lang = ""
         body = code.get("code")
         return _fence(
             body if isinstance(body, str) else "", f"{lang or 'text'} {rendering.EXECUTED_CODE_TAG}"
@@ -140,31 +139,40 @@ class TextMap:
 
     def __init__(self) -> None:
         self.parts: list[_Part] = []
+        # partIndex -> (pieces, their text, its UTF-8): made once per text, not per segment.
+        self._joined: dict[int | None, tuple[list[tuple[int, str]], str, bytes]] = {}
 
     def text(self, at: int, text: str) -> None:
         if not self.parts or self.parts[-1].kind != "text":
             self.parts.append(_Part("text"))
         self.parts[-1].pieces.append((at, text))
+        self._joined.clear()
 
     def other(self, kind: str) -> None:
         if not self.parts or self.parts[-1].kind != kind or kind == "code":
             self.parts.append(_Part(kind))
+            self._joined.clear()
+
+    def _text_of(self, index: int | None) -> tuple[list[tuple[int, str]], str, bytes]:
+        if index not in self._joined:
+            if index is None:
+                pieces = [p for part in self.parts if part.kind == "text" for p in part.pieces]
+            else:
+                pieces = self.parts[index].pieces
+            joined = "".join(text for _, text in pieces)
+            self._joined[index] = (pieces, joined, joined.encode("utf-8"))
+        return self._joined[index]
 
     def end_of(self, segment: Mapping[str, Any]) -> int | None:
         """The offset in the stored answer where a segment ends, or None if it cannot be
         placed. The segment's own `text`, when sent, is the check: offsets that do not land on
         it are set aside for where that text is found."""
         index = segment.get("partIndex")
-        if index is None:
-            pieces = [p for part in self.parts if part.kind == "text" for p in part.pieces]
-        elif type(index) is int and 0 <= index < len(self.parts):
-            if self.parts[index].kind != "text":
-                return None
-            pieces = self.parts[index].pieces
-        else:
+        if index is not None and not (
+            type(index) is int and 0 <= index < len(self.parts) and self.parts[index].kind == "text"
+        ):
             return None
-        joined = "".join(text for _, text in pieces)
-        data = joined.encode("utf-8")
+        pieces, joined, data = self._text_of(index)
         end = segment.get("endIndex")
         start = segment.get("startIndex", 0)
         said = segment.get("text")
