@@ -31,6 +31,14 @@ Output contract (what templates, CSS and the front-end JS may rely on):
 - Footnotes: ``<sup class="footnote-ref">label</sup>`` where cited and
   ``<div class="footnote"><sup class="footnote-label">label</sup> text</div>`` where defined.
   Labels are shown as written, so a block renders the same wherever a stream starts.
+- Code a model ran and its output (docs/ARCHITECTURE.md, "Tools"): a fence whose info string's
+  second word is `EXECUTED_CODE_TAG` (```` ```python model-executed-code ````) is
+  ``<div class="code-block code-run">`` labelled "Code run by the model · python"; one whose
+  second word is `EXECUTION_OUTPUT_TAG` followed by an outcome
+  (```` ```text model-execution-output failed ````) is ``<div class="code-block code-output
+  outcome-failed">`` labelled with the outcome in words.
+- Citations (`render_markdown(..., citations=)`): ``<sup class="cite">[<a href="#A-source-N">N</a>]</sup>``
+  at the offsets given, where A is the caller's anchor (a message's element id).
 
 Blocks (docs/ARCHITECTURE.md, "Formatted while it streams"): a document is cut into top-level
 blocks by `BlockSplitter`, and its HTML is the concatenation of each block rendered alone. The
@@ -75,6 +83,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RENDERER_VERSION",
     "BlockSplitter",
+    "Citation",
     "StreamRenderer",
     "answer_html",
     "has_reference_definitions",
@@ -84,7 +93,7 @@ __all__ = [
     "split_blocks",
 ]
 
-RENDERER_VERSION: int = 2
+RENDERER_VERSION: int = 3
 
 # Above this many characters a block is shown as plain escaped text. Pygments is pure-Python
 # regexes, measured at 0.2-0.5 MB/s (Python and JavaScript lexers), so this cap bounds the
@@ -135,6 +144,19 @@ MATHML_ATTRIBUTES: dict[str, set[str]] = {
     "mtd": {"columnalign", "rowalign", "columnspan", "rowspan"},
 }  # fmt: skip
 
+# Code a model ran (Gemini's code execution) is stored as fences marked by the second word of
+# their info string, so that the stored text stays Markdown for history, export and search
+# (docs/ARCHITECTURE.md, "Tools"); the first word stays the language, for any other viewer.
+EXECUTED_CODE_TAG = "model-executed-code"
+EXECUTION_OUTPUT_TAG = "model-execution-output"
+# An output fence's third word -> the outcome in words.
+EXECUTION_OUTCOMES: dict[str, str] = {
+    "ok": "OK",
+    "failed": "failed",
+    "deadline-exceeded": "deadline exceeded",
+    "unknown": "outcome unknown",
+}
+
 ALLOWED_TAGS: frozenset[str] = frozenset(
     {
         # blocks
@@ -165,7 +187,14 @@ ALLOWED_ATTRIBUTE_VALUES: dict[str, dict[str, set[str]]] = {
     "td": {"align": {"left", "center", "right"}},
 }
 ALLOWED_CLASSES: dict[str, set[str]] = {
-    "div": {"code-block", "code-lang", "footnote"},
+    "div": {
+        "code-block",
+        "code-lang",
+        "footnote",
+        "code-run",
+        "code-output",
+        *(f"outcome-{outcome}" for outcome in EXECUTION_OUTCOMES),
+    },
     "pre": {"code"},
     "span": set(TOKEN_CLASSES),
     "code": {"math-source"},
@@ -255,12 +284,14 @@ def _highlight(code: str, lang: str, env: EnvType) -> str:
     return out.getvalue()
 
 
-def _code_block_html(code: str, lang: str, env: EnvType) -> str:
-    label = ""
-    if lang:
-        label = f'<div class="code-lang">{escapeHtml(lang[:MAX_LANG_LABEL_CHARS])}</div>'
+def _code_block_html(
+    code: str, lang: str, env: EnvType, *, label: str | None = None, kind: str = ""
+) -> str:
+    shown = lang[:MAX_LANG_LABEL_CHARS] if label is None else label[: MAX_LANG_LABEL_CHARS * 2]
+    head = f'<div class="code-lang">{escapeHtml(shown)}</div>' if shown else ""
     body = _highlight(code, lang, env)
-    return f'<div class="code-block">{label}<pre class="code"><code>{body}</code></pre></div>\n'
+    classes = f"code-block {kind}" if kind else "code-block"
+    return f'<div class="{classes}">{head}<pre class="code"><code>{body}</code></pre></div>\n'
 
 
 def _render_fence(
@@ -273,7 +304,21 @@ def _render_fence(
     token = tokens[idx]
     # Same info-string parsing as markdown-it's own fence rule: first word, CommonMark
     # whitespace, backslash escapes and entities resolved.
-    return _code_block_html(token.content, _fence_lang(token.info), env)
+    lang = _fence_lang(token.info)
+    words = mdTrim(unescapeAll(token.info)).split() if token.info else []
+    if len(words) >= 2 and words[1] == EXECUTED_CODE_TAG:
+        label = "Code run by the model" + (f" · {lang}" if lang not in _PLAIN_LANGS else "")
+        return _code_block_html(token.content, lang, env, label=label, kind="code-run")
+    if len(words) >= 2 and words[1] == EXECUTION_OUTPUT_TAG:
+        outcome = words[2] if len(words) > 2 and words[2] in EXECUTION_OUTCOMES else "unknown"
+        return _code_block_html(
+            token.content,
+            "",
+            env,
+            label=f"Output · {EXECUTION_OUTCOMES[outcome]}",
+            kind=f"code-output outcome-{outcome}",
+        )
+    return _code_block_html(token.content, lang, env)
 
 
 def _render_code_block(
@@ -694,18 +739,81 @@ def _render_block(text: str, env: EnvType) -> str:
     return _CLEANER.clean(_MD.render(text, env))
 
 
-def render_markdown(text: str) -> SafeString:
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A citation marker: after character `at` of the text, the numbers of the sources it
+    cites (1-based, as the list of sources beside the answer numbers them)."""
+
+    at: int
+    sources: tuple[int, ...]
+
+
+# Citations are marked in the text by one private-use character each before it is rendered,
+# and each mark becomes its marker in the sanitised HTML: one character, so that no tokenizer
+# (markdown-it's, a Pygments lexer's) can split it. Characters of that range already in the
+# text become U+FFFD (one for one, so offsets hold).
+MAX_CITATIONS = 500
+_MARK_BASE = 0xE000
+_MARKS_RE = re.compile(f"[{chr(_MARK_BASE)}-{chr(_MARK_BASE + MAX_CITATIONS - 1)}]")
+_ANCHOR_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,80}")
+
+
+def render_markdown(
+    text: str, citations: Sequence[Citation] = (), *, anchor: str = ""
+) -> SafeString:
     """Sanitised HTML for markdown from an untrusted source (model answers, mostly): its blocks,
-    each rendered alone, as a stream renders them."""
+    each rendered alone, as a stream renders them. `citations` (with the `anchor` their links
+    point under: `#<anchor>-source-<n>`) puts numbered markers at their offsets; a stream,
+    which has none yet, shows the text without them."""
     if not text:
         return mark_safe("")
+    marks = _citations(text, citations, anchor)
+    if marks:
+        text = _MARKS_RE.sub("\ufffd", text)
+        pieces: list[str] = []
+        position = 0
+        for index in sorted(range(len(marks)), key=lambda i: marks[i].at):
+            at = marks[index].at
+            pieces += [text[position:at], chr(_MARK_BASE + index)]
+            position = at
+        text = "".join(pieces) + text[position:]
     env: EnvType = {}
     if has_reference_definitions(text):
         # A link may cite a definition further down ("[x][1]" … "[1]: https://…"): learn them
         # all first. A stream learns each as its block closes, so there a forward reference
         # shows as text until the answer ends (the one case where the end changes a block).
         _MD.parse(text, env)
-    return mark_safe("".join(_render_block(block.text, env) for block in split_blocks(text)))
+    html = "".join(_render_block(block.text, env) for block in split_blocks(text))
+    if marks:
+        # After the sanitiser: the markers are made here from numbers alone. A mark that
+        # ended up somewhere its marker cannot go (a link's URL) is gone, never shown.
+        html = _MARKS_RE.sub(lambda m: _marker(marks[ord(m[0]) - _MARK_BASE], anchor), html)
+    return mark_safe(html)
+
+
+def _citations(text: str, citations: Sequence[Citation], anchor: str) -> list[Citation]:
+    if not citations or not _ANCHOR_RE.fullmatch(anchor):
+        return []
+    kept = []
+    for citation in citations[:MAX_CITATIONS]:
+        at = citation.at
+        if type(at) is not int or not 0 <= at <= len(text):
+            continue
+        # A marker that would start a line could turn a heading or a list into a paragraph:
+        # it goes at the end of the line before.
+        while at > 0 and text[at - 1] in "\r\n":
+            at -= 1
+        numbers = tuple(n for n in citation.sources if type(n) is int and 0 < n <= 10_000)
+        if numbers:
+            kept.append(Citation(at, numbers))
+    return kept
+
+
+def _marker(citation: Citation, anchor: str) -> str:
+    links = ", ".join(
+        f'<a href="#{anchor}-source-{n}" aria-label="Source {n}">{n}</a>' for n in citation.sources
+    )
+    return f'<sup class="cite">[{links}]</sup>'
 
 
 @dataclass(slots=True)
@@ -782,7 +890,14 @@ def render_marked(text: str, start: str, end: str) -> SafeString:
     return mark_safe(cleaned.replace(escape(start), "<mark>").replace(escape(end), "</mark>"))
 
 
-def answer_html(text: str, cached_html: str, cached_version: int) -> SafeString:
+def answer_html(
+    text: str,
+    cached_html: str,
+    cached_version: int,
+    citations: Sequence[Citation] = (),
+    *,
+    anchor: str = "",
+) -> SafeString:
     """An answer's HTML: the copy rendered (by `render_markdown`) when the answer finished, if
     it was made by this version of the renderer, else a fresh rendering.
 
@@ -792,4 +907,4 @@ def answer_html(text: str, cached_html: str, cached_version: int) -> SafeString:
     """
     if cached_html and cached_version == RENDERER_VERSION:
         return mark_safe(cached_html)
-    return render_markdown(text)
+    return render_markdown(text, citations, anchor=anchor)

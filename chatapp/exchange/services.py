@@ -36,6 +36,7 @@ from chatapp.conversations.titles import plain_title, title_from_text
 from chatapp.core.errors import InvalidSettings
 from chatapp.core.locks import lock_person
 from chatapp.providers import catalog
+from chatapp.providers.gemini import tools as gemini_tools
 
 from . import readers
 from .neutral import (
@@ -58,7 +59,16 @@ EMPTY = "nothing to import"
 # What of an exported answer's provider extras comes back: what the page shows under it.
 # Thought signatures and other opaque data are never read from a file, so that no file can
 # put bytes into a later request upstream.
-PROVIDER_KEYS = ("finish_reason", "finish_message", "safety_ratings", "prompt_feedback")
+# The built-in tools' details (sources, citations, the URLs read) are checked again wherever
+# the page reads them (providers/gemini/tools.py), so a file can put nothing else there.
+PROVIDER_KEYS = (
+    "finish_reason",
+    "finish_message",
+    "safety_ratings",
+    "prompt_feedback",
+    "grounding",
+    "url_context",
+)
 # The most bytes of an answer's request options or provider details kept from a file.
 RECORD_JSON_MAX_BYTES = 65_536
 _BATCH = 500
@@ -412,7 +422,11 @@ def _message(
         _apply_record(message, row.record, notes)
     if answer and message.content:
         # As a finished answer is saved (turns.persistence): rendered once, served as is.
-        message.content_html = rendering.render_markdown(message.content)
+        message.content_html = rendering.render_markdown(
+            message.content,
+            gemini_tools.citations(message.provider_extras),
+            anchor=gemini_tools.anchor(message.id),
+        )
         message.html_version = rendering.RENDERER_VERSION
     return message
 

@@ -7,8 +7,9 @@ an explicit max_tokens (the upstream default of 512 cuts answers), current ids (
 top_p 0.01–1, seed ≥ 1 and max_completion_tokens, and at most 4 stop sequences. The
 Gemini-native routes (§2 Segmind, §3 Google) take up to 5 stop sequences, structured output
 (JSON, or JSON matching a schema), a candidate count, a thinking budget (2.5) or level (3)
-and, on Google, top_k, safety settings and (2.5 Flash) token log probabilities. AI/ML API's
-current ids take `n` and log probabilities, its legacy ids a logit bias.
+and, on Google, top_k, safety settings, the built-in tools (Google Search, URL context, code
+execution) and (2.5 Flash) token log probabilities. AI/ML API's current ids take `n` and log
+probabilities, its legacy ids a logit bias.
 Validation (`validate_options`) happens before any network I/O, and every message names the
 limit and the model.
 """
@@ -46,6 +47,8 @@ ROUTE_NOTES = {
 SEED_MAX = 2**63 - 1
 # The structured-output formats (params "response_format"): JSON mode, JSON matching a schema.
 STRUCTURED = ("json", "json_schema")
+# Gemini's built-in tools, each a switch (params "google_search", ...).
+TOOLS = ("google_search", "url_context", "code_execution")
 # Gemini's seed and counts are int32 on the wire.
 GEMINI_INT_MAX = 2**31 - 1
 # Candidates of one request (params "candidate_count"): each becomes a version of the answer
@@ -195,6 +198,10 @@ def _gemini_ranges(
         if logprobs:
             ranges["logprobs"] = Range()
             ranges["top_logprobs"] = Range(1, TOP_LOGPROBS_MAX)
+        if not legacy:
+            # Gemini's built-in tools (docs/PROTOCOLS.md §3b), Gemini 2.x and later; not on
+            # Segmind, whose envelope has no place for `tools`.
+            ranges.update({tool: Range() for tool in TOOLS})
     return {**ranges, **thinking}
 
 

@@ -33,6 +33,7 @@ GROUPS: Mapping[str, str] = {
     "length": "Length",
     "output": "Output",
     "thinking": "Thinking",
+    "tools": "Tools",
     "safety": "Safety",
 }
 
@@ -73,10 +74,13 @@ class Range:
 class Wire:
     """Where a value goes in one wire format's request: a dotted path into the body
     (`generationConfig.topP`) and, when the kind's own encoding is not enough, how the neutral
-    value is written there. Two parameters writing objects to one path are merged."""
+    value is written there. Two parameters writing objects to one path are merged; with
+    `extend`, the value is a list that is concatenated with what other parameters wrote to the
+    same path (Gemini's `tools` array: one entry per tool, in registry order)."""
 
     path: str
     encode: Callable[[Any], Any] | None = None
+    extend: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +322,12 @@ def _config(name: str) -> Wire:
     return Wire(f"generationConfig.{name}")
 
 
+def _tool(name: str) -> Wire:
+    """One of Gemini's built-in tools: an entry `{name: {}}` of the request's `tools` array
+    (docs/PROTOCOLS.md §3b), beside any other tool switched on."""
+    return Wire("tools", lambda _: [{name: {}}], extend=True)
+
+
 PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         "temperature",
@@ -478,6 +488,32 @@ PARAMETERS: tuple[Parameter, ...] = (
         # Gemini answers 400 when both are sent.
         excludes=("thinking_budget",),
     ),
+    # Gemini's built-in tools on the Google route (docs/PROTOCOLS.md §3b): what they leave on
+    # the answer (sources, URLs read, code run) is read by providers/gemini/tools.py.
+    Parameter(
+        "google_search",
+        "Google Search",
+        "bool",
+        "tools",
+        {"gemini": _tool("googleSearch")},
+        note="The model may search the web; its sources are listed under the answer.",
+    ),
+    Parameter(
+        "url_context",
+        "URL context",
+        "bool",
+        "tools",
+        {"gemini": _tool("urlContext")},
+        note="The model may read the web pages whose URLs are in the message.",
+    ),
+    Parameter(
+        "code_execution",
+        "Code execution",
+        "bool",
+        "tools",
+        {"gemini": _tool("codeExecution")},
+        note="The model may write and run Python; the code and its output are shown.",
+    ),
     Parameter(
         "safety_settings",
         "Safety settings",
@@ -593,7 +629,9 @@ def wire_fields(options: Mapping[str, Any], wire_format: WireFormat) -> dict[str
         for key in parents:
             target = target.setdefault(key, {})
         encoded = parameter.encode(value, wire)
-        if isinstance(encoded, dict) and isinstance(target.get(leaf), dict):
+        if wire.extend and isinstance(encoded, list):
+            target.setdefault(leaf, []).extend(encoded)
+        elif isinstance(encoded, dict) and isinstance(target.get(leaf), dict):
             target[leaf].update(encoded)
         else:
             target[leaf] = encoded

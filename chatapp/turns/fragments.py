@@ -9,6 +9,7 @@ from django.template.loader import render_to_string
 from chatapp import rendering
 from chatapp.conversations import tree
 from chatapp.conversations.models import Message
+from chatapp.providers.gemini import tools as gemini_tools
 
 from .protocol import StreamEnd, terminal_event
 
@@ -34,11 +35,18 @@ SHELL_BODY = '<div class="msg-body markdown" hx-disable data-shell></div>'
 def stream_end(message: Message) -> StreamEnd:
     """The `stream.end` frame of a message in its final state. The shell is offered when the
     blocks a stream showed are exactly the final ones: not when a link cites a reference
-    defined further down (rendering.render_markdown reads those first).
+    defined further down (rendering.render_markdown reads those first), nor when the answer
+    has citation markers.
 
     One render for both: the fragment is the shell with its body filled, as the template
     would write it (a render of `_message.html` is ~0.5 ms of a turn's CPU)."""
-    offer_shell = bool(message.content) and not rendering.has_reference_definitions(message.content)
+    # Nor when the answer cites sources: its markers come with the end (the stream had none).
+    marks = gemini_tools.citations(message.provider_extras)
+    offer_shell = (
+        bool(message.content)
+        and not marks
+        and not rendering.has_reference_definitions(message.content)
+    )
     if not message.content:
         return {
             "type": "stream.end",
@@ -48,7 +56,13 @@ def stream_end(message: Message) -> StreamEnd:
             "end": 0,
         }
     shell = message_fragment(message, shell=True)
-    body = rendering.answer_html(message.content, message.content_html, message.html_version)
+    body = rendering.answer_html(
+        message.content,
+        message.content_html,
+        message.html_version,
+        marks,
+        anchor=gemini_tools.anchor(message.id),
+    )
     html = shell.replace(SHELL_BODY, f'<div class="msg-body markdown" hx-disable>{body}</div>', 1)
     return {
         "type": "stream.end",

@@ -39,6 +39,7 @@ from chatapp.providers import provider_for
 from chatapp.providers.base import Provider
 from chatapp.providers.catalog import ROUTE_LABELS
 from chatapp.providers.errors import AuthenticationError, ProviderError
+from chatapp.providers.gemini import tools as gemini_tools
 from chatapp.providers.logprobs import Kept
 from chatapp.providers.types import (
     CandidateDelta,
@@ -94,7 +95,13 @@ def _save_final(
     `stream.end` frame from the row as saved: the row the run was launched with and the
     values just written, or, if another worker ended it first (or the run was launched
     without its row), the row read back."""
-    outcome.content_html = rendering.render_markdown(outcome.content) if outcome.content else ""
+    # Citations of a grounded answer are marked in its HTML (providers/gemini/tools.py).
+    marks = gemini_tools.citations(outcome.provider_extras)
+    outcome.content_html = (
+        rendering.render_markdown(outcome.content, marks, anchor=gemini_tools.anchor(message_id))
+        if outcome.content
+        else ""
+    )
     outcome.html_version = rendering.RENDERER_VERSION
     if outcome.candidates:
         written = _save_with_candidates(message_id, outcome, launched)
@@ -644,6 +651,9 @@ class Run:
         now = time.monotonic()
         fields.setdefault("upstream_request_id", None)
         extras = dict(self.extras)
+        if self._prefix and extras:
+            # A continuation's offsets count from what it sent; the answer starts before it.
+            extras = gemini_tools.shifted(extras, len(self._prefix))
         if self.finish is not None and self.finish.raw:
             # The neutral reason is stored on the message; the upstream's own word stays here.
             extras["finish_reason"] = self.finish.raw

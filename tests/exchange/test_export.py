@@ -193,3 +193,45 @@ def test_the_stream_is_made_a_piece_at_a_time_on_a_thread_of_its_own_and_closed_
     assert len({thread for _, thread in made}) == 1
     assert made[0][1] != threading.get_ident()
     assert closed.wait(5)
+
+
+def test_a_grounded_answer_with_code_run_travels_through_export_and_import(
+    user, user_client, other_user, all_routes
+):
+    """The tools' details the page shows leave with the JSON export and come back, checked
+    again and with markers under the new message's ids; the code stays fences in both exports."""
+    from chatapp.models import Message
+    from chatapp.providers.gemini import tools
+    from tests.conftest import add_message
+
+    code = tools.code_fence({"executableCode": {"language": "PYTHON", "code": "print(2)"}})
+    text = f"Bern liegt an der Aare.\n{code}"
+    conversation = Conversation.objects.create(owner=user, route="gemini", model="gemini-2.5-flash")
+    add_message(conversation, role=Message.Role.USER, content="Wo?")
+    grounding = {
+        "sources": [{"title": "bern.ch", "uri": "https://r.example/1", "domain": "bern.ch"}],
+        "citations": [{"at": text.index("\n"), "sources": [1]}],
+    }
+    add_message(
+        conversation,
+        role=Message.Role.ASSISTANT,
+        content=text,
+        status=Message.Status.COMPLETE,
+        route="gemini",
+        model="gemini-2.5-flash",
+        provider_extras={"grounding": grounding, "gemini": {"parts": [{"at": 24, "x": 1}]}},
+    )
+    data = download(user_client, reverse("conversation-export-json", args=[conversation.id]))
+    (document,), _ = documents(data)
+    assert document["messages"][-1]["provider"] == {"grounding": grounding}
+
+    assert import_data(other_user, data).imported == 1
+    copy = Message.objects.get(conversation__owner=other_user, role=Message.Role.ASSISTANT)
+    assert copy.provider_extras == {"grounding": grounding}
+    assert f'Aare.<sup class="cite">[<a href="#m-{copy.id}-source-1"' in copy.content_html
+    assert "Code run by the model · python" in copy.content_html
+
+    markdown = download(
+        user_client, reverse("conversation-export-markdown", args=[conversation.id])
+    )
+    assert "```python model-executed-code\nprint(2)\n```" in markdown.decode()

@@ -4,7 +4,8 @@
   non-empty bearer key.
 - `fake_upstream` (function): the same server, reset before and after each test. At teardown
   it fails the test if a stream is still held at a gate nobody released, which means the test
-  forgot a `release()` or its client never let go of the stream.
+  forgot a `release()` or its client never let go of the stream, or if a Gemini response it
+  made is not one google-genai's types accept (`gemini_schema.validate_gemini_response`).
 
 Fixtures that own a client talking to the fake should request `fake_upstream` themselves, so
 that pytest tears them down (closing the client) before the gate check runs. A test that
@@ -56,8 +57,13 @@ def fake_upstream_server() -> Iterator[FakeUpstream]:
 def fake_upstream(
     fake_upstream_server: FakeUpstream, request: pytest.FixtureRequest
 ) -> Iterator[FakeUpstream]:
+    from tests.fakes.gemini_schema import validate_gemini_response
+
     fake_upstream_server.reset()
+    # Every Gemini response the fake makes is one google-genai's types accept.
+    fake_upstream_server.check_response = validate_gemini_response
     yield fake_upstream_server
+    problems = list(fake_upstream_server.response_problems)
     call = request.node.stash.get(_CALL_REPORT, None)
     problem = held_gate_problem(
         fake_upstream_server,
@@ -65,8 +71,13 @@ def fake_upstream(
         allowed=request.node.get_closest_marker("fake_upstream_allow_held") is not None,
     )
     fake_upstream_server.reset()
+    fake_upstream_server.check_response = None
     if problem:
         pytest.fail(problem, pytrace=False)
+    if problems:
+        pytest.fail(
+            "fake upstream: a Gemini response it made is not valid: " + problems[0], pytrace=False
+        )
 
 
 def held_gate_problem(

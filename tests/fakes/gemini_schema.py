@@ -5,8 +5,8 @@ keys and decode `bytes` fields (`inlineData.data`, `thoughtSignature`) as base64
 that validates here is one Google's own SDK could have sent. On top of the types, this checks
 what they do not: the envelope's keys, roles alternating user/model from a user turn, wire
 names in camelCase only (the types also take snake_case), raw base64 without a `data:`
-prefix, at most 5 stop sequences, a thinking budget or a level but not both, and one setting
-per harm category.
+prefix, at most 5 stop sequences, a thinking budget or a level but not both, one setting
+per harm category, and each tool declared once.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ GOOGLE_KEYS = {
     "cachedContent",
 }
 SEGMIND_KEYS = {"system_instruction", "contents", "generationConfig"}
+# Gemini's built-in tools, as the app sends them: `{"googleSearch": {}}`.
+_BUILT_IN = {"googleSearch", "urlContext", "codeExecution"}
 STOP_MAX = 5
 
 
@@ -127,6 +129,21 @@ def _problems(body: Any, *, segmind: bool):
                 yield f"thinkingConfig.thinkingLevel {level!r} is not a ThinkingLevel"
             if not config:
                 yield "generationConfig is empty (leave it out)"
+
+    if "tools" in body:
+        tools = body["tools"]
+        if not isinstance(tools, list) or not tools:
+            yield "tools must be a non-empty list (leave it out)"
+            tools = []
+        seen: set[str] = set()
+        for index, tool in enumerate(tools):
+            yield from _validate(types.Tool, tool, f"tools[{index}]")
+            for key in tool if isinstance(tool, dict) else ():
+                if key in seen:
+                    yield f"tools: {key} is declared twice"
+                seen.add(key)
+            if isinstance(tool, dict) and any(v != {} for k, v in tool.items() if k in _BUILT_IN):
+                yield f"tools[{index}]: a built-in tool takes an empty object here"
 
     if "safetySettings" in body:
         settings = body["safetySettings"]

@@ -57,6 +57,8 @@ from urllib.parse import parse_qsl, urlsplit
 __all__ = [
     "ECHO_KEY",
     "ROUTES",
+    "Code",
+    "CodeResult",
     "Comment",
     "Data",
     "Delay",
@@ -78,6 +80,7 @@ __all__ = [
     "bare_json",
     "chunks",
     "google_error",
+    "grounding_metadata",
     "words",
 ]
 
@@ -129,6 +132,28 @@ class Reasoning:
     by Gemini as a `thought: true` part (a thought summary), with `signature` if given."""
 
     text: str
+    index: int = 0
+    signature: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """Code the model runs with Gemini's code execution: one `executableCode` part (Gemini
+    renderers only; the OpenAI format has no such part and sends nothing for it)."""
+
+    code: str
+    language: str = "PYTHON"
+    index: int = 0
+    signature: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CodeResult:
+    """The result of running it: one `codeExecutionResult` part (`outcome` OUTCOME_OK,
+    OUTCOME_FAILED or OUTCOME_DEADLINE_EXCEEDED)."""
+
+    output: str
+    outcome: str = "OUTCOME_OK"
     index: int = 0
     signature: str | None = None
 
@@ -196,7 +221,21 @@ class Drop:
     """Close the connection abruptly: no further chunks, no terminating zero-length chunk."""
 
 
-Step = Text | Reasoning | ExtraContent | Data | Raw | Comment | Delay | At | Gate | Stall | Drop
+Step = (
+    Text
+    | Reasoning
+    | Code
+    | CodeResult
+    | ExtraContent
+    | Data
+    | Raw
+    | Comment
+    | Delay
+    | At
+    | Gate
+    | Stall
+    | Drop
+)
 _CONTROL = (Delay, At, Gate, Stall, Drop)
 
 STAMP = re.compile(r"⟦(\d+)⟧")
@@ -284,6 +323,9 @@ class Reply:
     `blocked`: the prompt was blocked - HTTP 200, no candidates, `promptFeedback.blockReason`.
     `safety_ratings`: sent on the finishing candidate (or in `promptFeedback` when blocked).
     `legacy_shape`: Segmind's older OpenAI-style body (`choices[0].message.content`).
+    `grounding`, `url_context`: a `groundingMetadata` (see `grounding_metadata`) and a
+    `urlContextMetadata`, sent as they are on the finishing candidate (or, with
+    `metadata_chunk`, in a closing chunk of their own after the last text).
     """
 
     steps: Sequence[Step] = ()
@@ -303,6 +345,9 @@ class Reply:
     blocked: str | None = None
     safety_ratings: Sequence[Mapping[str, Any]] = ()
     legacy_shape: bool = False
+    grounding: Mapping[str, Any] | None = None
+    url_context: Mapping[str, Any] | None = None
+    metadata_chunk: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(self.steps))
@@ -546,6 +591,48 @@ def google_error(
     return error
 
 
+def grounding_metadata(
+    text: str,
+    cites: Sequence[tuple[str, Sequence[int]]] = (),
+    *,
+    sources: Sequence[tuple[str, str] | tuple[str, str, str]] = (),
+    queries: Sequence[str] = (),
+    rendered: str | None = None,
+    part_index: int | None = None,
+) -> dict[str, Any]:
+    """A `groundingMetadata` for an answer whose text (or, with `part_index`, that part's text)
+    is `text`: each cite names a piece of it and the sources it rests on, its segment counted
+    in bytes of UTF-8 as Google documents it; `sources` are (title, uri[, domain]) chunks."""
+    data = text.encode()
+    supports = []
+    for piece, indices in cites:
+        start = data.index(piece.encode())
+        segment: dict[str, Any] = {
+            "startIndex": start,
+            "endIndex": start + len(piece.encode()),
+            "text": piece,
+        }
+        if part_index is not None:
+            segment["partIndex"] = part_index
+        supports.append({"segment": segment, "groundingChunkIndices": list(indices)})
+    chunks = []
+    for source in sources:
+        web = {"title": source[0], "uri": source[1]}
+        if len(source) > 2:
+            web["domain"] = source[2]  # type: ignore[misc]
+        chunks.append({"web": web})
+    metadata: dict[str, Any] = {}
+    if queries:
+        metadata["webSearchQueries"] = list(queries)
+    if rendered is not None:
+        metadata["searchEntryPoint"] = {"renderedContent": rendered}
+    if chunks:
+        metadata["groundingChunks"] = chunks
+    if supports:
+        metadata["groundingSupports"] = supports
+    return metadata
+
+
 def bare_json(value: Any) -> Raw:
     """A JSON value written into a stream as it is, pretty-printed, without `data:`: how
     Google reports an error after the stream has started."""
@@ -759,6 +846,8 @@ class Renderer:
     def __init__(self, rec: RecordedRequest, match: re.Match[str]) -> None:
         self.rec = rec
         self.match = match
+        # Called with every response object the renderer makes (FakeUpstream.check_response).
+        self.check_response: Callable[[Any], None] | None = None
 
     def check(self, expected_key: str | None) -> ErrorReply | None:
         """An error to answer instead of the script (bad auth, unreadable body), or None."""
@@ -875,6 +964,8 @@ class OpenAIChatRenderer(Renderer):
             delta = {"reasoning_content": step.text}
         elif isinstance(step, ExtraContent):
             delta = {"extra_content": dict(step.data)}
+        elif isinstance(step, Code | CodeResult):
+            return b""  # Gemini's code execution has no OpenAI-format counterpart
         else:
             raise TypeError(f"not a content step: {step!r}")
         choice = self._choice(step.index, delta)
@@ -979,7 +1070,7 @@ class OpenAIChatRenderer(Renderer):
 
 # Neutral finish reasons in Gemini's spelling; anything else is sent as it is.
 _GEMINI_FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
-_CONTENT_STEPS = (Text, Reasoning)
+_CONTENT_STEPS = (Text, Reasoning, Code, CodeResult)
 _ENDS_EARLY = (Drop, Stall, Raw, Data)
 
 
@@ -1101,6 +1192,10 @@ class GeminiRenderer(Renderer):
             part: dict[str, Any] = {"text": step.text}
         elif isinstance(step, Reasoning):
             part = {"text": step.text, "thought": True}
+        elif isinstance(step, Code):
+            part = {"executableCode": {"language": step.language, "code": step.code}}
+        elif isinstance(step, CodeResult):
+            part = {"codeExecutionResult": {"outcome": step.outcome, "output": step.output}}
         else:
             return None  # ExtraContent is the OpenAI format's
         if step.signature is not None:
@@ -1149,6 +1244,8 @@ class GeminiRenderer(Renderer):
             response["usageMetadata"] = usage
         response["modelVersion"] = turn.model
         response["responseId"] = turn.response_id
+        if self.check_response is not None:
+            self.check_response(response)
         return response
 
     def _ending(self, candidate: dict[str, Any], reply: Reply, index: int = 0) -> dict[str, Any]:
@@ -1158,7 +1255,16 @@ class GeminiRenderer(Renderer):
         candidate["finishReason"] = finish
         if reply.safety_ratings:
             candidate["safetyRatings"] = [dict(r) for r in reply.safety_ratings]
+        if not reply.metadata_chunk:
+            self._metadata(candidate, reply)
         return candidate
+
+    @staticmethod
+    def _metadata(candidate: dict[str, Any], reply: Reply) -> None:
+        if reply.grounding is not None:
+            candidate["groundingMetadata"] = json.loads(json.dumps(reply.grounding))
+        if reply.url_context is not None:
+            candidate["urlContextMetadata"] = json.loads(json.dumps(reply.url_context))
 
     def _blocked(self, turn: _Turn) -> dict[str, Any]:
         reply = turn.reply
@@ -1180,6 +1286,8 @@ class GeminiRenderer(Renderer):
             return
         if any(isinstance(s, _ENDS_EARLY) for s in reply.steps[content[-1] + 1 :]):
             return
+        if reply.metadata_chunk:
+            return  # the metadata and the finish come in a closing chunk of their own
         self._finish_on = len(content)
 
     def open(self, turn: _Turn) -> bytes:
@@ -1218,6 +1326,8 @@ class GeminiRenderer(Renderer):
             if index in turn.texts or index in turn.reasoning:
                 candidate["content"] = {"parts": [{"text": ""}], "role": "model"}
             candidates.append(self._ending(candidate, reply, index))
+            if reply.metadata_chunk and index == 0:
+                self._metadata(candidate, reply)
         return sse_event(self._response(turn, candidates, final=True))
 
     # -- one JSON body --
@@ -1233,6 +1343,8 @@ class GeminiRenderer(Renderer):
             previous = parts[-1] if parts else None
             mergeable = (
                 previous is not None
+                and "text" in previous
+                and "text" in part
                 and "thoughtSignature" not in previous
                 and "thoughtSignature" not in part
                 and previous.get("thought") == part.get("thought")
@@ -1257,6 +1369,8 @@ class GeminiRenderer(Renderer):
                 if index in turn.logprobs:
                     candidate["logprobsResult"] = gemini_logprobs(turn.logprobs[index])
                 self._ending(candidate, reply, index)
+                if reply.metadata_chunk and index == 0:
+                    self._metadata(candidate, reply)
                 candidates.append(candidate)
             body = self._response(turn, candidates, final=True)
         if self.match.groupdict().get("method") == "streamGenerateContent":
@@ -1476,6 +1590,11 @@ class FakeUpstream:
         self.first_token_delay = first_token_delay
         self.default_reply = default_reply
         self.models: list[dict[str, Any]] = [dict(m) for m in models]
+        # Called with every Gemini response object the fake makes (e.g. google-genai's
+        # validation, `tests.fakes.gemini_schema.validate_gemini_response`); what it raises is
+        # kept in `response_problems`, and the chunk is sent all the same.
+        self.check_response: Callable[[Any], Any] | None = None
+        self.response_problems: list[str] = []
 
         self._lock = threading.Lock()
         self._queue: deque[Reply | ErrorReply] = deque()
@@ -1729,6 +1848,7 @@ class FakeUpstream:
             self._queue.clear()
             self._requests.clear()
             self._gates.clear()
+            self.response_problems.clear()
             stale = self._watchers
             self._watchers = []
         for _, future in stale:
@@ -1892,6 +2012,7 @@ class FakeUpstream:
             reply = ErrorReply.text(501, f"the fake's {route[0].name} renderer is not written yet")
         else:
             renderer = route[0](rec, route[1])
+            renderer.check_response = self._check_response
             denial = renderer.check(self.api_key)
             reply = denial if denial is not None else self._next_reply(rec, renderer)
 
@@ -1918,6 +2039,16 @@ class FakeUpstream:
                 raise error  # a bug in the fake: let asyncio report it
             return False
         return completed and serving.result() and not conn.eof
+
+    def _check_response(self, response: Any) -> None:
+        check = self.check_response
+        if check is None:
+            return
+        try:
+            check(response)
+        except AssertionError as exc:
+            with self._lock:
+                self.response_problems.append(str(exc))
 
     def _next_reply(self, rec: RecordedRequest, renderer: Renderer) -> Reply | ErrorReply:
         with self._lock:

@@ -172,9 +172,12 @@ def test_each_route_shows_the_options_its_model_accepts_in_the_registrys_groups(
         "logprobs",
         "top_logprobs",
         "thinking_budget",
+        "google_search",
+        "url_context",
+        "code_execution",
         "safety_settings",
     ]
-    assert groups_shown(html) == ["Sampling", "Length", "Output", "Thinking", "Safety"]
+    assert groups_shown(html) == ["Sampling", "Length", "Output", "Thinking", "Tools", "Safety"]
     assert "Route: <strong>Google</strong>" in html
 
     conversation.route, conversation.model = "segmind", "gemini-3-pro"
@@ -218,6 +221,9 @@ def test_labels_keep_their_accessible_names_and_controls_fit_their_kind(user_cli
         "response_format": "Response format",
         "json_schema": "JSON schema",
         "thinking_level": "Thinking level",
+        "google_search": "Google Search",
+        "url_context": "URL context",
+        "code_execution": "Code execution",
         "safety_harassment": "Harassment",
         "safety_hate_speech": "Hate speech",
         "safety_sexually_explicit": "Sexually explicit",
@@ -228,6 +234,11 @@ def test_labels_keep_their_accessible_names_and_controls_fit_their_kind(user_cli
         ("json", "JSON"),
         ("json_schema", "JSON schema"),
     ]
+    for tool in ("google_search", "url_context", "code_execution"):
+        assert (parsed.controls[tool]["type"], parsed.controls[tool]["role"]) == (
+            "checkbox",
+            "switch",
+        )
     assert parsed.controls["json_schema"]["tag"] == "textarea"
     assert parsed.controls["stop"]["tag"] == "textarea"
     assert parsed.controls["top_k"]["inputmode"] == "numeric"

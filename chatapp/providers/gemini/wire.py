@@ -76,6 +76,7 @@ from ..wire import (
     status_code,
     text_reason,
 )
+from . import tools
 from .safety import block_words, flagged_categories
 
 # Gemini's finishReason -> the neutral reason, and words of its own where the neutral reason's
@@ -198,8 +199,9 @@ _KEY_REASONS = frozenset(
         "API_KEY_HTTP_REFERRER_BLOCKED",
     }
 )
-# Parts we never echo: tool turns are not supported yet, and a lone functionCall part would
-# make the next request invalid.
+# Parts whose signature is not recorded as a text part's: function calls are not supported
+# yet (a lone functionCall part would make the next request invalid); code execution's parts
+# are recorded whole, signed or not, with the fence that stands for them in the text.
 _NOT_TEXT_PARTS = frozenset(
     {
         "functionCall",
@@ -297,6 +299,7 @@ def _replay(text: str, records: list[Any]) -> list[dict[str, Any]] | None:
     is sent, which Gemini accepts for plain text turns)."""
     parts: list[dict[str, Any]] = []
     position = 0
+    after_code = False
     for record in records:
         if not isinstance(record, Mapping):
             return None
@@ -304,9 +307,24 @@ def _replay(text: str, records: list[Any]) -> list[dict[str, Any]] | None:
         if type(at) is not int or not position <= at <= len(text):
             return None
         part = {str(key): value for key, value in record.items() if key != "at"}
+        fence = tools.code_fence(part)
         if at > position:
-            parts.append({"text": text[position:at]})
+            gap = text[position:at]
+            # The line break the reader put before a fence is the app's, not the model's: a
+            # part of whitespace alone beside a code part is not sent.
+            if fence is not None and gap.endswith("\n"):
+                gap = gap[:-1]
+            if gap.strip() or not (after_code or fence is not None):
+                parts.append({"text": gap})
             position = at
+        after_code = fence is not None
+        if fence is not None:
+            # Code run by the model goes back as the part it came as, in place of its fence.
+            if text[at : at + len(fence)] != fence:
+                return None
+            parts.append(part)
+            position = at + len(fence)
+            continue
         if part.get("thought") is True:
             # A thought summary is not part of the answer text: it is echoed on its own.
             parts.append(part)
@@ -316,7 +334,7 @@ def _replay(text: str, records: list[Any]) -> list[dict[str, Any]] | None:
             return None
         parts.append(part)
         position = at + len(segment)
-    if position < len(text):
+    if position < len(text) and (text[position:].strip() or not after_code):
         parts.append({"text": text[position:]})
     return parts
 
@@ -351,7 +369,13 @@ class ResponseReader:
     What it yields as `ProviderExtras` (cumulative, so a shallow or deep merge ends the same):
     - `gemini`: `{route, model, parts: [...]}` - signed parts to echo on later turns;
     - `safety_ratings`, `citation_metadata`, `finish_message` of the candidate, as sent;
-    - `prompt_feedback` as sent (block reason and the prompt's safety ratings).
+    - `prompt_feedback` as sent (block reason and the prompt's safety ratings);
+    - `grounding` and `url_context`: what Google Search and URL context left, checked and
+      bounded (`tools.grounding`, `tools.url_context`).
+
+    Code execution's `executableCode` and `codeExecutionResult` parts become text: each one's
+    fence (`tools.code_fence`), in order with the text around it, and the part is recorded
+    with the signed ones so that a later turn sends it back in its place.
     """
 
     def __init__(self, *, route: str, model: str, errors: ErrorMapper, candidates: int = 1) -> None:
@@ -369,6 +393,13 @@ class ResponseReader:
         self.extras: dict[str, Any] = {}
         self.last_usage: Usage | None = None
         self.seen = False  # anything at all was read
+        # Built-in tools (tools.py): where Gemini's text parts sit in the answer, the last
+        # grounding metadata and the answer's length when it was read, the answer's last
+        # character (a fence starts on a line of its own).
+        self.text_map = tools.TextMap()
+        self._grounding: Any = None
+        self._grounded_at = -1
+        self._last_char = ""
 
     @property
     def request_id(self) -> str | None:
@@ -467,6 +498,11 @@ class ResponseReader:
         for part in parts if isinstance(parts, list) else ():
             if type(part) is not dict:
                 continue
+            fence = tools.code_fence(part)
+            if fence is not None:
+                self._code(part, fence, events)
+                changed = True
+                continue
             text = part.get("text")
             text = text if isinstance(text, str) else ""
             thought = part.get("thought") is True
@@ -478,15 +514,19 @@ class ResponseReader:
             if not text:
                 continue
             if thought:
+                self.text_map.other("thought")
                 events.append(ReasoningDelta(text))
             else:
+                self.text_map.text(self.length, text)
                 events.append(TextDelta(text))
                 self.length += len(text)
+                self._last_char = text[-1]
         result = candidate.get("logprobsResult")
         if result:
             tokens = from_gemini(result)
             if tokens:
                 events.append(Logprobs(tokens))
+        changed |= self._tool_metadata(candidate)
         reason = candidate.get("finishReason")
         if isinstance(reason, str) and reason:
             self.finish = reason
@@ -526,6 +566,38 @@ class ResponseReader:
             known = FINISH_REASONS.get(reason)
             neutral = known[0] if known else _OPENAI_FINISH_REASONS.get(reason, "other")
             events.append(CandidateFinish(index, neutral, reason))
+
+    def _code(self, part: dict[str, Any], fence: str, events: list[Event]) -> None:
+        """A code part as its fence, on a line of its own, recorded for later turns."""
+        if self.length and self._last_char != "\n":
+            events.append(TextDelta("\n"))
+            self.length += 1
+        self.signed.append({"at": self.length, **json_copy(part)})
+        self.text_map.other("code")
+        events.append(TextDelta(fence))
+        self.length += len(fence)
+        self._last_char = "\n"
+
+    def _tool_metadata(self, candidate: dict[str, Any]) -> bool:
+        changed = False
+        raw = candidate.get("groundingMetadata")
+        if raw is not None:
+            self._grounding = json_copy(raw)
+            changed |= self._place_grounding()
+        found = tools.url_context(candidate.get("urlContextMetadata"))
+        if found is not None and self.extras.get("url_context") != found:
+            self.extras["url_context"] = found
+            changed = True
+        return changed
+
+    def _place_grounding(self) -> bool:
+        """The grounding metadata read against the text so far (its offsets point into it)."""
+        self._grounded_at = self.length
+        found = tools.grounding(self._grounding, self.text_map)
+        if found is None or self.extras.get("grounding") == found:
+            return False
+        self.extras["grounding"] = found
+        return True
 
     def _choices(self, body: dict[str, Any], events: list[Event]) -> None:
         """Segmind's older OpenAI-style body: `choices[0].message.content`."""
@@ -615,6 +687,10 @@ class ResponseReader:
         if not self.info_sent and self.request_id:
             self.info_sent = True
             events.append(ResponseInfo(request_id=self.request_id))
+        # Text that came after the metadata may be where its offsets point.
+        late = self._grounding is not None and self._grounded_at != self.length
+        if late and self._place_grounding():
+            events.append(ProviderExtras(self.snapshot()))
         if self.finish is None and self.length == 0 and self.block_reason:
             raise self.errors.prompt_blocked(self.block_reason, self.extras.get("prompt_feedback"))
         if self.finish is None:

@@ -4,9 +4,11 @@ each upstream's vocabulary."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django import template
+from django.templatetags.static import static
 from django.urls import get_script_prefix
 from django.utils.safestring import SafeString
 
@@ -14,6 +16,7 @@ from chatapp import rendering
 from chatapp.conversations.models import Message
 from chatapp.providers import catalog, endings, logprobs, prices, structured
 from chatapp.providers.gemini import safety
+from chatapp.providers.gemini import tools as gemini_tools
 from chatapp.providers.types import Ending
 from chatapp.turns.access import stream_pass
 
@@ -28,7 +31,56 @@ def _ending(message: Message) -> Ending:
 
 @register.filter
 def answer_html(message: Message) -> SafeString:
-    return rendering.answer_html(message.content, message.content_html, message.html_version)
+    return rendering.answer_html(
+        message.content,
+        message.content_html,
+        message.html_version,
+        gemini_tools.citations(message.provider_extras),
+        anchor=gemini_tools.anchor(message.id),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ToolsShown:
+    """What an answer's built-in tools left, as the page shows it (`_message.html`)."""
+
+    report: gemini_tools.ToolReport | None
+    anchor: str
+    # Google's search suggestions as a whole document for a sandboxed frame's `srcdoc`
+    # (docs/SECURITY.md rule 18): autoescaped into the attribute, never markup of the page.
+    suggestions: str
+    # Google Search was on, but no sources came with the answer (it happens: docs/PROTOCOLS.md).
+    searched_without_sources: bool
+
+
+# The frame's document: links open in a new tab (the sandbox lets no link navigate the page),
+# and a stylesheet of this app's for Google's chips, as the page's CSP allows no inline style.
+_SUGGESTIONS_DOCUMENT = (
+    '<!DOCTYPE html><html><head><meta charset="utf-8"><base target="_blank">'
+    '<link rel="stylesheet" href="{css}"></head><body>{content}</body></html>'
+)
+
+
+@register.simple_tag
+def tools_shown(message: Message) -> ToolsShown | None:
+    """None when the answer has nothing from a tool and was not asked for with Google Search."""
+    report = gemini_tools.report(message.provider_extras)
+    searched = gemini_tools.searched(message.request_options)
+    if report is None and not searched:
+        return None
+    suggestions = ""
+    if report is not None and report.entry_point:
+        suggestions = _SUGGESTIONS_DOCUMENT.format(
+            css=static("chatapp/search-suggestions.css"), content=report.entry_point
+        )
+    return ToolsShown(
+        report=report,
+        anchor=gemini_tools.anchor(message.id),
+        suggestions=suggestions,
+        searched_without_sources=searched
+        and message.status == Message.Status.COMPLETE
+        and (report is None or not report.sources),
+    )
 
 
 @register.simple_tag
