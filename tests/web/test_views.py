@@ -300,6 +300,8 @@ POST_ONLY = {
     "api-key-save",
     "api-key-remove",
     "preset-delete",
+    "schema-save",
+    "schema-delete",
     "attachment-upload",
     "logout",
     "admin-person",
@@ -315,6 +317,8 @@ def _url(name: str, conversation: Conversation, message: Message) -> str:
         kwargs["message_id"] = message.id
     if "<uuid:preset_id>" in pattern:
         kwargs["preset_id"] = uuid.uuid4()
+    if "<uuid:schema_id>" in pattern:
+        kwargs["schema_id"] = uuid.uuid4()
     if "<int:person_id>" in pattern:
         # Administrators' own: tests/web/test_admin_page.py.
         kwargs.update(person_id=1, action="approve")
@@ -359,6 +363,7 @@ def test_the_url_walk_covers_every_route():
         "admin-home",
         "usage",
         "api-keys",
+        "schemas",
     }
 
 
