@@ -106,6 +106,9 @@ class Parameter:
     # A choice's words in the panel, and what its empty option says ("Model default").
     choice_labels: Mapping[str, str] = field(default_factory=dict)
     empty_label: str = ""
+    # A bool drawn as a switch (role="switch"): a tool turned on or off. Other bools stay
+    # checkboxes, which people and tests find by that role.
+    switch: bool = False
 
     def describe(self, accepted: Range) -> str:
         """The accepted values in words, for hints and error messages."""
@@ -497,6 +500,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "tools",
         {"gemini": _tool("googleSearch")},
         note="The model may search the web; its sources are listed under the answer.",
+        switch=True,
     ),
     Parameter(
         "url_context",
@@ -505,6 +509,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "tools",
         {"gemini": _tool("urlContext")},
         note="The model may read the web pages whose URLs are in the message.",
+        switch=True,
     ),
     Parameter(
         "code_execution",
@@ -513,6 +518,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "tools",
         {"gemini": _tool("codeExecution")},
         note="The model may write and run Python; the code and its output are shown.",
+        switch=True,
     ),
     Parameter(
         "safety_settings",

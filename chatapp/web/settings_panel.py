@@ -64,6 +64,10 @@ class ParamControl:
     inputmode: str = "decimal"
     choices: tuple[Choice, ...] = ()
     selects: tuple[Select, ...] = ()
+    # The parameter's kind (a "schema" box offers the saved schemas, a "bias" box does not)
+    # and whether a bool is drawn as a switch.
+    kind: str = ""
+    switch: bool = False
 
     @property
     def checked(self) -> bool:
@@ -261,7 +265,14 @@ def _control(
     hint = parameter.hint(accepted) if accepted is not None else ""
     value = values.get(name, "")
     common = functools.partial(
-        ParamControl, name, parameter.label, group=parameter.group, hint=hint, error=error
+        ParamControl,
+        name,
+        parameter.label,
+        group=parameter.group,
+        hint=hint,
+        error=error,
+        kind=parameter.kind,
+        switch=parameter.switch,
     )
     if parameter.kind == "safety":
         selects = tuple(

@@ -634,3 +634,22 @@ def test_a_logit_bias_past_its_limit_is_marked_and_nothing_is_saved(user_client,
     assert "the bias of token 7 must be -100–100 for Gemini 1.5 Flash on AI/ML API" in html
     conversation.refresh_from_db()
     assert conversation.settings == {}
+
+
+def test_tools_are_switches_other_bools_checkboxes_and_only_a_schema_box_offers_saved_schemas(
+    user_client, conversation
+):
+    conversation.route, conversation.model = "gemini", "gemini-2.5-flash"
+    conversation.save()
+    html = page(user_client, conversation)
+    controls = Controls(html).controls
+    for tool in ("google_search", "url_context", "code_execution"):
+        assert controls[tool]["role"] == "switch"
+    assert controls["logprobs"].get("role") is None  # "Token probabilities", a checkbox
+    assert html.count("<summary>Saved schemas</summary>") == 1  # under "JSON schema"
+
+    conversation.route, conversation.model = "aimlapi", "gemini-1.5-flash"
+    conversation.save()
+    html = page(user_client, conversation)
+    assert Controls(html).controls["logit_bias"]["tag"] == "textarea"
+    assert "Saved schemas" not in html  # a logit bias is JSON too, but not a schema
