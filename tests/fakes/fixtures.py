@@ -15,6 +15,7 @@ leaves a stream held on purpose can say so with `@pytest.mark.fake_upstream_allo
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
+from typing import Any
 
 import pytest
 
@@ -31,6 +32,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "fake_upstream_allow_held: the test leaves a fake-upstream stream held at a gate",
+    )
+    config.addinivalue_line(
+        "markers",
+        "fake_upstream_any_request: the test sends the fake bodies no adapter would (its own "
+        "tests), so they are not checked against the OpenAI spec or google-genai's types",
     )
 
 
@@ -63,21 +69,24 @@ def fake_upstream(
     # Every Gemini response the fake makes is one google-genai's types accept.
     fake_upstream_server.check_response = validate_gemini_response
     yield fake_upstream_server
-    problems = list(fake_upstream_server.response_problems)
+    problems = [
+        f"a Gemini response it made is not valid: {p}"
+        for p in fake_upstream_server.response_problems
+    ]
     call = request.node.stash.get(_CALL_REPORT, None)
     problem = held_gate_problem(
         fake_upstream_server,
         test_failed=call is not None and call.failed,
         allowed=request.node.get_closest_marker("fake_upstream_allow_held") is not None,
     )
+    if request.node.get_closest_marker("fake_upstream_any_request") is None:
+        problems += request_problems(fake_upstream_server.requests)
     fake_upstream_server.reset()
     fake_upstream_server.check_response = None
     if problem:
         pytest.fail(problem, pytrace=False)
     if problems:
-        pytest.fail(
-            "fake upstream: a Gemini response it made is not valid: " + problems[0], pytrace=False
-        )
+        pytest.fail("fake upstream: " + problems[0], pytrace=False)
 
 
 def held_gate_problem(
@@ -94,3 +103,27 @@ def held_gate_problem(
         f"fake upstream: stream(s) still held at unreleased gate(s) {held} after the test; "
         "release them (fake.release(name)) or close the client that holds the stream"
     )
+
+
+def request_problems(requests: list[Any]) -> list[str]:
+    """What is wrong with the model requests the fake received: every body an adapter sends
+    must be one the OpenAI spec (AI/ML API) or google-genai's types (Google, Segmind) accept,
+    in every test, not only in the wire tests."""
+    from tests.fakes.gemini_schema import validate_gemini_request
+    from tests.fakes.openapi import validate_chat_request
+
+    found = []
+    for recorded in requests:
+        body, path = recorded.json, recorded.path
+        if recorded.method != "POST" or not isinstance(body, dict):
+            continue
+        try:
+            if path.endswith("/chat/completions"):
+                validate_chat_request(body)
+            elif ":generateContent" in path or ":streamGenerateContent" in path:
+                validate_gemini_request(body)
+            elif path.startswith("/segmind/"):
+                validate_gemini_request(body, segmind=True)
+        except AssertionError as exc:
+            found.append(f"a request to {path} is not valid: {exc}"[:2000])
+    return found

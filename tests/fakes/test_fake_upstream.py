@@ -566,6 +566,8 @@ def test_models_list_needs_no_auth_and_supports_etag(fake_upstream: up.FakeUpstr
     assert again.content == b""
 
 
+# Bodies no adapter would send: what the fake does with them is the point.
+@pytest.mark.fake_upstream_any_request
 def test_unknown_paths_404_and_gemini_routes_check_their_key(
     fake_upstream: up.FakeUpstream,
 ) -> None:
@@ -795,3 +797,42 @@ def test_a_gemini_response_google_genai_would_refuse_is_reported(fake_upstream):
     (problem,) = fake_upstream.response_problems
     assert "not a GenerateContentResponse" in problem
     fake_upstream.response_problems.clear()  # seen: the fixture need not fail the test
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "bad"),
+    [
+        (
+            "/v1/chat/completions",
+            {"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+            False,
+        ),
+        (
+            "/v1/chat/completions",
+            {"model": "m", "messages": [{"role": "robot", "content": "hi"}]},
+            True,
+        ),
+        (
+            "/v1beta/models/g:streamGenerateContent",
+            {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
+            False,
+        ),
+        ("/v1beta/models/g:streamGenerateContent", {"contents": [], "bogus": 1}, True),
+        (
+            "/segmind/g",
+            {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "bogus": 1},
+            True,
+        ),
+    ],
+)
+def test_every_model_request_a_test_makes_is_checked_against_its_protocols_schema(path, body, bad):
+    """The fake_upstream fixture fails a test whose adapter sent a body the OpenAI spec or
+    google-genai's types refuse (tests/fakes/fixtures.py `request_problems`)."""
+    from types import SimpleNamespace
+
+    from tests.fakes.fixtures import request_problems
+
+    problems = request_problems([SimpleNamespace(method="POST", path=path, json=body)])
+    assert bool(problems) is bad
+    if bad:
+        assert f"a request to {path} is not valid" in problems[0]

@@ -188,6 +188,8 @@ async def test_a_compressed_stream_is_read_decoded(
     assert text_of(events) == "Packed text."
 
 
+# A bare body through the transport alone, no adapter's request.
+@pytest.mark.fake_upstream_any_request
 async def test_the_aiohttp_transport_hands_over_its_body_reader(
     fake_upstream: up.FakeUpstream,
 ) -> None:
