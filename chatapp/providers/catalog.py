@@ -49,6 +49,8 @@ SEED_MAX = 2**63 - 1
 STRUCTURED = ("json", "json_schema")
 # Gemini's built-in tools, each a switch (params "google_search", ...).
 TOOLS = ("google_search", "url_context", "code_execution")
+# Function calling (params "functions", "tool_choice"); AI/ML API adds "parallel_tool_calls".
+FUNCTION_CALLING = ("functions", "tool_choice")
 # Gemini's seed and counts are int32 on the wire.
 GEMINI_INT_MAX = 2**31 - 1
 # Candidates of one request (params "candidate_count"): each becomes a version of the answer
@@ -111,6 +113,9 @@ def _openai_ranges(
         # Gemini ids is unverified: an answer without them shows no probabilities).
         ranges["logprobs"] = Range()
         ranges["top_logprobs"] = Range(0, TOP_LOGPROBS_MAX)
+        # Function calling (docs/PROTOCOLS.md §1b), tested end to end on this route.
+        ranges.update({name: Range() for name in FUNCTION_CALLING})
+        ranges["parallel_tool_calls"] = Range()
     else:
         # logit_bias is documented for the legacy ids; on the current ones "some ids only",
         # which ones is unverified, so it is not offered there (docs/PROTOCOLS.md §1).

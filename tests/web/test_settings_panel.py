@@ -149,8 +149,11 @@ def test_each_route_shows_the_options_its_model_accepts_in_the_registrys_groups(
         "logprobs",
         "top_logprobs",
         "reasoning_effort",
+        "functions",
+        "tool_choice",
+        "parallel_tool_calls",
     ]
-    assert groups_shown(html) == ["Sampling", "Length", "Output", "Thinking"]
+    assert groups_shown(html) == ["Sampling", "Length", "Output", "Thinking", "Tools"]
     assert "Route: <strong>AI/ML API</strong>" in html
 
     conversation.route, conversation.model = "gemini", "gemini-2.5-flash"
