@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from . import functions
+from .functions import MAX_FUNCTIONS, NAME, Declaration, check_declarations, tool_choice_names
 from .logprobs import MAX_TOKENS as LOGPROBS_MAX_TOKENS
 from .structured import SCHEMA_MAX_CHARS, check_schema
 
@@ -129,7 +129,7 @@ class Parameter:
             return f"a JSON Schema object, at most {SCHEMA_MAX_CHARS:,} characters"
         if self.kind == "functions":
             return (
-                f"at most {functions.MAX_FUNCTIONS} functions, each a name of 1 to 64 letters, "
+                f"at most {MAX_FUNCTIONS} functions, each a name of 1 to 64 letters, "
                 "digits, _ or -, once"
             )
         if self.kind == "tool_choice":
@@ -196,12 +196,12 @@ class Parameter:
         if self.kind == "bias":
             return self._bias(value, accepted, where)
         if self.kind == "functions":
-            return functions.check_declarations(value, label=self.label) or None
+            return check_declarations(value, label=self.label) or None
         if self.kind == "tool_choice":
             text = str(value).strip()
             if text.lower() in ("none", "auto", "required"):
                 return text.lower()
-            if functions.NAME.fullmatch(text):
+            if NAME.fullmatch(text):
                 return text
             raise ValueError(f"{self.label} must be {self.describe(accepted)} (got {text!r}).")
         number = self._number(value)
@@ -350,7 +350,7 @@ def _tool(name: str) -> Wire:
     return Wire("tools", lambda _: [{name: {}}], extend=True)
 
 
-def _openai_tools(declared: list[functions.Declaration]) -> list[dict[str, Any]]:
+def _openai_tools(declared: list[Declaration]) -> list[dict[str, Any]]:
     """Declared functions as OpenAI's `tools` (docs/PROTOCOLS.md §1b)."""
     tools = []
     for item in declared:
@@ -362,7 +362,7 @@ def _openai_tools(declared: list[functions.Declaration]) -> list[dict[str, Any]]
     return tools
 
 
-def _gemini_tools(declared: list[functions.Declaration]) -> list[dict[str, Any]]:
+def _gemini_tools(declared: list[Declaration]) -> list[dict[str, Any]]:
     """Declared functions as one entry of Gemini's `tools` array, beside the built-in tools
     (docs/PROTOCOLS.md §3b); the parameters as JSON Schema (`parametersJsonSchema`)."""
     entries = []
@@ -702,7 +702,7 @@ def validate(
                 )
     choice = options.get("tool_choice")
     if isinstance(choice, str) and "functions" in options and "tool_choice" not in errors:
-        names = functions.tool_choice_names(options["functions"])
+        names = tool_choice_names(options["functions"])
         if choice not in names:
             errors["tool_choice"] = (
                 f"Tool choice: {choice} is not a declared function; choose none, auto, "
