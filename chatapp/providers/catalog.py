@@ -207,6 +207,8 @@ def _gemini_ranges(
             # Gemini's built-in tools (docs/PROTOCOLS.md §3b), Gemini 2.x and later; not on
             # Segmind, whose envelope has no place for `tools`.
             ranges.update({tool: Range() for tool in TOOLS})
+            # Function calling (docs/PROTOCOLS.md §3b), tested end to end on Google.
+            ranges.update({name: Range() for name in FUNCTION_CALLING})
     return {**ranges, **thinking}
 
 

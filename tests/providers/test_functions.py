@@ -4,6 +4,8 @@ result; every body validated against OpenAI's spec. Real adapter, fake upstream,
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -12,11 +14,12 @@ import httpx
 import pytest
 
 from chatapp.providers import catalog, functions, params
+from chatapp.providers.gemini.google import GeminiProvider
 from chatapp.providers.openai_compat import OpenAICompatProvider
 from chatapp.providers.types import ChatMessage, ChatRequest, Finish, ProviderExtras, TextPart
 from tests import provider_kit
 from tests.fakes import upstream as up
-from tests.fakes.openapi import validate_chat_request
+from tests.fakes.gemini_schema import validate_recorded
 from tests.provider_kit import of_type
 
 pytestmark = pytest.mark.usefixtures("transport")
@@ -40,11 +43,19 @@ def provider(
     )
 
 
+@pytest.fixture
+def google(http_client: httpx.AsyncClient, fake_upstream: up.FakeUpstream) -> GeminiProvider:
+    return GeminiProvider(
+        alias="gemini", client=http_client, api_key=KEY, base_url=fake_upstream.gemini_base_url
+    )
+
+
 @pytest.fixture(autouse=True)
 def every_request_body_validates(fake_upstream: up.FakeUpstream) -> Iterator[None]:
+    """OpenAI's spec for AI/ML API's bodies, google-genai's types for Google's."""
     yield
     for record in fake_upstream.chat_requests:
-        validate_chat_request(record.json)
+        validate_recorded(record)
 
 
 def options(**raw: Any) -> dict[str, Any]:
@@ -273,3 +284,110 @@ def test_stored_calls_and_results_are_checked_again_when_read() -> None:
     assert functions.results_of(extras) == [{"id": "a", "name": "ok", "content": "fine"}]
     assert functions.calls_of("junk") == []
     assert functions.results_of(None) == []
+
+
+# --- Gemini's native format ---------------------------------------------------------------------
+
+SIG = base64.b64encode(hashlib.sha256(b"first step").digest() * 3).decode()
+GEMINI = "gemini-3-flash-preview"
+
+
+def gemini_ask(*messages: ChatMessage) -> ChatRequest:
+    spec = catalog.find_model("gemini", GEMINI)
+    assert spec is not None
+    chosen, errors = catalog.validate_options(
+        spec, {"functions": [WEATHER, TIME], "tool_choice": "auto", "google_search": "on"}
+    )
+    assert errors == {}
+    return ChatRequest(
+        model=GEMINI,
+        messages=messages or (ChatMessage.of_text("user", "Hi"),),
+        options=catalog.options_to_send(spec, chosen),
+    )
+
+
+async def test_gemini_parallel_calls_are_read_with_their_parts_recorded_whole(
+    google: GeminiProvider, fake_upstream: up.FakeUpstream
+) -> None:
+    fake_upstream.enqueue(
+        up.Reply(
+            [
+                up.Call("get_weather", '{"city": "Bern"}', id="w1", signature=SIG),
+                up.Call("get_time", "{}"),
+            ]
+        )
+    )
+    events = await collect(google, gemini_ask())
+    body = fake_upstream.last_request.json
+    # One `tools` array, in registry order: the built-in tools, then the declarations.
+    assert body["tools"][0] == {"googleSearch": {}}
+    assert body["tools"][1]["functionDeclarations"][0]["name"] == "get_weather"
+    assert body["toolConfig"] == {"functionCallingConfig": {"mode": "AUTO"}}
+    extras = of_type(events, ProviderExtras)[-1].data
+    assert extras[functions.CALLS_KEY] == [
+        {"id": "w1", "name": "get_weather", "arguments": '{"city":"Bern"}'},
+        {"id": "", "name": "get_time", "arguments": "{}"},
+    ]
+    assert extras["gemini"]["parts"] == [
+        {
+            "at": 0,
+            "functionCall": {"name": "get_weather", "args": {"city": "Bern"}, "id": "w1"},
+            "thoughtSignature": SIG,
+        },
+        {"at": 0, "functionCall": {"name": "get_time", "args": {}}},
+    ]
+    assert events[-1] == Finish(reason="tool_calls", raw="STOP")
+
+
+async def test_gemini_results_follow_the_models_content_sent_back_unchanged(
+    google: GeminiProvider, fake_upstream: up.FakeUpstream
+) -> None:
+    fake_upstream.enqueue(
+        up.Reply([up.Call("get_weather", '{"city": "Bern"}', id="w1", signature=SIG)])
+    )
+    events = await collect(google, gemini_ask())
+    extras = json.loads(json.dumps(of_type(events, ProviderExtras)[-1].data))  # as stored
+    results = [{"id": "w1", "name": "get_weather", "content": '{"temp": 21}'}]
+    fake_upstream.enqueue(up.Reply.text("21 degrees."), up.Reply.text("ok"))
+    await collect(
+        google,
+        gemini_ask(
+            ChatMessage.of_text("user", "Weather in Bern?"),
+            ChatMessage("assistant", (TextPart(""),), extras=extras),
+            ChatMessage("tool", (TextPart("..."),), extras={functions.RESULTS_KEY: results}),
+        ),
+    )
+    contents = fake_upstream.last_request.json["contents"]
+    assert contents[1:] == [
+        {
+            "role": "model",
+            "parts": [
+                {
+                    "functionCall": {"name": "get_weather", "args": {"city": "Bern"}, "id": "w1"},
+                    "thoughtSignature": SIG,
+                }
+            ],
+        },
+        {
+            "role": "user",
+            "parts": [
+                {"functionResponse": {"name": "get_weather", "response": {"temp": 21}, "id": "w1"}}
+            ],
+        },
+    ]
+    # To another model the calls go unsigned, a result that is not an object under "result".
+    other = {functions.CALLS_KEY: extras[functions.CALLS_KEY]}
+    plain = [{"id": "w1", "name": "get_weather", "content": "sunny"}]
+    await collect(
+        google,
+        gemini_ask(
+            ChatMessage.of_text("user", "Weather in Bern?"),
+            ChatMessage("assistant", (TextPart(""),), extras=other),
+            ChatMessage("tool", (TextPart("..."),), extras={functions.RESULTS_KEY: plain}),
+        ),
+    )
+    contents = fake_upstream.last_request.json["contents"]
+    assert contents[1]["parts"] == [
+        {"functionCall": {"name": "get_weather", "args": {"city": "Bern"}, "id": "w1"}}
+    ]
+    assert contents[2]["parts"][0]["functionResponse"]["response"] == {"result": "sunny"}

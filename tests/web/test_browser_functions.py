@@ -8,6 +8,8 @@ response is awaited, the fake upstream answers from its queue."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 
 from tests.conftest import answer, log_in, open_settings, send, settings_saved
 from tests.fakes.upstream import Call, Reply, Text
+from tests.web.test_browser_routes import choose_model
 
 try:
     from playwright.sync_api import Page, expect
@@ -176,3 +179,98 @@ def test_a_two_round_parallel_function_call_on_ai_ml_api(page: Page, aimlapi):
         {"role": "tool", "tool_call_id": "call_t2", "content": "14:05"},
     ]
     assert len(aimlapi.requests) == 3
+
+
+SIG_1 = base64.b64encode(hashlib.sha256(b"round one").digest() * 4).decode()
+# The URL-safe alphabet: re-encoding would change it, which Google refuses.
+SIG_2 = base64.urlsafe_b64encode(hashlib.sha512(b"round two").digest() * 2).decode()
+
+
+def test_a_two_round_parallel_function_call_on_google_replays_signatures_byte_for_byte(
+    page: Page, all_routes
+):
+    log_in(page)
+    open_settings(page)
+    choose_model(page, "gemini:gemini-3-flash-preview")
+    declare(page, "get_weather", "The weather in a city", CITY)
+    declare(page, "get_time", "The time in a city", CITY)
+    expect(page.get_by_role("checkbox", name="Parallel calls")).to_have_count(0)
+    with settings_saved(page):
+        page.get_by_role("combobox", name="Tool choice").select_option("required")
+
+    all_routes.enqueue(
+        Reply(
+            [
+                Call("get_weather", '{"city": "Bern"}', id="w1", signature=SIG_1),
+                Call("get_time", '{"city": "Bern"}', id="t1"),
+            ]
+        ),
+        Reply(
+            [
+                Text("Now Thun. ", signature=SIG_2),
+                Call("get_weather", '{"city": "Thun"}'),
+                Call("get_time", '{"city": "Thun"}'),
+            ]
+        ),
+        Reply([Text("Bern: 21 °C, Thun: 19 °C, both at 14:05.")]),
+    )
+    send(page, "Weather and time in Bern, then Thun?")
+    first = all_routes.last_request.json
+    assert [d["name"] for d in first["tools"][0]["functionDeclarations"]] == [
+        "get_weather",
+        "get_time",
+    ]
+    assert first["toolConfig"] == {"functionCallingConfig": {"mode": "ANY"}}
+    expect(answer(page).get_by_role("group", name="Function call: get_time")).to_be_visible()
+
+    page.reload()  # the signatures come back from the database, not from the run
+    answer_results(page, {"get_weather": '{"temp": 21}', "get_time": "14:05"})
+    expect(answer(page).locator(".msg-body")).to_have_text("Now Thun.")
+    second = all_routes.last_request.json["contents"]
+    assert second[1:] == [
+        {
+            "role": "model",
+            "parts": [
+                {
+                    "functionCall": {"name": "get_weather", "args": {"city": "Bern"}, "id": "w1"},
+                    "thoughtSignature": SIG_1,
+                },
+                {"functionCall": {"name": "get_time", "args": {"city": "Bern"}, "id": "t1"}},
+            ],
+        },
+        {
+            "role": "user",
+            "parts": [
+                {"functionResponse": {"name": "get_weather", "response": {"temp": 21}, "id": "w1"}},
+                {
+                    "functionResponse": {
+                        "name": "get_time",
+                        "response": {"result": "14:05"},
+                        "id": "t1",
+                    }
+                },
+            ],
+        },
+    ]
+
+    page.reload()
+    answer_results(page, {"get_weather": '{"temp": 19}', "get_time": "14:05"})
+    expect(answer(page).locator(".msg-body")).to_have_text(
+        "Bern: 21 °C, Thun: 19 °C, both at 14:05."
+    )
+    third = all_routes.last_request.json["contents"]
+    assert [c["role"] for c in third] == ["user", "model", "user", "model", "user"]
+    assert third[1] == second[1]  # the first step, still byte for byte
+    assert third[3] == {
+        "role": "model",
+        "parts": [
+            {"text": "Now Thun. ", "thoughtSignature": SIG_2},
+            {"functionCall": {"name": "get_weather", "args": {"city": "Thun"}}},
+            {"functionCall": {"name": "get_time", "args": {"city": "Thun"}}},
+        ],
+    }
+    assert third[4]["parts"] == [
+        {"functionResponse": {"name": "get_weather", "response": {"temp": 19}}},
+        {"functionResponse": {"name": "get_time", "response": {"result": "14:05"}}},
+    ]
+    assert len(all_routes.requests) == 3
