@@ -316,6 +316,14 @@ def response_object(content: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"result": value}
 
 
-def results_text(results: list[Result]) -> str:
-    """A results message's text: what history, search and the Markdown export read."""
-    return "\n\n".join(f"Result for {r['name']}:\n{r['content']}" for r in results)
+def results_text(results: list[Result], calls: list[Call] | None = None) -> str:
+    """A results message's text, what search finds it by: each function's name, the arguments
+    it was called with (the answer's calls, which have no text of their own) and the result."""
+    lines = []
+    for number, result in enumerate(results):
+        # The results are the calls', in order (turns.services.turn_results).
+        call = calls[number] if calls and number < len(calls) else None
+        called = call["arguments"] if call is not None and call["name"] == result["name"] else ""
+        head = f"Result for {result['name']}" + (f" (called with {called})" if called else "")
+        lines.append(f"{head}:\n{result['content']}")
+    return "\n\n".join(lines)

@@ -203,6 +203,9 @@ def turn_results(
             check_rate(owner)
             check_budget(owner, route=message.route)
             if tree.has_children(message.pk):
+                earlier = _turn_for_key(owner=owner, idempotency_key=idempotency_key)
+                if earlier is not None:
+                    return earlier  # the same results sent twice
                 raise TurnConflict(
                     "These calls already have their results; reload the page to see them."
                 )
@@ -216,7 +219,7 @@ def turn_results(
                 conversation=conversation,
                 parent_id=message.pk,
                 role=Message.Role.USER,
-                content=functions.results_text(kept),
+                content=functions.results_text(kept, calls),
                 provider_extras={functions.RESULTS_KEY: kept},
                 idempotency_key=idempotency_key,
                 created_at=now,
