@@ -197,6 +197,10 @@ def _gemini_ranges(
         ranges["json_schema"] = Range()
         ranges["frequency_penalty"] = Range(-2, 2)
         ranges["presence_penalty"] = Range(-2, 2)
+    if not legacy and route == "segmind":
+        # Function calling (docs/PROTOCOLS.md §2, §3b), in Segmind's envelope beside
+        # `contents`; tested end to end against the fake upstream only.
+        ranges.update({name: Range() for name in FUNCTION_CALLING})
     if route == "gemini":
         ranges["top_k"] = Range(1, 64)
         ranges["safety_settings"] = Range(choices=tuple(THRESHOLDS), keys=HARM_CATEGORIES)

@@ -274,3 +274,72 @@ def test_a_two_round_parallel_function_call_on_google_replays_signatures_byte_fo
         {"functionResponse": {"name": "get_time", "response": {"result": "14:05"}}},
     ]
     assert len(all_routes.requests) == 3
+
+
+def test_a_two_round_parallel_function_call_on_segmind_replays_signatures_byte_for_byte(
+    page: Page, all_routes
+):
+    log_in(page)
+    open_settings(page)
+    choose_model(page, "segmind:gemini-3-pro")
+    declare(page, "get_weather", "The weather in a city", CITY)
+    declare(page, "get_time", "The time in a city", CITY)
+    expect(page.get_by_role("checkbox", name="Parallel calls")).to_have_count(0)
+
+    all_routes.enqueue(
+        Reply(
+            [
+                Call("get_weather", '{"city": "Bern"}', signature=SIG_1),
+                Call("get_time", '{"city": "Bern"}'),
+            ]
+        ),
+        Reply(
+            [
+                Call("get_weather", '{"city": "Thun"}', signature=SIG_2),
+                Call("get_time", '{"city": "Thun"}'),
+            ]
+        ),
+        Reply([Text("Bern 21 °C, Thun 19 °C.")]),
+    )
+    send(page, "Weather and time in Bern, then Thun?")
+    first = all_routes.last_request.json["messages"]
+    assert [d["name"] for d in first["tools"][0]["functionDeclarations"]] == [
+        "get_weather",
+        "get_time",
+    ]
+    expect(answer(page).get_by_role("group", name="Function call: get_time")).to_be_visible()
+
+    page.reload()
+    answer_results(page, {"get_weather": '{"temp": 21}', "get_time": "14:05"})
+    expect(answer(page).get_by_role("group", name="Function call: get_weather")).to_contain_text(
+        "Thun"
+    )
+    step_one = {
+        "role": "model",
+        "parts": [
+            {
+                "functionCall": {"name": "get_weather", "args": {"city": "Bern"}},
+                "thoughtSignature": SIG_1,
+            },
+            {"functionCall": {"name": "get_time", "args": {"city": "Bern"}}},
+        ],
+    }
+    second = all_routes.last_request.json["messages"]["contents"]
+    assert second[1] == step_one
+    assert second[2]["parts"] == [
+        {"functionResponse": {"name": "get_weather", "response": {"temp": 21}}},
+        {"functionResponse": {"name": "get_time", "response": {"result": "14:05"}}},
+    ]
+
+    page.reload()
+    answer_results(page, {"get_weather": '{"temp": 19}', "get_time": "14:06"})
+    expect(answer(page).locator(".msg-body")).to_have_text("Bern 21 °C, Thun 19 °C.")
+    third = all_routes.last_request.json["messages"]["contents"]
+    assert [c["role"] for c in third] == ["user", "model", "user", "model", "user"]
+    assert third[1] == step_one
+    assert third[3]["parts"][0] == {
+        "functionCall": {"name": "get_weather", "args": {"city": "Thun"}},
+        "thoughtSignature": SIG_2,
+    }
+    assert f'"thoughtSignature":"{SIG_2}"'.encode() in all_routes.last_request.body
+    assert len(all_routes.requests) == 3
