@@ -188,7 +188,11 @@ def message_results(
     called = render_to_string(
         "chatapp/_message.html", {"message": message, "is_last": False, "request": request}
     )
-    return HttpResponse(called + _articles(request, [turn.user_message, answer]))
+    html = called + _articles(request, [turn.user_message, answer])
+    if turn.created:
+        # The conversation's other open pages show the results and the answer going on.
+        _publish_replacement(request, message.conversation_id, html, replaces=message)
+    return HttpResponse(html)
 
 
 @require_POST
