@@ -1083,6 +1083,18 @@ class OpenAIChatRenderer(Renderer):
                 message["reasoning_content"] = "".join(turn.reasoning[index])
             if index in turn.extras:
                 message["extra_content"] = turn.extras[index]
+            calls = [
+                {
+                    "id": step.id or f"call_{step.call}",
+                    "type": "function",
+                    "function": {"name": step.name, "arguments": step.arguments},
+                }
+                for step in turn.reply.steps
+                if isinstance(step, Call) and step.index == index
+            ]
+            if calls:  # a whole message's calls carry no index
+                message["tool_calls"] = calls
+                message["content"] = message["content"] or None
             choices.append(
                 {
                     "index": index,

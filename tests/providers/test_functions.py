@@ -197,6 +197,24 @@ async def test_parallel_calls_are_assembled_by_index_from_their_fragments(
     assert events[-1] == Finish(reason="tool_calls", raw="tool_calls")
 
 
+async def test_a_whole_answer_from_a_server_that_does_not_stream_has_its_calls_read(
+    provider: OpenAICompatProvider, fake_upstream: up.FakeUpstream
+) -> None:
+    fake_upstream.enqueue(
+        up.Reply(
+            [up.Call("get_weather", '{"city": "Bern"}', id="a"), up.Call("get_time", id="b")],
+            finish="tool_calls",
+            stream_mode="json",
+        )
+    )
+    events = await collect(provider)
+    (extras,) = of_type(events, ProviderExtras)
+    assert [(c["id"], c["name"]) for c in extras.data[functions.CALLS_KEY]] == [
+        ("a", "get_weather"),
+        ("b", "get_time"),
+    ]
+
+
 async def test_calls_beyond_the_bounds_are_not_kept(
     provider: OpenAICompatProvider, fake_upstream: up.FakeUpstream
 ) -> None:
