@@ -1279,6 +1279,23 @@
     box.dispatchEvent(new Event("change", { bubbles: true }));
   }
 
+  // The section is drawn again after each change of the list: "Import or export as JSON"
+  // stays as the person left it (open, with the focus in its box if it was there).
+  let functionsJsonOpen = false;
+  document.addEventListener(
+    "toggle",
+    function (evt) {
+      if (evt.target.matches && evt.target.matches("details.fn-json")) {
+        functionsJsonOpen = evt.target.open;
+      }
+    },
+    true,
+  );
+  document.addEventListener("htmx:load", function (evt) {
+    const details = evt.target.querySelector && evt.target.querySelector("details.fn-json");
+    if (details && functionsJsonOpen) details.open = true;
+  });
+
   document.addEventListener("click", function (evt) {
     if (!evt.target.closest) return;
     const open = evt.target.closest(".fn-add-open");

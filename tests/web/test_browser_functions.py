@@ -85,6 +85,17 @@ def test_functions_are_declared_removed_and_refused_by_name_in_the_panel(page: P
         box.press("Tab")
     expect(page.locator("#err-functions")).to_contain_text("declared twice")
 
+    # Parameters that are no JSON Schema are refused by the server, naming the function.
+    box.fill(json.dumps(listed))
+    page.get_by_role("button", name="Add function").click()
+    page.get_by_role("textbox", name="Function name").fill("broken")
+    page.get_by_role("textbox", name="Parameters (JSON Schema)").fill('{"type": 12}')
+    with settings_saved(page):
+        page.get_by_role("button", name="Save function").click()
+    expect(page.locator("#err-functions")).to_contain_text(
+        "The parameters of broken is not a valid JSON Schema"
+    )
+
 
 def test_a_two_round_parallel_function_call_on_ai_ml_api(page: Page, aimlapi):
     log_in(page)
