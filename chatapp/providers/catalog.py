@@ -9,7 +9,9 @@ Gemini-native routes (§2 Segmind, §3 Google) take up to 5 stop sequences, stru
 (JSON, or JSON matching a schema), a candidate count, a thinking budget (2.5) or level (3)
 and, on Google, top_k, safety settings, the built-in tools (Google Search, URL context, code
 execution) and (2.5 Flash) token log probabilities. AI/ML API's current ids take `n` and log
-probabilities, its legacy ids a logit bias.
+probabilities, its legacy ids a logit bias. Function calling (§1b, §3b: declared functions and
+a tool choice, with parallel calls on AI/ML API) is on AI/ML API's current ids, every Google
+model and Segmind's 2.x and later.
 Validation (`validate_options`) happens before any network I/O, and every message names the
 limit and the model.
 """
