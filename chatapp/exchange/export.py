@@ -28,7 +28,7 @@ from django.utils import timezone
 from chatapp.attachments.models import Attachment
 from chatapp.attachments.selectors import attachment_bytes
 from chatapp.conversations.models import Conversation, Message
-from chatapp.providers import catalog
+from chatapp.providers import catalog, functions
 
 from . import selectors
 from .services import PROVIDER_KEYS
@@ -86,6 +86,16 @@ def conversation_markdown(conversation: Conversation) -> Iterator[bytes]:
 
 
 def _markdown_turn(message: Message) -> list[str]:
+    results = (
+        functions.results_of(message.provider_extras)
+        if message.role == Message.Role.USER and functions.RESULTS_KEY in message.provider_extras
+        else []
+    )
+    if results:
+        lines = ["## Function results", ""]
+        for result in results:
+            lines += [f"Result for `{result['name']}`:", "", *_fenced(result["content"]), ""]
+        return lines[:-1]
     if message.role == Message.Role.USER:
         lines = ["## You", ""]
         for number, link in enumerate(message.image_links, 1):
@@ -102,13 +112,24 @@ def _markdown_turn(message: Message) -> list[str]:
     lines = [f"## {_model_words(message.route, message.model_reported or message.model, spec)}", ""]
     if message.content:
         lines.append(message.content)
+    for call in functions.calls_of(message.provider_extras):
+        lines += ["", f"Function call: `{call['name']}`", ""]
+        lines += _fenced(functions.pretty_arguments(call), "json")
+    calls = functions.CALLS_KEY in message.provider_extras
     if message.status in (Message.Status.FAILED, Message.Status.INTERRUPTED):
         lines += ["", f"*No answer: {_one_line(message.error_message) or message.status}.*"]
     elif message.status == Message.Status.STOPPED:
         lines += ["", "*Stopped.*"]
-    elif not message.content:
+    elif not message.content and not calls:
         lines.append("*No text.*")
     return lines
+
+
+def _fenced(text: str, language: str = "") -> list[str]:
+    """A fence one backtick longer than any run of them in the text."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + language, *_lines(text), fence]
 
 
 def _model_words(route: str, model: str, spec: catalog.ModelSpec | None) -> str:
@@ -169,6 +190,9 @@ def message_record(message: Message) -> dict[str, Any]:
             }
             for link in message.image_links
         ]
+        results = functions.results_of(message.provider_extras)
+        if results:
+            record["function_results"] = results
         return record
     extras = message.provider_extras if isinstance(message.provider_extras, dict) else {}
     record.update(
@@ -196,6 +220,12 @@ def message_record(message: Message) -> dict[str, Any]:
             "provider": {key: extras[key] for key in PROVIDER_KEYS if key in extras},
         }
     )
+    calls = functions.calls_of(extras)
+    if calls:
+        # Without what Gemini put beside them (signatures): opaque data for its upstream.
+        record["provider"][functions.CALLS_KEY] = [
+            {"id": c["id"], "name": c["name"], "arguments": c["arguments"]} for c in calls
+        ]
     return record
 
 

@@ -35,7 +35,7 @@ from chatapp.conversations.selectors import chat_settings_initial
 from chatapp.conversations.titles import plain_title, title_from_text
 from chatapp.core.errors import InvalidSettings
 from chatapp.core.locks import lock_person
-from chatapp.providers import catalog
+from chatapp.providers import catalog, functions
 from chatapp.providers.gemini import tools as gemini_tools
 
 from . import readers
@@ -420,6 +420,13 @@ def _message(
     )
     if row.record:
         _apply_record(message, row.record, notes)
+        if not answer:
+            # Results typed for function calls, checked as the page reads them.
+            results = functions.results_of(
+                {functions.RESULTS_KEY: row.record.get("function_results")}
+            )
+            if results:
+                message.provider_extras = {functions.RESULTS_KEY: results}
     if answer and message.content:
         # As a finished answer is saved (turns.persistence): rendered once, served as is.
         message.content_html = rendering.render_markdown(
@@ -461,6 +468,12 @@ def _apply_record(message: Message, record: dict[str, Any], notes: Notes) -> Non
     extras = record.get("provider")
     if isinstance(extras, dict):
         kept = {k: extras[k] for k in PROVIDER_KEYS if k in extras}
+        calls = functions.calls_of(extras)
+        if calls:
+            # The calls, checked, never anything opaque beside them (signatures).
+            kept[functions.CALLS_KEY] = [
+                {"id": c["id"], "name": c["name"], "arguments": c["arguments"]} for c in calls
+            ]
         message.provider_extras = _bounded(kept, notes, "provider details") or {}
 
 

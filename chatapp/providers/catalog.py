@@ -9,7 +9,9 @@ Gemini-native routes (§2 Segmind, §3 Google) take up to 5 stop sequences, stru
 (JSON, or JSON matching a schema), a candidate count, a thinking budget (2.5) or level (3)
 and, on Google, top_k, safety settings, the built-in tools (Google Search, URL context, code
 execution) and (2.5 Flash) token log probabilities. AI/ML API's current ids take `n` and log
-probabilities, its legacy ids a logit bias.
+probabilities, its legacy ids a logit bias. Function calling (§1b, §3b: declared functions and
+a tool choice, with parallel calls on AI/ML API) is on AI/ML API's current ids, every Google
+model and Segmind's 2.x and later.
 Validation (`validate_options`) happens before any network I/O, and every message names the
 limit and the model.
 """
@@ -49,6 +51,8 @@ SEED_MAX = 2**63 - 1
 STRUCTURED = ("json", "json_schema")
 # Gemini's built-in tools, each a switch (params "google_search", ...).
 TOOLS = ("google_search", "url_context", "code_execution")
+# Function calling (params "functions", "tool_choice"); AI/ML API adds "parallel_tool_calls".
+FUNCTION_CALLING = ("functions", "tool_choice")
 # Gemini's seed and counts are int32 on the wire.
 GEMINI_INT_MAX = 2**31 - 1
 # Candidates of one request (params "candidate_count"): each becomes a version of the answer
@@ -111,6 +115,9 @@ def _openai_ranges(
         # Gemini ids is unverified: an answer without them shows no probabilities).
         ranges["logprobs"] = Range()
         ranges["top_logprobs"] = Range(0, TOP_LOGPROBS_MAX)
+        # Function calling (docs/PROTOCOLS.md §1b), tested end to end on this route.
+        ranges.update({name: Range() for name in FUNCTION_CALLING})
+        ranges["parallel_tool_calls"] = Range()
     else:
         # logit_bias is documented for the legacy ids; on the current ones "some ids only",
         # which ones is unverified, so it is not offered there (docs/PROTOCOLS.md §1).
@@ -192,6 +199,10 @@ def _gemini_ranges(
         ranges["json_schema"] = Range()
         ranges["frequency_penalty"] = Range(-2, 2)
         ranges["presence_penalty"] = Range(-2, 2)
+    if not legacy and route == "segmind":
+        # Function calling (docs/PROTOCOLS.md §2, §3b), in Segmind's envelope beside
+        # `contents`; tested end to end against the fake upstream only.
+        ranges.update({name: Range() for name in FUNCTION_CALLING})
     if route == "gemini":
         ranges["top_k"] = Range(1, 64)
         ranges["safety_settings"] = Range(choices=tuple(THRESHOLDS), keys=HARM_CATEGORIES)
@@ -202,6 +213,8 @@ def _gemini_ranges(
             # Gemini's built-in tools (docs/PROTOCOLS.md §3b), Gemini 2.x and later; not on
             # Segmind, whose envelope has no place for `tools`.
             ranges.update({tool: Range() for tool in TOOLS})
+            # Function calling (docs/PROTOCOLS.md §3b), tested end to end on Google.
+            ranges.update({name: Range() for name in FUNCTION_CALLING})
     return {**ranges, **thinking}
 
 

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import httpx
 import orjson
 
-from . import catalog, params
+from . import catalog, functions, params
 from .base import JSON_BODY_LIMIT, TRANSPORT_ERRORS, Provider
 from .errors import (
     AuthenticationError,
@@ -103,7 +103,11 @@ class OpenAICompatProvider(Provider):
         if request.system.strip():
             messages.append({"role": "system", "content": request.system})
         origin = {"route": self.alias, "model": request.model}
-        messages.extend(_wire_message(message, origin) for message in request.messages)
+        for message in request.messages:
+            if message.role == "tool":
+                messages.extend(_tool_messages(message))
+            else:
+                messages.append(_wire_message(message, origin))
         body: dict[str, Any] = {"model": request.model, "messages": messages, "stream": True}
         spec = catalog.find_model(self.alias, request.model)
         # docs/PROTOCOLS.md §1: legacy ids accept `stream` only (they send usage anyway);
@@ -111,6 +115,9 @@ class OpenAICompatProvider(Provider):
         if spec is None or not spec.legacy:
             body["stream_options"] = {"include_usage": True}
         body.update(params.wire_fields(request.options, self.wire_format))
+        if "tools" in body and "parallel_tool_calls" not in body:
+            # "Parallel calls" off: the OpenAI format's default is on (docs/PROTOCOLS.md §1b).
+            body["parallel_tool_calls"] = False
         return body
 
     def build_headers(self, request: ChatRequest) -> dict[str, str]:
@@ -285,6 +292,9 @@ class OpenAICompatProvider(Provider):
         extra = delta.get("extra_content")
         if extra:
             self._extras(extra, state, events)
+        calls = delta.get("tool_calls")
+        if calls:
+            state.calls.feed(calls)
 
     def _candidate_events(
         self, index: int, choice: dict[str, Any], state: _State, events: list[Event]
@@ -358,6 +368,10 @@ class OpenAICompatProvider(Provider):
             events.append(ResponseInfo(request_id=state.inference_id))
         # A complete answer without a finish_reason ([DONE] or a whole JSON body) ended
         # normally as far as the upstream is concerned.
+        calls = state.calls.calls()
+        if calls:
+            # Checked and bounded (providers/functions.py); the page offers a result for each.
+            events.append(ProviderExtras({functions.CALLS_KEY: calls}))
         raw = state.finish or ""
         events.append(Finish(reason=FINISH_REASONS.get(raw, "other") if raw else "stop", raw=raw))
         return events
@@ -459,6 +473,7 @@ class OpenAICompatProvider(Provider):
 
 class _State:
     __slots__ = (
+        "calls",
         "candidates",
         "done",
         "extras",
@@ -483,6 +498,7 @@ class _State:
         self.candidates = 1  # choices asked for (`n`)
         self.finished: set[int] = set()  # the other choices that have ended
         self.extras: dict[str, Any] = {}
+        self.calls = functions.CallAssembler()  # delta.tool_calls, joined by index
         self.origin: dict[str, str] = {}
         self.usage: dict[str, Any] = {}
         self.last_usage: Usage | None = None
@@ -498,10 +514,35 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
         pass
 
 
+def _tool_messages(message: ChatMessage) -> list[dict[str, Any]]:
+    """The results a person typed: one `{role: tool, tool_call_id, content}` per call
+    (docs/PROTOCOLS.md §1b)."""
+    return [
+        {"role": "tool", "tool_call_id": result["id"], "content": result["content"]}
+        for result in functions.results_of(message.extras)
+    ]
+
+
+def _wire_call(call: functions.Call) -> dict[str, Any]:
+    wire: dict[str, Any] = {
+        "id": call["id"],
+        "type": "function",
+        "function": {"name": call["name"], "arguments": call["arguments"]},
+    }
+    if "extra_content" in call:
+        wire["extra_content"] = call["extra_content"]
+    return wire
+
+
 def _wire_message(message: ChatMessage, origin: dict[str, str]) -> dict[str, Any]:
     if message.role == "assistant":
-        wire: dict[str, Any] = {"role": "assistant", "content": message.text}
         extras = message.extras or {}
+        calls = functions.calls_of(extras)
+        wire: dict[str, Any] = {"role": "assistant", "content": message.text}
+        if calls:
+            # The model's turn as it was: its calls with their ids and argument text.
+            wire["content"] = message.text or None
+            wire["tool_calls"] = [_wire_call(call) for call in calls]
         google = extras.get("google")
         if google and extras.get("google_echo") == origin:
             # Echoed exactly as the provider sent it (thought signatures are opaque).

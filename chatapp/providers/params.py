@@ -21,10 +21,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .functions import MAX_FUNCTIONS, NAME, Declaration, check_declarations, tool_choice_names
 from .logprobs import MAX_TOKENS as LOGPROBS_MAX_TOKENS
 from .structured import SCHEMA_MAX_CHARS, check_schema
 
-Kind = Literal["float", "int", "stop", "choice", "bool", "safety", "schema", "bias"]
+Kind = Literal[
+    "float", "int", "stop", "choice", "bool", "safety", "schema", "bias", "functions", "tool_choice"
+]
 WireFormat = Literal["openai", "gemini"]
 
 # The panel's groups, in order, with their headings.
@@ -124,6 +127,13 @@ class Parameter:
             return "category=threshold, one per line; thresholds " + _either(list(accepted.choices))
         if self.kind == "schema":
             return f"a JSON Schema object, at most {SCHEMA_MAX_CHARS:,} characters"
+        if self.kind == "functions":
+            return (
+                f"at most {MAX_FUNCTIONS} functions, each a name of 1 to 64 letters, "
+                "digits, _ or -, once"
+            )
+        if self.kind == "tool_choice":
+            return "none, auto, required or the name of a declared function"
         if self.kind == "bias":
             return (
                 f"a JSON object of token ids to biases {_num(accepted.minimum or 0)}–"
@@ -143,7 +153,7 @@ class Parameter:
 
     def hint(self, accepted: Range) -> str:
         """What the panel says under the field."""
-        if self.kind in ("bool", "choice", "safety", "schema"):
+        if self.kind in ("bool", "choice", "safety", "schema", "tool_choice"):
             return self.note
         parts = [self.describe(accepted)]
         if accepted.default is not None:
@@ -185,6 +195,15 @@ class Parameter:
             return check_schema(value, label=self.label)
         if self.kind == "bias":
             return self._bias(value, accepted, where)
+        if self.kind == "functions":
+            return check_declarations(value, label=self.label) or None
+        if self.kind == "tool_choice":
+            text = str(value).strip()
+            if text.lower() in ("none", "auto", "required"):
+                return text.lower()
+            if NAME.fullmatch(text):
+                return text
+            raise ValueError(f"{self.label} must be {self.describe(accepted)} (got {text!r}).")
         number = self._number(value)
         if any(number == special for special, _ in accepted.special):
             return int(number) if self.kind == "int" else number
@@ -329,6 +348,44 @@ def _tool(name: str) -> Wire:
     """One of Gemini's built-in tools: an entry `{name: {}}` of the request's `tools` array
     (docs/PROTOCOLS.md §3b), beside any other tool switched on."""
     return Wire("tools", lambda _: [{name: {}}], extend=True)
+
+
+def _openai_tools(declared: list[Declaration]) -> list[dict[str, Any]]:
+    """Declared functions as OpenAI's `tools` (docs/PROTOCOLS.md §1b)."""
+    tools = []
+    for item in declared:
+        function: dict[str, Any] = {"name": item["name"]}
+        if item["description"]:
+            function["description"] = item["description"]
+        function["parameters"] = item["parameters"]
+        tools.append({"type": "function", "function": function})
+    return tools
+
+
+def _gemini_tools(declared: list[Declaration]) -> list[dict[str, Any]]:
+    """Declared functions as one entry of Gemini's `tools` array, beside the built-in tools
+    (docs/PROTOCOLS.md §3b); the parameters as JSON Schema (`parametersJsonSchema`)."""
+    entries = []
+    for item in declared:
+        entry: dict[str, Any] = {"name": item["name"]}
+        if item["description"]:
+            entry["description"] = item["description"]
+        entry["parametersJsonSchema"] = item["parameters"]
+        entries.append(entry)
+    return [{"functionDeclarations": entries}]
+
+
+def _openai_tool_choice(choice: str) -> Any:
+    if choice in ("none", "auto", "required"):
+        return choice
+    return {"type": "function", "function": {"name": choice}}
+
+
+def _gemini_tool_choice(choice: str) -> dict[str, Any]:
+    modes = {"none": "NONE", "auto": "AUTO", "required": "ANY"}
+    if choice in modes:
+        return {"mode": modes[choice]}
+    return {"mode": "ANY", "allowedFunctionNames": [choice]}
 
 
 PARAMETERS: tuple[Parameter, ...] = (
@@ -520,6 +577,42 @@ PARAMETERS: tuple[Parameter, ...] = (
         note="The model may write and run Python; the code and its output are shown.",
         switch=True,
     ),
+    # Function calling as a playground (docs/ARCHITECTURE.md, "Function calling"): the model
+    # calls, the person types each result. The declarations join the built-in tools in
+    # Gemini's one `tools` array.
+    Parameter(
+        "functions",
+        "Functions",
+        "functions",
+        "tools",
+        {
+            "openai": Wire("tools", _openai_tools),
+            "gemini": Wire("tools", _gemini_tools, extend=True),
+        },
+        note="The model may call them; you type each result.",
+    ),
+    Parameter(
+        "tool_choice",
+        "Tool choice",
+        "tool_choice",
+        "tools",
+        {
+            "openai": Wire("tool_choice", _openai_tool_choice),
+            "gemini": Wire("toolConfig.functionCallingConfig", _gemini_tool_choice),
+        },
+        note="Required: the model must call one; a name: that function.",
+        needs="functions",
+    ),
+    # Off, `false` is sent with the functions (openai_compat): the upstream's default is on.
+    Parameter(
+        "parallel_tool_calls",
+        "Parallel calls",
+        "bool",
+        "tools",
+        {"openai": Wire("parallel_tool_calls")},
+        note="The model may call several functions at once.",
+        needs="functions",
+    ),
     Parameter(
         "safety_settings",
         "Safety settings",
@@ -582,9 +675,13 @@ def validate(
                 errors[parameter.name] = conflict_message(BY_NAME[other], parameter)
         needs = parameter.needs
         if needs is not None and parameter.name in options and needs not in options:
+            partner = BY_NAME[needs]
             errors.setdefault(
                 parameter.name,
-                f"{parameter.label} is sent only with {BY_NAME[needs].label} on: turn it on, "
+                f"{parameter.label} is sent only with functions declared: add one, or clear "
+                f"{parameter.label}."
+                if partner.kind == "functions"
+                else f"{parameter.label} is sent only with {partner.label} on: turn it on, "
                 f"or clear {parameter.label}.",
             )
         if parameter.goes_with is not None and parameter.name in accepted:
@@ -603,6 +700,14 @@ def validate(
                     f"Write the {parameter.label.lower()} the answer must match (the "
                     f"{partner.label.lower()} is “{word}”).",
                 )
+    choice = options.get("tool_choice")
+    if isinstance(choice, str) and "functions" in options and "tool_choice" not in errors:
+        names = tool_choice_names(options["functions"])
+        if choice not in names:
+            errors["tool_choice"] = (
+                f"Tool choice: {choice} is not a declared function; choose none, auto, "
+                "required or one of the functions."
+            )
     return options, errors
 
 

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Role = Literal["user", "assistant"]
+# "tool": the results a person typed for the calls of the answer before it
+# (`extras["function_results"]`, providers/functions.py).
+Role = Literal["user", "assistant", "tool"]
 
 
 @dataclass(frozen=True, slots=True)

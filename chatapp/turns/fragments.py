@@ -9,6 +9,7 @@ from django.template.loader import render_to_string
 from chatapp import rendering
 from chatapp.conversations import tree
 from chatapp.conversations.models import Message
+from chatapp.providers import functions
 from chatapp.providers.gemini import tools as gemini_tools
 
 from .protocol import StreamEnd, terminal_event
@@ -45,6 +46,8 @@ def stream_end(message: Message) -> StreamEnd:
     offer_shell = (
         bool(message.content)
         and not marks
+        # Function calls are drawn with the end (the stream had none).
+        and functions.CALLS_KEY not in message.provider_extras
         and not rendering.has_reference_definitions(message.content)
     )
     if not message.content:

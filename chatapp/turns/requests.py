@@ -13,6 +13,7 @@ from chatapp.attachments.models import MessageAttachment
 from chatapp.attachments.selectors import image_part
 from chatapp.conversations import tree
 from chatapp.conversations.models import Message
+from chatapp.providers import functions
 from chatapp.providers.types import ChatMessage, ChatRequest, Part, TextPart
 
 from .services import Turn
@@ -44,22 +45,39 @@ def turn_request(*, message: Message) -> ChatRequest:
     image_parts = _thread_images(message, {row.id for row in path})
     history: list[ChatMessage] = []
     for row in _answered(path):
+        if row.role == Message.Role.USER and functions.RESULTS_KEY in row.provider_extras:
+            # The results typed for the calls before it (docs/ARCHITECTURE.md, "Function
+            # calling"): each adapter sends them in its own form.
+            results = functions.results_of(row.provider_extras)
+            history.append(
+                ChatMessage(
+                    role="tool",
+                    parts=(TextPart(row.content),),
+                    extras={functions.RESULTS_KEY: results},
+                )
+            )
+            continue
         parts: list[Part] = list(image_parts.get(row.id, ()))
         if row.content or not parts:
             parts.append(TextPart(row.content))
         same_model = row.route == message.route and row.model == message.model
+        extras: dict[str, Any] = {}
+        if row.role == Message.Role.ASSISTANT:
+            if same_model:
+                extras = row.provider_extras
+            elif functions.CALLS_KEY in row.provider_extras:
+                # The calls go to any model, their signatures only to the one that made them.
+                extras = {functions.CALLS_KEY: _unsigned(row.provider_extras)}
         history.append(
             ChatMessage(
                 role="assistant" if row.role == Message.Role.ASSISTANT else "user",
                 parts=tuple(parts),
-                extras=row.provider_extras
-                if row.role == Message.Role.ASSISTANT and same_model
-                else {},
+                extras=extras,
             )
         )
     return ChatRequest(
         model=message.model,
-        messages=tuple(history),
+        messages=_with_results(history),
         system=conversation.system_prompt,
         options=dict(message.request_options),
         request_id=message.id.hex,
@@ -77,12 +95,41 @@ class PathRow(NamedTuple):
     model: str
 
 
+def _with_results(history: list[ChatMessage]) -> tuple[ChatMessage, ...]:
+    """The history with calls only where their results follow: a person may write a message
+    instead of the results, and both formats refuse calls left without them. Such an answer
+    goes as text (saying which functions it called, if it has none)."""
+    kept = list(history)
+    for i, item in enumerate(kept):
+        if item.role != "assistant" or functions.CALLS_KEY not in item.extras:
+            continue
+        if i + 1 < len(kept) and kept[i + 1].role == "tool":
+            continue
+        names = ", ".join(c["name"] for c in functions.calls_of(item.extras))
+        text = item.text or f"(Called {names}; no results were given.)"
+        extras = {k: v for k, v in item.extras.items() if k != functions.CALLS_KEY}
+        kept[i] = ChatMessage(role="assistant", parts=(TextPart(text),), extras=extras)
+    return tuple(kept)
+
+
+def _unsigned(extras: dict[str, Any]) -> list[functions.Call]:
+    return [
+        {"id": c["id"], "name": c["name"], "arguments": c["arguments"]}
+        for c in functions.calls_of(extras)
+    ]
+
+
 def _answered(path: list[PathRow]) -> list[PathRow]:
     """The path without its turns that have no answer text: each such answer and the prompt
-    it answered (the prompt that starts this turn, last on the path, stays)."""
+    it answered (the prompt that starts this turn, last on the path, stays). An answer that
+    called functions is an answer, text or not."""
     kept: list[PathRow] = []
     for row in path:
-        if row.role == Message.Role.ASSISTANT and not row.content:
+        if (
+            row.role == Message.Role.ASSISTANT
+            and not row.content
+            and not functions.calls_of(row.provider_extras)
+        ):
             if kept and kept[-1].role == Message.Role.USER:
                 kept.pop()
             continue

@@ -33,7 +33,7 @@ from chatapp.conversations.titles import title_from_text
 from chatapp.core import sql
 from chatapp.core.errors import ServiceError, TurnConflict
 from chatapp.credentials.selectors import PersonRoutes
-from chatapp.providers import catalog
+from chatapp.providers import catalog, functions
 
 from .limits import check_budget, check_images_fit, check_rate, check_text
 
@@ -162,6 +162,88 @@ def turn_regenerate(
     except IntegrityError:
         raise TurnConflict(BUSY) from None
     return answer
+
+
+def turn_results(
+    *,
+    message: Message,
+    results: Sequence[str],
+    idempotency_key: uuid.UUID,
+    worker_id: uuid.UUID,
+) -> Turn:
+    """Send the results a person typed for an answer's function calls: the same turn goes on
+    (docs/ARCHITECTURE.md, "Function calling"). The results are a message after the answer
+    (role user, `provider_extras["function_results"]`, its text the results for history,
+    search and export), followed by a pending answer of the same route, model and options,
+    which may call again. One result per call, each at most `functions.RESULT_MAX_CHARS`;
+    only the end of its branch takes results, once (the idempotency key makes a double
+    submit return the first)."""
+    calls = functions.calls_of(message.provider_extras)
+    if message.role != Message.Role.ASSISTANT or not calls or message.is_active:
+        raise TurnConflict("Only an answer that called functions takes their results.")
+    if len(results) != len(calls):
+        raise ServiceError(
+            f"Write a result for each of the {len(calls)} calls (got {len(results)})."
+        )
+    for call, text in zip(calls, results, strict=True):
+        if len(text) > functions.RESULT_MAX_CHARS:
+            raise ServiceError(
+                f"The result for {call['name']} can be at most "
+                f"{functions.RESULT_MAX_CHARS:,} characters (got {len(text):,})."
+            )
+    kept: list[functions.Result] = [
+        {"id": call["id"], "name": call["name"], "content": text}
+        for call, text in zip(calls, results, strict=True)
+    ]
+    owner = message.conversation.owner
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            conversation = _locked_conversation(message)
+            check_rate(owner)
+            check_budget(owner, route=message.route)
+            if tree.has_children(message.pk):
+                earlier = _turn_for_key(owner=owner, idempotency_key=idempotency_key)
+                if earlier is not None:
+                    return earlier  # the same results sent twice
+                raise TurnConflict(
+                    "These calls already have their results; reload the page to see them."
+                )
+            routes = PersonRoutes(conversation.owner_id)
+            if catalog.get_model(message.route, message.model, routes) is None:
+                raise ServiceError(
+                    f"The model that called these functions ({message.model}) is not "
+                    "available any more."
+                )
+            user_message = Message(
+                conversation=conversation,
+                parent_id=message.pk,
+                role=Message.Role.USER,
+                content=functions.results_text(kept, calls),
+                provider_extras={functions.RESULTS_KEY: kept},
+                idempotency_key=idempotency_key,
+                created_at=now,
+            )
+            answer = Message(
+                conversation=conversation,
+                parent_id=user_message.pk,
+                role=Message.Role.ASSISTANT,
+                status=Message.Status.PENDING,
+                route=message.route,
+                model=message.model,
+                request_options=dict(message.request_options),
+                worker_id=worker_id,
+                created_at=now + timedelta(microseconds=1),
+            )
+            sql.insert([user_message, answer])
+            user_message.image_links = []
+            _make_current(conversation, answer)
+    except IntegrityError:
+        earlier = _turn_for_key(owner=owner, idempotency_key=idempotency_key)
+        if earlier is not None:
+            return earlier
+        raise TurnConflict(BUSY) from None
+    return Turn(conversation, user_message, answer, created=True)
 
 
 def turn_edit(

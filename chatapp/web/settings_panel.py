@@ -19,7 +19,7 @@ from django import forms
 
 from chatapp.conversations.chat_settings import ChatSettings, chat_settings_validate
 from chatapp.core.errors import InvalidSettings
-from chatapp.providers import catalog, params
+from chatapp.providers import catalog, functions, params
 from chatapp.providers.gemini.safety import ADJUSTABLE_CATEGORIES, THRESHOLDS
 from chatapp.providers.params import Parameter, Range
 
@@ -75,7 +75,7 @@ class ParamControl:
 
     @property
     def wide(self) -> bool:
-        return self.control in ("stop", "safety", "schema")
+        return self.control in ("stop", "safety", "schema", "functions")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +131,9 @@ class SettingsForm(SparseForm):
     ) -> dict[str, Any]:
         initial: dict[str, Any] = {"model": spec.key, "system_prompt": system_prompt}
         for name, value in options.items():
-            if name == "safety_settings" and isinstance(value, dict):
+            if name == "functions" and isinstance(value, list):  # as JSON, to export or edit
+                initial[name] = json.dumps(value, indent=2, ensure_ascii=False)
+            elif name == "safety_settings" and isinstance(value, dict):
                 for field, category in SAFETY_FIELDS:
                     if category in value:
                         initial[field] = str(value[category])
@@ -183,7 +185,7 @@ class SettingsForm(SparseForm):
                 items.append(f"{parameter.label} ({len(chosen)} set)")
             else:
                 fields.append((name, values[name]))
-                if parameter.kind in ("schema", "bias"):
+                if parameter.kind in ("schema", "bias", "functions"):
                     items.append(parameter.label)
                     continue
                 shown = "on" if parameter.kind == "bool" else values[name].replace("\n", ", ")
@@ -291,6 +293,17 @@ def _control(
         empty = parameter.empty_label or "Model default"
         choices = _choices(value, levels, parameter.choice_labels, empty)
         return common("select", value=value, choices=choices)
+    if parameter.kind == "functions":
+        # The declared list as JSON (import and export), and its names, each removable.
+        names = functions.declared_names(value)
+        return common("functions", value=value, choices=tuple(Choice(n, n, False) for n in names))
+    if parameter.kind == "tool_choice":
+        fixed = ("none", "auto", "required")
+        names = functions.declared_names(values.get("functions", ""))
+        labels = {"none": "None", "auto": "Auto", "required": "Required"}
+        levels = (*fixed, *names)
+        choices = _choices(value, levels, {**labels, **{n: n for n in names}}, "Model default")
+        return common("select", value=value, choices=choices)
     if parameter.kind in ("schema", "bias"):
         # JSON typed in a textarea (a schema, a logit bias's object).
         return common("schema", value=value)
@@ -370,10 +383,12 @@ def settings_feedback(
         drawn_for is not None and drawn_for != spec.key
     )
     previous = catalog.get_model_by_key(drawn_for, form.routes) if drawn_for and new_model else None
+    # New functions change the Tool choice's options and the list: the section is drawn again.
+    rerender = new_model or request.htmx.trigger_name == "functions"
     context = settings_context(
         form,
         spec,
         posted=None if new_model else set(form.data),
         restore_from=previous if previous is not None and previous.key != spec.key else None,
     )
-    return {**context, "rerender": new_model, **extra}
+    return {**context, "rerender": rerender, **extra}

@@ -60,6 +60,7 @@ urlpatterns = [
     path(MESSAGE + "regenerate/", turns.message_regenerate, name="message-regenerate"),
     path(MESSAGE + "models/", messages.message_models, name="message-models"),
     path(MESSAGE + "continue/", turns.message_continue, name="message-continue"),
+    path(MESSAGE + "results/", turns.message_results, name="message-results"),
     path(MESSAGE + "edit/", messages.message_edit_form, name="message-edit-form"),
     path(MESSAGE + "send-edit/", turns.message_edit, name="message-edit"),
     path(MESSAGE + "show/", messages.message_show, name="message-show"),

@@ -1228,8 +1228,9 @@
   // load, hx-sync).
   function quietBlocks(root) {
     if (!root.querySelectorAll) return;
-    const blocks = Array.from(root.querySelectorAll("#presets, .saved-schemas"));
-    if (root.matches && root.matches("#presets, .saved-schemas")) blocks.push(root);
+    const quiet = "#presets, .saved-schemas, .fn-new";
+    const blocks = Array.from(root.querySelectorAll(quiet));
+    if (root.matches && root.matches(quiet)) blocks.push(root);
     blocks.forEach(function (block) {
       if (block.dataset.quiet) return;
       block.dataset.quiet = "1";
@@ -1252,6 +1253,109 @@
     const status = use.closest(".saved-schemas-body").querySelector("[role=status]");
     if (status) status.textContent = "Using the schema “" + use.dataset.useSchema + "”.";
     box.focus();
+  });
+
+  // Functions (_settings_options.html): the declared list is the JSON in the "Functions as
+  // JSON" box; "Save function" adds one to it and "Remove" takes one out, and the change
+  // reaches the panel from the box, so the server checks and saves it like one typed there.
+  // The checks here only answer sooner, with the server's words; the server checks again.
+  const FN_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+  const FN_MAX = 128;
+
+  function functionsBox(from) {
+    const field = from.closest("fieldset.functions");
+    return field && field.querySelector("textarea[name=functions]");
+  }
+
+  function declared(box) {
+    const text = box.value.trim();
+    if (!text) return [];
+    const list = JSON.parse(text);
+    return Array.isArray(list) ? list : [list];
+  }
+
+  function saveFunctions(box, list) {
+    box.value = list.length ? JSON.stringify(list, null, 2) : "";
+    box.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+
+  // The section is drawn again after each change of the list: "Import or export as JSON"
+  // stays as the person left it (open, with the focus in its box if it was there).
+  let functionsJsonOpen = false;
+  document.addEventListener(
+    "toggle",
+    function (evt) {
+      if (evt.target.matches && evt.target.matches("details.fn-json")) {
+        functionsJsonOpen = evt.target.open;
+      }
+    },
+    true,
+  );
+  document.addEventListener("htmx:load", function (evt) {
+    const details = evt.target.querySelector && evt.target.querySelector("details.fn-json");
+    if (details && functionsJsonOpen) details.open = true;
+  });
+
+  document.addEventListener("click", function (evt) {
+    if (!evt.target.closest) return;
+    const open = evt.target.closest(".fn-add-open");
+    const add = evt.target.closest("[data-fn-add]");
+    const remove = evt.target.closest("[data-fn-remove]");
+    if (open) {
+      const form = document.getElementById(open.getAttribute("aria-controls"));
+      if (!form) return;
+      form.hidden = !form.hidden;
+      open.setAttribute("aria-expanded", String(!form.hidden));
+      if (!form.hidden) form.querySelector("input").focus();
+    } else if (add) {
+      const form = add.closest(".fn-new");
+      const box = functionsBox(add);
+      const error = form.querySelector(".field-error");
+      const name = form.querySelector("#fn-name").value.trim();
+      const description = form.querySelector("#fn-description").value.trim();
+      const schemaText = form.querySelector("#fn-parameters").value.trim();
+      let list;
+      let parameters = { type: "object", properties: {} };
+      try {
+        list = declared(box);
+      } catch (e) {
+        error.textContent = "Functions as JSON is not valid JSON: fix it first.";
+        return;
+      }
+      if (!FN_NAME.test(name)) {
+        error.textContent = "Function name: 1 to 64 letters, digits, _ or -.";
+        return;
+      }
+      if (list.some(function (f) { return f && f.name === name; })) {
+        error.textContent = "Function name: " + name + " is declared already; each name once.";
+        return;
+      }
+      if (list.length >= FN_MAX) {
+        error.textContent = "Functions: at most " + FN_MAX + " functions.";
+        return;
+      }
+      if (schemaText) {
+        try {
+          parameters = JSON.parse(schemaText);
+        } catch (e) {
+          error.textContent = "Parameters (JSON Schema) is not valid JSON: " + e.message;
+          return;
+        }
+      }
+      error.textContent = "";
+      list.push({ name: name, description: description, parameters: parameters });
+      saveFunctions(box, list);
+    } else if (remove) {
+      const box = functionsBox(remove);
+      let list;
+      try {
+        list = declared(box);
+      } catch (e) {
+        return;
+      }
+      const name = remove.dataset.fnRemove;
+      saveFunctions(box, list.filter(function (f) { return !f || f.name !== name; }));
+    }
   });
 
   // --- Confirmations ----------------------------------------------------------------------

@@ -220,3 +220,25 @@ def test_a_word_in_very_many_messages_is_ranked_among_the_newest_matches(user, m
     for i in range(6):
         chat(user, f"Chat {i}", "everywhere")
     assert sorted(found(user, "everywhere")) == ["Chat 3", "Chat 4", "Chat 5"]
+
+
+def test_function_names_arguments_and_results_are_found_once_the_results_are_sent(user):
+    from chatapp.providers import functions
+
+    conversation = chat(user, "Tools", "Weather?")
+    call = {"id": "c1", "name": "get_weather", "arguments": '{"city": "Lausanne"}'}
+    add_message(
+        conversation,
+        role="assistant",
+        content="",
+        provider_extras={functions.CALLS_KEY: [call]},
+    )
+    result = {"id": "c1", "name": "get_weather", "content": "drizzle"}
+    add_message(
+        conversation,
+        role="user",
+        content=functions.results_text([result], [call]),
+        provider_extras={functions.RESULTS_KEY: [result]},
+    )
+    for words in ("get_weather", "Lausanne", "drizzle"):
+        assert found(user, words) == ["Tools"], words

@@ -235,3 +235,55 @@ def test_a_grounded_answer_with_code_run_travels_through_export_and_import(
         user_client, reverse("conversation-export-markdown", args=[conversation.id])
     )
     assert "```python model-executed-code\nprint(2)\n```" in markdown.decode()
+
+
+def test_function_calls_and_results_travel_through_both_exports_and_an_import(
+    user, user_client, other_user, all_routes
+):
+    """The calls (without the signatures beside them) and the typed results leave with the
+    JSON export and come back checked; the Markdown export shows each call's arguments and
+    each result."""
+    from chatapp.models import Message
+    from chatapp.providers import functions
+    from tests.conftest import add_message
+
+    conversation = Conversation.objects.create(owner=user, route="aimlapi", model="m")
+    add_message(conversation, role=Message.Role.USER, content="Weather in Bern?")
+    call = {"id": "c1", "name": "get_weather", "arguments": '{"city":"Bern"}'}
+    signed = {**call, "extra_content": {"google": {"thought_signature": "c2ln"}}}
+    add_message(
+        conversation,
+        role=Message.Role.ASSISTANT,
+        content="",
+        status=Message.Status.COMPLETE,
+        finish_reason="tool_calls",
+        route="aimlapi",
+        model="m",
+        provider_extras={functions.CALLS_KEY: [signed]},
+    )
+    result = {"id": "c1", "name": "get_weather", "content": '{"temp": 21}'}
+    add_message(
+        conversation,
+        role=Message.Role.USER,
+        content=functions.results_text([result]),
+        provider_extras={functions.RESULTS_KEY: [result]},
+    )
+    data = download(user_client, reverse("conversation-export-json", args=[conversation.id]))
+    (document,), _ = documents(data)
+    assert document["messages"][1]["provider"] == {functions.CALLS_KEY: [call]}
+    assert document["messages"][2]["function_results"] == [result]
+
+    assert import_data(other_user, data).imported == 1
+    copies = Message.objects.filter(conversation__owner=other_user).order_by("created_at")
+    assert [m.provider_extras for m in copies] == [
+        {},
+        {functions.CALLS_KEY: [call]},
+        {functions.RESULTS_KEY: [result]},
+    ]
+
+    markdown = download(
+        user_client, reverse("conversation-export-markdown", args=[conversation.id])
+    ).decode()
+    assert 'Function call: `get_weather`\n\n```json\n{\n  "city": "Bern"\n}\n```' in markdown
+    assert '## Function results\n\nResult for `get_weather`:\n\n```\n{"temp": 21}\n```' in markdown
+    assert "*No text.*" not in markdown

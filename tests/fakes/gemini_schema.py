@@ -27,7 +27,8 @@ GOOGLE_KEYS = {
     "toolConfig",
     "cachedContent",
 }
-SEGMIND_KEYS = {"system_instruction", "contents", "generationConfig"}
+# `tools` and `toolConfig`: declared functions only (chatapp/providers/gemini/segmind.py).
+SEGMIND_KEYS = {"system_instruction", "contents", "generationConfig", "tools", "toolConfig"}
 # Gemini's built-in tools, as the app sends them: `{"googleSearch": {}}`.
 _BUILT_IN = {"googleSearch", "urlContext", "codeExecution"}
 STOP_MAX = 5
@@ -145,6 +146,27 @@ def _problems(body: Any, *, segmind: bool):
             if isinstance(tool, dict) and any(v != {} for k, v in tool.items() if k in _BUILT_IN):
                 yield f"tools[{index}]: a built-in tool takes an empty object here"
 
+    if "toolConfig" in body:
+        yield from _validate(types.ToolConfig, body["toolConfig"], "toolConfig")
+        config = (
+            body["toolConfig"].get("functionCallingConfig")
+            if isinstance(body["toolConfig"], dict)
+            else None
+        )
+        mode = config.get("mode") if isinstance(config, dict) else None
+        if mode is not None and mode not in types.FunctionCallingConfigMode.__members__:
+            yield f"toolConfig.functionCallingConfig.mode {mode!r} is not a mode"
+        declared = {
+            d.get("name")
+            for tool in body.get("tools") or ()
+            if isinstance(tool, dict)
+            for d in tool.get("functionDeclarations") or ()
+            if isinstance(d, dict)
+        }
+        for name in (config or {}).get("allowedFunctionNames") or ():
+            if name not in declared:
+                yield f"toolConfig: {name!r} is allowed but not declared"
+
     if "safetySettings" in body:
         settings = body["safetySettings"]
         if not isinstance(settings, list):
@@ -198,13 +220,14 @@ def _validate(model: type[pydantic.BaseModel], value: Any, where: str):
 
 def _snake_case(value: Any, *, path: str, top: str):
     """Wire names are camelCase (the SDK's types would also take snake_case). Values under
-    `args`/`response` (tool payloads) are free-form and skipped."""
+    `args`/`response` (tool payloads) and a declaration's `parametersJsonSchema` (a person's
+    JSON Schema, property names as they wrote them) are free-form and skipped."""
     if isinstance(value, dict):
         for key, item in value.items():
             here = f"{path}.{key}" if path else key
             if "_" in key and not (path == "" and key == top):
                 yield f"{here}: wire names are camelCase"
-            if key not in ("args", "response"):
+            if key not in ("args", "response", "parametersJsonSchema"):
                 yield from _snake_case(item, path=here, top=top)
     elif isinstance(value, list):
         for index, item in enumerate(value):

@@ -159,6 +159,25 @@ class CodeResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Call:
+    """The model calls a function (docs/PROTOCOLS.md §1b, §3b). OpenAI format: streamed as
+    `delta.tool_calls` fragments of call `call` (its index in the step): the id, type and
+    name first with empty arguments, then `arguments` in pieces of `piece` characters (the
+    reply should end with `finish="tool_calls"`); `signature` goes on the first fragment as
+    `extra_content.google.thought_signature`, as Google's OpenAI-compatible endpoint sends
+    it. Gemini: one `functionCall{name, args, id}` part (`args` is `arguments` parsed), with
+    `thoughtSignature` when `signature` is given; several Call steps are parallel calls."""
+
+    name: str
+    arguments: str = "{}"
+    id: str | None = None
+    call: int = 0
+    index: int = 0
+    signature: str | None = None
+    piece: int = 7
+
+
+@dataclass(frozen=True, slots=True)
 class ExtraContent:
     """A delta chunk carrying `extra_content`, e.g. `{"google": {"thought_signature": "..."}}`.
     In a non-stream answer the extras of all such steps are merged into `message.extra_content`."""
@@ -223,6 +242,7 @@ class Drop:
 
 Step = (
     Text
+    | Call
     | Reasoning
     | Code
     | CodeResult
@@ -966,12 +986,34 @@ class OpenAIChatRenderer(Renderer):
             delta = {"extra_content": dict(step.data)}
         elif isinstance(step, Code | CodeResult):
             return b""  # Gemini's code execution has no OpenAI-format counterpart
+        elif isinstance(step, Call):
+            return self._call(step, turn)
         else:
             raise TypeError(f"not a content step: {step!r}")
         choice = self._choice(step.index, delta)
         if isinstance(step, Text) and step.logprobs:
             choice["logprobs"] = openai_logprobs(step.logprobs)
         return self._chunk(turn, [choice])
+
+    def _call(self, step: Call, turn: _Turn) -> bytes:
+        """A call's `delta.tool_calls` fragments: its head, then its arguments in pieces."""
+        head: dict[str, Any] = {
+            "index": step.call,
+            "id": step.id or f"call_{step.call}",
+            "type": "function",
+            "function": {"name": step.name, "arguments": ""},
+        }
+        if step.signature is not None:
+            head["extra_content"] = {"google": {"thought_signature": step.signature}}
+        out = [self._chunk(turn, [self._choice(step.index, {"tool_calls": [head]})])]
+        text = step.arguments
+        for start in range(0, len(text), max(1, step.piece)):
+            piece = {
+                "index": step.call,
+                "function": {"arguments": text[start : start + step.piece]},
+            }
+            out.append(self._chunk(turn, [self._choice(step.index, {"tool_calls": [piece]})]))
+        return b"".join(out)
 
     def close(self, turn: _Turn) -> bytes:
         reply = turn.reply
@@ -1041,6 +1083,18 @@ class OpenAIChatRenderer(Renderer):
                 message["reasoning_content"] = "".join(turn.reasoning[index])
             if index in turn.extras:
                 message["extra_content"] = turn.extras[index]
+            calls = [
+                {
+                    "id": step.id or f"call_{step.call}",
+                    "type": "function",
+                    "function": {"name": step.name, "arguments": step.arguments},
+                }
+                for step in turn.reply.steps
+                if isinstance(step, Call) and step.index == index
+            ]
+            if calls:  # a whole message's calls carry no index
+                message["tool_calls"] = calls
+                message["content"] = message["content"] or None
             choices.append(
                 {
                     "index": index,
@@ -1070,7 +1124,7 @@ class OpenAIChatRenderer(Renderer):
 
 # Neutral finish reasons in Gemini's spelling; anything else is sent as it is.
 _GEMINI_FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
-_CONTENT_STEPS = (Text, Reasoning, Code, CodeResult)
+_CONTENT_STEPS = (Text, Call, Reasoning, Code, CodeResult)
 _ENDS_EARLY = (Drop, Stall, Raw, Data)
 
 
@@ -1196,6 +1250,11 @@ class GeminiRenderer(Renderer):
             part = {"executableCode": {"language": step.language, "code": step.code}}
         elif isinstance(step, CodeResult):
             part = {"codeExecutionResult": {"outcome": step.outcome, "output": step.output}}
+        elif isinstance(step, Call):
+            call: dict[str, Any] = {"name": step.name, "args": json.loads(step.arguments)}
+            if step.id is not None:
+                call["id"] = step.id
+            part = {"functionCall": call}
         else:
             return None  # ExtraContent is the OpenAI format's
         if step.signature is not None:

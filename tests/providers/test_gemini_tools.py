@@ -97,7 +97,7 @@ def test_each_switch_adds_its_tool_to_the_one_tools_array() -> None:
 def test_parameters_declared_to_extend_one_path_are_concatenated_in_registry_order() -> None:
     extending = [p for p in params.PARAMETERS if p.wire.get("gemini", None) is not None]
     on_tools = [p.name for p in extending if p.wire["gemini"].path == "tools"]
-    assert on_tools == ["google_search", "url_context", "code_execution"]
+    assert on_tools == ["google_search", "url_context", "code_execution", "functions"]
     assert all(params.BY_NAME[name].wire["gemini"].extend for name in on_tools)
     # The order of the options does not matter; the registry's does.
     backwards = dict(reversed(list(TOOLS.items())))

@@ -618,7 +618,7 @@ def test_finish_reasons(raw: str, neutral: str) -> None:
     assert r.end(whole_body=False) == [Finish(reason=neutral, raw=raw)]
 
 
-def test_thought_parts_are_reasoning_and_other_candidates_are_ignored() -> None:
+def test_thought_parts_are_reasoning_calls_are_recorded_and_other_candidates_are_ignored() -> None:
     r = reader()
     events = r.feed(
         {
@@ -645,9 +645,17 @@ def test_thought_parts_are_reasoning_and_other_candidates_are_ignored() -> None:
                 "gemini": {
                     "route": "gemini",
                     "model": "gemini-2.5-flash",
-                    # Tool parts are not echoed: no tool turns yet.
-                    "parts": [{"at": 0, "text": "Answer", "thoughtSignature": SIG}],
-                }
+                    # A call is recorded whole where it stands, to go back unchanged.
+                    "parts": [
+                        {"at": 0, "text": "Answer", "thoughtSignature": SIG},
+                        {
+                            "at": 6,
+                            "functionCall": {"name": "f", "args": {}},
+                            "thoughtSignature": SIG,
+                        },
+                    ],
+                },
+                "function_calls": [{"id": "", "name": "f", "arguments": "{}"}],
             }
         ),
     ]

@@ -40,6 +40,13 @@ def sample(parameter: Parameter, accepted: Range) -> Any:
             return '{"type": "object", "properties": {"a": {"type": "string"}}}'
         case "bias":
             return '{"1234": -100, "42": 5}'
+        case "functions":
+            return (
+                '[{"name": "get_weather", "description": "The weather in a city",'
+                ' "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]'
+            )
+        case "tool_choice":
+            return "get_weather"
     if accepted.maximum is not None:
         return str(accepted.maximum)
     return str(accepted.minimum if accepted.minimum is not None else 1)

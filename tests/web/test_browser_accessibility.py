@@ -15,7 +15,7 @@ from tests.conftest import (
     send,
     settings_saved,
 )
-from tests.fakes.upstream import Reply, Text
+from tests.fakes.upstream import Call, Reply, Text
 
 try:
     from axe_playwright_python.sync_playwright import Axe
@@ -107,6 +107,33 @@ def test_token_probabilities_open_have_no_serious_violation(page, aimlapi, schem
     done = page.locator("article.msg-assistant:not(.msg-active)")
     done.locator("details.msg-logprobs summary").click()
     expect(done.get_by_role("list", name="Tokens")).to_be_visible()
+    assert serious(page) == []
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_functions_declared_calls_and_results_have_no_serious_violation(page, aimlapi, scheme):
+    from tests.web.test_browser_functions import CITY, answer_results, declare
+
+    page.emulate_media(color_scheme=scheme)
+    log_in(page)
+    open_settings(page)
+    declare(page, "get_weather", "The weather in a city", CITY)
+    page.get_by_text("Import or export as JSON").click()
+    aimlapi.enqueue(
+        Reply([Call("get_weather", '{"city": "Bern"}', id="c1")], finish="tool_calls"),
+        Reply([Text("Sunny.")]),
+    )
+    send(page, "Weather in Bern?")
+    done = page.locator("article.msg-assistant:not(.msg-active)")
+    expect(done.get_by_role("button", name="Send results")).to_be_visible()
+    assert serious(page) == []
+    answer_results(page, {"get_weather": "sunny"})
+    expect(page.locator("article.msg-assistant").last.locator(".msg-body")).to_have_text("Sunny.")
+    # The pointer rests where Send results was: off the results, their footer fades out (a
+    # fade caught half-way is no colour a person reads).
+    page.mouse.move(0, 0)
+    results = page.get_by_role("article", name="Function results")
+    expect(results.locator(".msg-foot")).to_have_css("opacity", "0")
     assert serious(page) == []
 
 

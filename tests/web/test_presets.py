@@ -124,3 +124,32 @@ def test_someone_elses_preset_cannot_be_used_or_deleted(user_client, other_user,
 def test_a_hostile_preset_parameter_is_ignored(user_client, aimlapi, raw):
     page = user_client.get(reverse("chat-home"), {"preset": raw}).content.decode()
     assert selected_model(page) == "aimlapi:google/gemini-2.5-flash"
+
+
+def test_a_preset_keeps_its_functions_tool_choice_and_parallel_calls(user_client, user, aimlapi):
+    declared = (
+        '[{"name": "get_weather", "description": "The weather",'
+        ' "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]'
+    )
+    post(
+        user_client,
+        "preset-create",
+        {
+            "model": PRO,
+            "preset_name": "Tools",
+            "functions": declared,
+            "tool_choice": "get_weather",
+            "parallel_tool_calls": "on",
+            "page": "new",
+        },
+    )
+    preset = Preset.objects.get(owner=user)
+    assert preset.settings["functions"][0]["name"] == "get_weather"
+    page = user_client.get(reverse("chat-home"), {"preset": str(preset.id)}).content.decode()
+    controls = Controls(page).controls
+    assert controls["functions"]["tag"] == "textarea"
+    assert "&quot;name&quot;: &quot;get_weather&quot;" in page  # the list, as JSON, in its box
+    options = controls["tool_choice"]["options"]
+    assert [o["value"] for o in options if o["selected"]] == ["get_weather"]
+    assert 'aria-label="Remove get_weather"' in page
+    assert 'id="id_parallel_tool_calls" name="parallel_tool_calls" value="on" checked' in page

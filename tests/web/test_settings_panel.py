@@ -149,8 +149,11 @@ def test_each_route_shows_the_options_its_model_accepts_in_the_registrys_groups(
         "logprobs",
         "top_logprobs",
         "reasoning_effort",
+        "functions",
+        "tool_choice",
+        "parallel_tool_calls",
     ]
-    assert groups_shown(html) == ["Sampling", "Length", "Output", "Thinking"]
+    assert groups_shown(html) == ["Sampling", "Length", "Output", "Thinking", "Tools"]
     assert "Route: <strong>AI/ML API</strong>" in html
 
     conversation.route, conversation.model = "gemini", "gemini-2.5-flash"
@@ -175,6 +178,8 @@ def test_each_route_shows_the_options_its_model_accepts_in_the_registrys_groups(
         "google_search",
         "url_context",
         "code_execution",
+        "functions",
+        "tool_choice",
         "safety_settings",
     ]
     assert groups_shown(html) == ["Sampling", "Length", "Output", "Thinking", "Tools", "Safety"]
@@ -195,6 +200,8 @@ def test_each_route_shows_the_options_its_model_accepts_in_the_registrys_groups(
         "json_schema",
         "candidate_count",
         "thinking_level",
+        "functions",
+        "tool_choice",
     ]
     assert "Route: <strong>Segmind</strong>. Segmind may ignore these settings" in html
 
@@ -224,6 +231,8 @@ def test_labels_keep_their_accessible_names_and_controls_fit_their_kind(user_cli
         "google_search": "Google Search",
         "url_context": "URL context",
         "code_execution": "Code execution",
+        "functions": "Functions as JSON",
+        "tool_choice": "Tool choice",
         "safety_harassment": "Harassment",
         "safety_hate_speech": "Hate speech",
         "safety_sexually_explicit": "Sexually explicit",

@@ -287,6 +287,7 @@ POST_ONLY = {
     "turn-stop",
     "message-regenerate",
     "message-continue",
+    "message-results",
     "message-edit",
     "message-show",
     "turn-delete",

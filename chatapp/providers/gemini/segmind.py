@@ -65,9 +65,15 @@ class SegmindProvider(NativeProvider):
             messages["system_instruction"] = system
         messages["contents"] = self.contents(request)
         # Segmind's envelope has no place for safetySettings (not offered on this route).
-        config = option_fields(request.options).get("generationConfig")
+        fields = option_fields(request.options)
+        config = fields.get("generationConfig")
         if config:
             messages["generationConfig"] = config
+        # Declared functions, beside `contents` as generationConfig is (docs/PROTOCOLS.md §2:
+        # whether Segmind passes them on is unverified; the built-in tools are not offered).
+        for key in ("tools", "toolConfig"):
+            if fields.get(key):
+                messages[key] = fields[key]
         return {"messages": messages}
 
     def build_headers(self) -> dict[str, str]:

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import httpx
 import orjson
 
-from .. import params
+from .. import functions, params
 from ..base import Provider
 from ..errors import (
     AuthenticationError,
@@ -199,9 +199,9 @@ _KEY_REASONS = frozenset(
         "API_KEY_HTTP_REFERRER_BLOCKED",
     }
 )
-# Parts whose signature is not recorded as a text part's: function calls are not supported
-# yet (a lone functionCall part would make the next request invalid); code execution's parts
-# are recorded whole, signed or not, with the fence that stands for them in the text.
+# Parts whose signature is not recorded as a text part's: function calls are recorded whole,
+# signed or not, where they stand in the answer (`ResponseReader._call`), and so are code
+# execution's parts, with the fence that stands for them in the text.
 _NOT_TEXT_PARTS = frozenset(
     {
         "functionCall",
@@ -236,6 +236,8 @@ def build_contents(
     for message in messages:
         if message.role == "assistant":
             role, parts = "model", _model_parts(message, route=route, model=model)
+        elif message.role == "tool":
+            role, parts = "user", _response_parts(message)
         else:
             role, parts = "user", _user_parts(message)
         if not parts:
@@ -278,7 +280,33 @@ def _model_parts(message: ChatMessage, *, route: str, model: str) -> list[dict[s
         parts.extend(replayed)
     elif text:
         parts.append({"text": text})
+    calls = functions.calls_of(message.extras) if functions.CALLS_KEY in message.extras else []
+    if calls and not any("functionCall" in part for part in parts):
+        # Calls made by another model (or whose records did not fit): sent as calls, unsigned.
+        parts.extend(_call_part(call) for call in calls)
     parts.extend(inline_data(p) for p in message.parts if isinstance(p, ImagePart))
+    return parts
+
+
+def _call_part(call: functions.Call) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": call["name"], "args": json.loads(call["arguments"])}
+    if call["id"]:
+        body["id"] = call["id"]
+    return {"functionCall": body}
+
+
+def _response_parts(message: ChatMessage) -> list[dict[str, Any]]:
+    """The results a person typed, one `functionResponse{name, response, id?}` part per call
+    (docs/PROTOCOLS.md §3b); a result that is not a JSON object goes under "result"."""
+    parts = []
+    for result in functions.results_of(message.extras):
+        body: dict[str, Any] = {
+            "name": result["name"],
+            "response": functions.response_object(result["content"]),
+        }
+        if result["id"]:
+            body["id"] = result["id"]
+        parts.append({"functionResponse": body})
     return parts
 
 
@@ -390,6 +418,7 @@ class ResponseReader:
         self.finish: str | None = None
         self.block_reason: str | None = None
         self.signed: list[dict[str, Any]] = []
+        self.calls: list[functions.Call] = []  # functionCall parts read (several: parallel)
         self.extras: dict[str, Any] = {}
         self.last_usage: Usage | None = None
         self.seen = False  # anything at all was read
@@ -503,6 +532,9 @@ class ResponseReader:
                 self._code(part, fence, events)
                 changed = True
                 continue
+            if "functionCall" in part:
+                changed |= self._call(part)
+                continue
             text = part.get("text")
             text = text if isinstance(text, str) else ""
             thought = part.get("thought") is True
@@ -540,6 +572,17 @@ class ResponseReader:
                 self.extras[key] = json_copy(value)
                 changed = True
         return changed
+
+    def _call(self, part: dict[str, Any]) -> bool:
+        """A `functionCall` part: checked and bounded (`functions.gemini_call`), kept as a
+        call, and recorded whole where it stands, its `thoughtSignature` untouched, so that
+        the next request of the turn sends the model's content back exactly as it came."""
+        call = functions.gemini_call(part)
+        if call is None or len(self.calls) >= functions.MAX_CALLS:
+            return False
+        self.calls.append(call)
+        self.signed.append({"at": self.length, **json_copy(part)})
+        return True
 
     def _other(self, index: int, candidate: dict[str, Any], events: list[Event]) -> None:
         """Candidate `index` (1 or more): its text and thoughts, log probabilities and finish.
@@ -676,6 +719,8 @@ class ResponseReader:
                 "model": self.model,
                 "parts": [dict(part) for part in self.signed],
             }
+        if self.calls:
+            data[functions.CALLS_KEY] = [dict(call) for call in self.calls]
         data.update(json_copy(self.extras))
         return data
 
@@ -706,6 +751,8 @@ class ResponseReader:
         raw = self.finish
         known = FINISH_REASONS.get(raw)
         reason = known[0] if known else _OPENAI_FINISH_REASONS.get(raw, "other")
+        if self.calls and reason == "stop":
+            reason = "tool_calls"  # Gemini ends a step of calls with STOP
         events.append(Finish(reason=reason, raw=raw))
         return events
 

@@ -14,7 +14,7 @@ from django.utils.safestring import SafeString
 
 from chatapp import rendering
 from chatapp.conversations.models import Message
-from chatapp.providers import catalog, endings, logprobs, prices, structured
+from chatapp.providers import catalog, endings, functions, logprobs, prices, structured
 from chatapp.providers.gemini import safety
 from chatapp.providers.gemini import tools as gemini_tools
 from chatapp.providers.types import Ending
@@ -27,6 +27,37 @@ def _ending(message: Message) -> Ending:
     extras = message.provider_extras if isinstance(message.provider_extras, dict) else {}
     raw = extras.get("finish_reason")
     return endings.describe(message.finish_reason, raw if isinstance(raw, str) else "")
+
+
+@dataclass(frozen=True, slots=True)
+class CallShown:
+    """One function call of an answer, as the page shows it: named "Function call: <name>",
+    its arguments as formatted JSON, and its result's field ("Result for <name>"); a name
+    called twice in one step is numbered, so each label stays unique."""
+
+    name: str
+    label: str
+    arguments: str
+
+
+@register.simple_tag
+def function_calls(message: Message) -> list[CallShown]:
+    calls = functions.calls_of(message.provider_extras)
+    seen: dict[str, int] = {}
+    shown = []
+    for call in calls:
+        seen[call["name"]] = seen.get(call["name"], 0) + 1
+        count = seen[call["name"]]
+        label = call["name"] if count == 1 else f"{call['name']} ({count})"
+        shown.append(CallShown(call["name"], label, functions.pretty_arguments(call)))
+    return shown
+
+
+@register.simple_tag
+def function_results(message: Message) -> list[functions.Result]:
+    if functions.RESULTS_KEY not in message.provider_extras:
+        return []
+    return functions.results_of(message.provider_extras)
 
 
 @register.filter

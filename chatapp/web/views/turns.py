@@ -164,6 +164,38 @@ def message_edit(
 
 
 @require_POST
+def message_results(
+    request: AuthenticatedRequest, conversation_id: uuid.UUID, message_id: uuid.UUID
+) -> HttpResponse:
+    """Send the results typed for an answer's function calls: the answer (now without its
+    result fields), the results and the next answer, which streams, in the answer's place."""
+    message = selectors.message_for_owner(
+        owner=request.user, conversation_id=conversation_id, message_id=message_id
+    )
+    try:
+        turn = services.turn_results(
+            message=message,
+            results=request.POST.getlist("result"),
+            # One set of results per answer: a double submit finds the first.
+            idempotency_key=uuid.uuid5(message.pk, "function-results"),
+            worker_id=WORKER_ID,
+        )
+    except ServiceError as exc:
+        response = HttpResponse(escape(exc.message), status=exc.status)
+        return reswap(retarget(response, f"#m-{message.pk} .fn-error"), "innerHTML")
+    answer = turn.assistant_message
+    _ensure_running(request, answer, lambda: turn_request(message=answer))
+    called = render_to_string(
+        "chatapp/_message.html", {"message": message, "is_last": False, "request": request}
+    )
+    html = called + _articles(request, [turn.user_message, answer])
+    if turn.created:
+        # The conversation's other open pages show the results and the answer going on.
+        _publish_replacement(request, message.conversation_id, html, replaces=message)
+    return HttpResponse(html)
+
+
+@require_POST
 def turn_delete(
     request: AuthenticatedRequest, conversation_id: uuid.UUID, message_id: uuid.UUID
 ) -> HttpResponse:
