@@ -116,10 +116,7 @@ def turn_start(
             )
     except IntegrityError:
         # The same submit twice (idempotency key), or a second turn while one is active.
-        earlier = _turn_for_key(owner=owner, idempotency_key=idempotency_key)
-        if earlier is not None:
-            return earlier
-        raise TurnConflict(BUSY) from None
+        return _replayed_turn(owner=owner, idempotency_key=idempotency_key)
     return Turn(
         conversation, user_message, assistant_message, created=True, new_conversation=created
     )
@@ -239,10 +236,7 @@ def turn_results(
             user_message.image_links = []
             _make_current(conversation, answer)
     except IntegrityError:
-        earlier = _turn_for_key(owner=owner, idempotency_key=idempotency_key)
-        if earlier is not None:
-            return earlier
-        raise TurnConflict(BUSY) from None
+        return _replayed_turn(owner=owner, idempotency_key=idempotency_key)
     return Turn(conversation, user_message, answer, created=True)
 
 
@@ -292,10 +286,7 @@ def turn_edit(
             )
             _make_current(conversation, assistant_message)
     except IntegrityError:
-        earlier = _turn_for_key(owner=owner, idempotency_key=idempotency_key)
-        if earlier is not None:
-            return earlier
-        raise TurnConflict(BUSY) from None
+        return _replayed_turn(owner=owner, idempotency_key=idempotency_key)
     return Turn(conversation, user_message, assistant_message, created=True)
 
 
@@ -521,6 +512,15 @@ def _conversation_for_turn(
 
 # On every send's path: prepared once (core.sql; the queryset cost ~1 ms to compile and run).
 _CONVERSATION_FOR_UPDATE = sql.Prepared(Conversation, "id", for_update=True)
+
+
+def _replayed_turn(*, owner: User, idempotency_key: uuid.UUID) -> Turn:
+    """After an insert refused by a constraint: the turn this key already made (the same
+    submit twice), or else the answer already being written refused it."""
+    earlier = _turn_for_key(owner=owner, idempotency_key=idempotency_key)
+    if earlier is None:
+        raise TurnConflict(BUSY) from None
+    return earlier
 
 
 def _turn_for_key(*, owner: User, idempotency_key: uuid.UUID) -> Turn | None:
