@@ -109,21 +109,14 @@ def request_problems(requests: list[Any]) -> list[str]:
     """What is wrong with the model requests the fake received: every body an adapter sends
     must be one the OpenAI spec (AI/ML API) or google-genai's types (Google, Segmind) accept,
     in every test, not only in the wire tests."""
-    from tests.fakes.gemini_schema import validate_gemini_request
-    from tests.fakes.openapi import validate_chat_request
+    from tests.fakes.gemini_schema import validate_recorded
 
     found = []
     for recorded in requests:
-        body, path = recorded.json, recorded.path
-        if recorded.method != "POST" or not isinstance(body, dict):
+        if recorded.method != "POST" or not isinstance(recorded.json, dict):
             continue
         try:
-            if path.endswith("/chat/completions"):
-                validate_chat_request(body)
-            elif ":generateContent" in path or ":streamGenerateContent" in path:
-                validate_gemini_request(body)
-            elif path.startswith("/segmind/"):
-                validate_gemini_request(body, segmind=True)
+            validate_recorded(recorded)
         except AssertionError as exc:
-            found.append(f"a request to {path} is not valid: {exc}"[:2000])
+            found.append(f"a request to {recorded.path} is not valid: {exc}"[:2000])
     return found

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -30,7 +29,7 @@ from chatapp.providers.types import (
 )
 from tests import provider_kit
 from tests.fakes import upstream as up
-from tests.fakes.gemini_schema import validate_gemini_response, validate_recorded
+from tests.fakes.gemini_schema import validate_gemini_response
 from tests.fakes.openapi import validate_stream_chunk
 from tests.provider_kit import of_type, text_of
 
@@ -255,13 +254,6 @@ def test_the_report_shows_whitespace_and_percentages_and_ignores_a_stored_mess()
 
 
 # --- Over the wire, against the fake upstream ------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def every_request_validates(fake_upstream: up.FakeUpstream) -> Iterator[None]:
-    yield
-    for record in fake_upstream.chat_requests:
-        validate_recorded(record)
 
 
 def openai(client: httpx.AsyncClient, fake: up.FakeUpstream) -> OpenAICompatProvider:

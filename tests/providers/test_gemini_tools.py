@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -28,7 +27,7 @@ from chatapp.providers.types import (
 )
 from tests import provider_kit
 from tests.fakes import upstream as up
-from tests.fakes.gemini_schema import validate_gemini_request, validate_recorded
+from tests.fakes.gemini_schema import validate_gemini_request
 from tests.provider_kit import of_type, text_of
 
 pytestmark = pytest.mark.usefixtures("transport")
@@ -44,13 +43,6 @@ def provider(http_client: httpx.AsyncClient, fake_upstream: up.FakeUpstream) -> 
     return GeminiProvider(
         alias="gemini", client=http_client, api_key=KEY, base_url=fake_upstream.gemini_base_url
     )
-
-
-@pytest.fixture(autouse=True)
-def every_request_validates(fake_upstream: up.FakeUpstream) -> Iterator[None]:
-    yield
-    for record in fake_upstream.chat_requests:
-        validate_recorded(record)
 
 
 def ask(text: str = "What is new in Zürich?", **kwargs: Any) -> ChatRequest:

@@ -45,7 +45,7 @@ from chatapp.providers.types import (
 )
 from tests import provider_kit
 from tests.fakes import upstream as up
-from tests.fakes.gemini_schema import validate_gemini_response, validate_recorded
+from tests.fakes.gemini_schema import validate_gemini_response
 from tests.provider_kit import of_type, text_of
 
 pytestmark = pytest.mark.usefixtures("transport")
@@ -70,12 +70,10 @@ def provider(http_client: httpx.AsyncClient, fake_upstream: up.FakeUpstream) -> 
 
 
 @pytest.fixture(autouse=True)
-def every_request_validates(fake_upstream: up.FakeUpstream) -> Iterator[None]:
-    """Every body the adapters sent validates with google-genai's types (or OpenAI's schema
-    for the AI/ML API route), and no key ever travels in a URL."""
+def no_key_travels_in_a_url(fake_upstream: up.FakeUpstream) -> Iterator[None]:
+    """No key ever travels in a URL (every body is validated by the fake_upstream fixture)."""
     yield
     for record in fake_upstream.chat_requests:
-        validate_recorded(record)
         assert "key" not in record.query
         assert KEY not in record.path
 
