@@ -90,7 +90,7 @@ class ConversationStreamConsumer(SSEConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         self.tab = (query.get("tab") or [""])[0][:TAB_MAX_CHARS]
         await self.send_headers(status=200, headers=SSE_HEADERS)
-        await self._send(SSE_OPEN)
+        self._hold(SSE_OPEN)
         await self._join(conversation_group(conversation_id))
         if session_key:
             await self._join(session_group(session_key))

@@ -159,6 +159,33 @@ async def test_a_watcher_with_every_character_gets_the_last_block_then_the_shell
     )
 
 
+async def test_the_stream_opens_with_its_first_frame_and_ends_in_one_write(
+    run_manager, silent_run, cookie
+):
+    """Each write wakes the reader: the opening comment goes out with the first frame, and
+    the last block, the final fragment and the end of the body go out together."""
+    bodies: list[dict] = []
+
+    async def record(message: dict) -> None:
+        if message["type"] == "http.response.body":
+            bodies.append(message)
+
+    stream = open_stream(silent_run.id, cookie=cookie, send_through=record)
+    await stream.start()
+    await stream.attached()
+    assert await stream.next_event() is not None  # the saved text
+    await get_channel_layer().group_send(stream_group(silent_run.id), _end(len(SAVED)))
+    events = [await stream.next_event(), await stream.next_event()]
+    assert [e.event for e in events if e is not None] == ["blocks", "done"]
+    assert await stream.next_event() is None
+
+    assert bodies[0]["body"].startswith(b"retry: 2000\n: stream open\n\n: live\n\n")
+    last = bodies[-1]
+    assert last["more_body"] is False
+    assert last["body"].index(b"event: blocks") < last["body"].index(b"event: done")
+    assert all(body["more_body"] for body in bodies[:-1])
+
+
 @pytest.mark.parametrize("shell", ["", "<article data-shell></article>"], ids=["none", "behind"])
 async def test_a_watcher_behind_the_end_or_without_a_shell_gets_the_whole_fragment(
     run_manager, silent_run, cookie, shell
