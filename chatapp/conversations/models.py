@@ -149,6 +149,10 @@ class Message(models.Model):
     # Where this message stands among its versions (its siblings), set for a page by
     # conversations.tree.with_versions; None when it has none.
     versions: Versions | None = None
+    # Whether `versions` is known without reading it: a new answer to a message made with it
+    # has no siblings until it is over (only a finished answer can be regenerated), so the
+    # end of its stream need not ask (one statement of a turn's ten, bench "turn cost").
+    versions_known = False
     # The message's image links, prefetched for a page (see `images`).
     image_links: list[MessageAttachment]
 

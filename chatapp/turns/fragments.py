@@ -21,7 +21,7 @@ def message_fragment(
     """The final HTML of a message, as the conversation page shows it, "2 / 3" included (one
     query, unless the caller has read its versions); a `shell` has an empty body marked
     `data-shell`, into which the page moves the blocks it already shows."""
-    if read_versions:
+    if read_versions and not message.versions_known:
         tree.with_versions([message])
     return render_to_string(
         "chatapp/_message.html",

@@ -111,6 +111,8 @@ def _save_final(
         message = launched
         for name, value in written.items():
             setattr(message, name, value)
+        if outcome.candidates:
+            message.versions_known = False  # its candidates are versions beside it now
     else:
         message = Message.objects.get(pk=message_id)
     return stream_end(message), written is not None

@@ -405,6 +405,8 @@ def _insert_turn(
     )
     if answer_id is not None:
         assistant_message.pk = answer_id
+    # Its parent is new: it is the only version (conversations.models.Message.versions_known).
+    assistant_message.versions_known = True
     sql.insert([user_message, assistant_message])
     user_message.image_links = (
         MessageAttachment.objects.bulk_create(

@@ -306,3 +306,41 @@ async def test_regenerate_asks_for_the_candidates_again_each_a_new_version(
 
     assert [m.content for m in await versions(answer.id)] == ["One.", "Two.", "Three.", "Four."]
     assert aimlapi.requests[1].json["n"] == 2
+
+
+async def test_a_new_answers_end_reads_no_versions_and_a_regenerated_ones_shows_2_of_2(
+    aimlapi, run_manager, user, cookie, statement_log
+):
+    """A new answer to a new message has no siblings until it ends, so its end does not ask
+    (Message.versions_known); an answer regenerated beside another still reads them."""
+    aimlapi.enqueue(Reply.text("First."), Reply.text("Second."))
+    turn = await start_turn(user, "Hello", launch=False)
+    answer = turn.assistant_message
+    assert answer.versions_known
+    statement_log.clear()
+    await run_manager.launch(
+        message_id=answer.id,
+        route=answer.route,
+        request=await sync_to_async(turn_request)(message=answer),
+        message=answer,
+    )
+    stream = open_stream(answer.id, cookie=cookie)
+    await stream.start()
+    _, terminal = await stream.read_until_terminal()
+    await wait_for_run(answer.id)
+    assert terminal.event == "done"
+    assert "version-count" not in terminal.data
+    assert not [s for s in statement_log.statements if "v_count" in s]
+
+    def _regenerate() -> tuple[Message, object]:
+        old = Message.objects.select_related("conversation").get(pk=answer.id)
+        again = turn_regenerate(message=old, worker_id=WORKER_ID)
+        return again, turn_request(message=again)
+
+    again, request = await sync_to_async(_regenerate)()
+    assert not again.versions_known
+    await run_manager.launch(message_id=again.id, route=again.route, request=request, message=again)
+    stream = open_stream(again.id, cookie=cookie)
+    await stream.start()
+    _, terminal = await stream.read_until_terminal()
+    assert '<span class="version-count">2 / 2</span>' in terminal.data
