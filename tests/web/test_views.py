@@ -92,6 +92,30 @@ async def test_send_in_a_conversation_returns_both_messages_and_a_fresh_key(
     aimlapi.release("hold")
 
 
+async def test_a_turn_goes_live_to_the_conversations_other_pages_unless_it_made_it(
+    aimlapi, run_manager, async_client, monkeypatch
+):
+    """No page can follow a conversation before it exists (and one opened since reads the
+    turn with it), so the send that makes it publishes nothing; a later one does."""
+    from chatapp.web.views import turns
+
+    published: list[uuid.UUID] = []
+    monkeypatch.setattr(
+        turns.live, "publish_turn", lambda **frame: published.append(frame["conversation_id"])
+    )
+    aimlapi.enqueue(Reply([Text("One.")]), Reply([Text("Two.")]))
+    conversation_id = uuid.uuid4()
+    url = reverse("turn-create", args=[conversation_id])
+    first = await async_client.post(url, send_form("one"))
+    assert first.status_code == 200
+    assert published == []
+    answer = re.findall(r'id="m-([0-9a-f-]+)"', first.content.decode())[1]
+    await wait_for_run(uuid.UUID(answer))
+    second = await async_client.post(url, {**send_form("two"), "parent": answer})
+    assert second.status_code == 200
+    assert published == [conversation_id]
+
+
 async def test_double_submit_with_the_same_key_makes_one_turn(aimlapi, run_manager, async_client):
     aimlapi.enqueue(Reply([Gate("hold"), Text("ok")]))
     conversation_id = uuid.uuid4()

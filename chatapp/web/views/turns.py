@@ -71,8 +71,10 @@ def turn_create(request: AuthenticatedRequest, conversation_id: uuid.UUID) -> Ht
     # The articles are the response and, for the conversation's other open pages, the live
     # frame: rendered once (each render of a message is ~0.5 ms of a send's CPU).
     articles = _articles(request, [turn.user_message, answer])
-    if turn.created:
-        # The conversation's other open pages show the turn as it is sent.
+    if turn.created and not turn.new_conversation:
+        # The conversation's other open pages show the turn as it is sent. A conversation
+        # this send made has none: no page could follow it before it existed, and one
+        # opened since reads the turn with it.
         live.publish_turn(
             conversation_id=turn.conversation.id,
             html=articles,
