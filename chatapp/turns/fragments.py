@@ -15,13 +15,11 @@ from chatapp.providers.gemini import tools as gemini_tools
 from .protocol import StreamEnd, terminal_event
 
 
-def message_fragment(
-    message: Message, *, is_last: bool = True, shell: bool = False, read_versions: bool = True
-) -> str:
+def message_fragment(message: Message, *, is_last: bool = True, shell: bool = False) -> str:
     """The final HTML of a message, as the conversation page shows it, "2 / 3" included (one
-    query, unless the caller has read its versions); a `shell` has an empty body marked
-    `data-shell`, into which the page moves the blocks it already shows."""
-    if read_versions and not message.versions_known:
+    query, unless it is a new answer: `Message.versions_known`); a `shell` has an empty
+    body marked `data-shell`, into which the page moves the blocks it already shows."""
+    if not message.versions_known:
         tree.with_versions([message])
     return render_to_string(
         "chatapp/_message.html",
