@@ -295,12 +295,7 @@ async def test_regenerate_asks_for_the_candidates_again_each_a_new_version(
     turn = await start_turn(user, "Hello", options={"candidate_count": "2"})
     await wait_for_run(turn.assistant_message.id)
 
-    def _regenerate() -> tuple[Message, object]:
-        old = Message.objects.select_related("conversation").get(pk=turn.assistant_message.id)
-        answer = turn_regenerate(message=old, worker_id=WORKER_ID)
-        return answer, turn_request(message=answer)
-
-    answer, request = await sync_to_async(_regenerate)()
+    answer, request = await sync_to_async(_regenerated)(turn.assistant_message.id)
     await run_manager.launch(message_id=answer.id, route=answer.route, request=request)
     await wait_for_run(answer.id)
 
@@ -332,15 +327,37 @@ async def test_a_new_answers_end_reads_no_versions_and_a_regenerated_ones_shows_
     assert "version-count" not in terminal.data
     assert not [s for s in statement_log.statements if "v_count" in s]
 
-    def _regenerate() -> tuple[Message, object]:
-        old = Message.objects.select_related("conversation").get(pk=answer.id)
-        again = turn_regenerate(message=old, worker_id=WORKER_ID)
-        return again, turn_request(message=again)
-
-    again, request = await sync_to_async(_regenerate)()
+    again, request = await sync_to_async(_regenerated)(answer.id)
     assert not again.versions_known
     await run_manager.launch(message_id=again.id, route=again.route, request=request, message=again)
     stream = open_stream(again.id, cookie=cookie)
     await stream.start()
     _, terminal = await stream.read_until_terminal()
     assert '<span class="version-count">2 / 2</span>' in terminal.data
+
+
+async def test_a_new_answer_with_candidates_reads_its_versions_at_its_end(
+    aimlapi, run_manager, user, cookie
+):
+    """Launched with its row, as the view launches it: the candidates saved beside it are
+    versions by its end, so it shows "1 / 2" though it began as the only one."""
+    aimlapi.enqueue(Reply.candidates("One.", "Two."))
+    turn = await start_turn(user, "Hello", options={"candidate_count": "2"}, launch=False)
+    answer = turn.assistant_message
+    await run_manager.launch(
+        message_id=answer.id,
+        route=answer.route,
+        request=await sync_to_async(turn_request)(message=answer),
+        message=answer,
+    )
+    stream = open_stream(answer.id, cookie=cookie)
+    await stream.start()
+    _, terminal = await stream.read_until_terminal()
+    assert '<span class="version-count">1 / 2</span>' in terminal.data
+
+
+def _regenerated(answer_id: uuid.UUID) -> tuple[Message, object]:
+    """A new version of the answer, as Regenerate makes it, and its request."""
+    old = Message.objects.select_related("conversation").get(pk=answer_id)
+    again = turn_regenerate(message=old, worker_id=WORKER_ID)
+    return again, turn_request(message=again)
