@@ -313,12 +313,7 @@ async def test_a_new_answers_end_reads_no_versions_and_a_regenerated_ones_shows_
     answer = turn.assistant_message
     assert answer.versions_known
     statement_log.clear()
-    await run_manager.launch(
-        message_id=answer.id,
-        route=answer.route,
-        request=await sync_to_async(turn_request)(message=answer),
-        message=answer,
-    )
+    await _launch_with_row(run_manager, answer)
     stream = open_stream(answer.id, cookie=cookie)
     await stream.start()
     _, terminal = await stream.read_until_terminal()
@@ -344,16 +339,19 @@ async def test_a_new_answer_with_candidates_reads_its_versions_at_its_end(
     aimlapi.enqueue(Reply.candidates("One.", "Two."))
     turn = await start_turn(user, "Hello", options={"candidate_count": "2"}, launch=False)
     answer = turn.assistant_message
-    await run_manager.launch(
-        message_id=answer.id,
-        route=answer.route,
-        request=await sync_to_async(turn_request)(message=answer),
-        message=answer,
-    )
+    await _launch_with_row(run_manager, answer)
     stream = open_stream(answer.id, cookie=cookie)
     await stream.start()
     _, terminal = await stream.read_until_terminal()
     assert '<span class="version-count">1 / 2</span>' in terminal.data
+
+
+async def _launch_with_row(run_manager, answer: Message) -> None:
+    """Launch a saved answer's run with its row, as the send view does."""
+    request = await sync_to_async(turn_request)(message=answer)
+    await run_manager.launch(
+        message_id=answer.id, route=answer.route, request=request, message=answer
+    )
 
 
 def _regenerated(answer_id: uuid.UUID) -> tuple[Message, object]:
