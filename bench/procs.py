@@ -142,11 +142,12 @@ def app_env(config: AppConfig, var_dir: Path) -> dict[str, str]:
     return env
 
 
-def prepare_app(config: AppConfig, var_dir: Path) -> dict[str, str]:
-    """Migrate and collect static files once, as `make run` does."""
+def prepare_app(config: AppConfig, var_dir: Path, root: Path = ROOT) -> dict[str, str]:
+    """Migrate and collect static files once, as `make run` does; `root` is the source tree
+    (another checkout's, for `bench.ab`)."""
     env = app_env(config, var_dir)
     for command in (["migrate", "--noinput", "-v0"], ["collectstatic", "--noinput", "-v0"]):
-        subprocess.run([PYTHON, "manage.py", *command], cwd=ROOT, env=env, check=True)
+        subprocess.run([PYTHON, "manage.py", *command], cwd=root, env=env, check=True)
     return env
 
 
@@ -212,13 +213,17 @@ SERVERS = {
 
 
 def start_app(
-    config: AppConfig, var_dir: Path, env: dict[str, str], port: int | None = None
+    config: AppConfig,
+    var_dir: Path,
+    env: dict[str, str],
+    port: int | None = None,
+    root: Path = ROOT,
 ) -> Process:
     port = port or free_port()
     log = var_dir / f"app-{port}.log"
     proc = subprocess.Popen(
         SERVERS[config.server](port),
-        cwd=ROOT,
+        cwd=root,
         env=env,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,

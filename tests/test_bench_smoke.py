@@ -138,3 +138,21 @@ def test_adapter_bench_reads_every_chunk_of_both_streaming_routes(servers):
     for route in ("aimlapi", "gemini"):
         assert result[route]["chunks_per_round"] == 3 * 25
         assert result[route]["us_per_chunk_median"] > 0
+
+
+def test_the_paired_ab_alternates_blocks_on_both_servers_and_reports_the_ratio():
+    done = subprocess.run(
+        [PYTHON, "-m", "bench.ab", "--rounds", "2", "--block", "2", "--warm", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["a"]["root"] == result["b"]["root"] == str(ROOT)
+    assert result["a_ms"] > 0
+    assert result["b_ms"] > 0
+    # A against itself: the same work on both sides, whatever the machine's speed.
+    assert 0.5 < result["ratio_of_sums"] < 2
+    assert result["ratio_q1"] <= result["ratio_median"] <= result["ratio_q3"]
