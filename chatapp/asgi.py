@@ -111,13 +111,18 @@ class SyncChainASGIHandler(ASGIHandler):
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in tasks:
             if task.done():
-                try:
-                    task.result()
-                except RequestAborted:
-                    pass
-                except AssertionError:
+                # Looked at, not raised: raising the listener's RequestAborted here would add
+                # this frame to its traceback, which the task keeps: a cycle through `tasks`
+                # holding the request, its forms and its response until the garbage collector
+                # ran. With the two other cycles gone (the request's, the consumer's
+                # heartbeat), a turn leaves ~70 objects for the collector, not ~220 (bench.ab,
+                # CPU per short turn: B/A 0.968 median, 0.984 of the sums, 40 rounds).
+                error = task.exception()  # CancelledError if cancelled, as result() did
+                if isinstance(error, AssertionError):
                     body_file.close()
-                    raise
+                    raise error
+                if error is not None and not isinstance(error, RequestAborted):
+                    raise error
             else:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -159,6 +164,11 @@ class SyncChainASGIHandler(ASGIHandler):
             raise
         if not response.streaming:
             response.close()
+            # Done with. Django's middleware leave the request in cycles (the lazy
+            # `request.user` closes over it, as `request.htmx` and the messages storage hold
+            # it), so it and all it holds (the session, the person, the view's forms) waited
+            # for the garbage collector; emptied, it is freed with its response.
+            request.__dict__.clear()
         return response
 
 

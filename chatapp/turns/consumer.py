@@ -277,6 +277,10 @@ class SSEConsumer(AsyncHttpConsumer):
         self.finished = True
         if self.ticker is not None and self.ticker is not asyncio.current_task():
             self.ticker.cancel()
+            # The cancelled task keeps its CancelledError, whose traceback holds the tick's
+            # frame and so this consumer: held here too, that is a cycle, and the consumer,
+            # its renderer and the connection's objects would wait for the garbage collector.
+            self.ticker = None
         for group in self.groups_joined:
             with contextlib.suppress(Exception):
                 await self.channel_layer.group_discard(group, self.channel_name)

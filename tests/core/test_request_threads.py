@@ -1,11 +1,14 @@
 """Django's requests under ASGI (chatapp.asgi): each runs on a pooled request thread with its
 request_started and request_finished sent there, as under WSGI; no thread is started for a
-request; a client that goes away stops a streamed response being made."""
+request; a client that goes away stops a streamed response being made; a request is freed
+with its response, not by the garbage collector."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -98,3 +101,54 @@ async def test_a_client_that_goes_away_stops_a_streamed_response(signal_threads,
     # The response was closed: request_finished, on a request thread.
     assert ("finished", signal_threads[-1][1]) == signal_threads[-1]
     assert signal_threads[-1][1].startswith("chat-request")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_request_is_freed_with_its_response_without_the_garbage_collector(monkeypatch):
+    """Django's middleware put a request in cycles (the lazy `request.user` closes over it),
+    and a client that hangs up after its response (the server then answers the listener's
+    receive with a disconnect, as Uvicorn does) raised the listener's RequestAborted in the
+    handler's frame, which held the request: either way it waited for the collector."""
+    requests: list[weakref.ref[HttpRequest]] = []
+    real_create = asgi.SyncChainASGIHandler.create_request
+
+    def create_request(self: Any, scope: Any, body_file: Any) -> Any:
+        request, refusal = real_create(self, scope, body_file)
+        if request is not None:
+            requests.append(weakref.ref(request))
+        return request, refusal
+
+    monkeypatch.setattr(asgi.SyncChainASGIHandler, "create_request", create_request)
+
+    async def get(path: str) -> int:
+        sent = asyncio.Event()
+        received = 0
+        statuses: list[int] = []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal received
+            received += 1
+            if received == 1:
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await sent.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+            elif not message.get("more_body"):
+                sent.set()
+
+        await asgi.django_asgi_app(http_scope(path), receive, send)
+        return statuses[0]
+
+    assert await get("/healthz") == 200  # the pool's thread, its connection: made once
+    gc.collect()
+    gc.disable()
+    try:
+        requests.clear()
+        for _ in range(3):
+            assert await get("/healthz") == 200
+        assert [ref() for ref in requests] == [None, None, None]
+    finally:
+        gc.enable()

@@ -5,14 +5,17 @@ state), with no gap and no repeat."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import threading
+import weakref
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from chatapp.conversations.models import Conversation, Message
+from chatapp.turns.consumer import MessageStreamConsumer
 from chatapp.turns.protocol import StreamDelta, StreamEnd, control_group, stream_group
 from chatapp.turns.workers import WORKER_ID
 from tests.conftest import add_message, open_stream
@@ -290,3 +293,40 @@ async def test_the_piece_that_closes_a_block_is_sent_before_the_block_is_rendere
     blocks = await stream.next_event()
     assert blocks is not None
     assert blocks.event == "blocks"
+
+
+async def test_a_stream_that_ended_is_freed_without_the_garbage_collector(
+    run_manager, silent_run, cookie, monkeypatch
+):
+    """The consumer, its renderer and the connection's objects go with the stream: its
+    heartbeat task, cancelled at the end, keeps a traceback that holds the consumer."""
+    consumers: list[weakref.ref[MessageStreamConsumer]] = []
+    real_init = MessageStreamConsumer.__init__
+
+    def init(self: MessageStreamConsumer, *args, **kwargs) -> None:
+        real_init(self, *args, **kwargs)
+        consumers.append(weakref.ref(self))
+
+    monkeypatch.setattr(MessageStreamConsumer, "__init__", init)
+    gc.collect()
+    gc.disable()
+    try:
+        stream = open_stream(silent_run.id, cookie=cookie)
+        await stream.start()
+        await stream.attached()
+        assert await stream.next_event() is not None  # the saved text
+        consumer = consumers[0]()
+        assert consumer is not None
+        assert consumer.ticker is not None
+        heartbeat = consumer.ticker
+        del consumer
+        await get_channel_layer().group_send(stream_group(silent_run.id), _end(len(SAVED)))
+        while await stream.next_event() is not None:
+            pass
+        await stream.communicator.wait(5)
+        await asyncio.wait([heartbeat])  # cancelled at the end
+        del heartbeat, stream
+        assert len(consumers) == 1
+        assert consumers[0]() is None
+    finally:
+        gc.enable()
