@@ -113,8 +113,7 @@ class SyncChainASGIHandler(ASGIHandler):
             if task.done():
                 # Looked at, not raised: raising the listener's RequestAborted here would add
                 # this frame to its traceback, which the task keeps: a cycle through `tasks`
-                # holding the request, its forms and its response until the garbage collector
-                # ran. With the two other cycles gone (the request's, the consumer's
+                # holding the request and its response until the garbage collector ran. With the two other cycles gone (the request's, the consumer's
                 # heartbeat), a turn leaves ~70 objects for the collector, not ~220 (bench.ab,
                 # CPU per short turn: B/A 0.968 median, 0.984 of the sums, 40 rounds).
                 error = task.exception()  # CancelledError if cancelled, as result() did
@@ -166,8 +165,8 @@ class SyncChainASGIHandler(ASGIHandler):
             response.close()
             # Done with. Django's middleware leave the request in cycles (the lazy
             # `request.user` closes over it, as `request.htmx` and the messages storage hold
-            # it), so it and all it holds (the session, the person, the view's forms) waited
-            # for the garbage collector; emptied, it is freed with its response.
+            # it), so it and what they attached (the session, the person) waited for the
+            # garbage collector; emptied, it is freed with its response.
             request.__dict__.clear()
         return response
 
