@@ -72,7 +72,9 @@ class Side:
 
     async def block(self, turns: int) -> None:
         assert self.process is not None
-        await asyncio.sleep(0.15)  # the last turn's end (its final save) is counted before
+        # `done` comes after the final save; what follows it (closing the stream, the
+        # connections) settles in these pauses, so each block counts its own turns' tails.
+        await asyncio.sleep(0.15)
         before = thread_cpu_s(self.process.proc.pid)
         for _ in range(turns):
             await self.turn()
