@@ -31,6 +31,18 @@ async def _get(path: str) -> int:
     return start["status"]
 
 
+async def request_threads_idle() -> None:
+    """Every request thread has let go of the job it ran last. A pool thread reports a job's
+    result (which wakes the loop) before it drops the job, and with it the job's arguments,
+    the request among them: a barrier that all the threads must reach is past that."""
+    workers = asgi.REQUEST_THREADS._max_workers
+    barrier = threading.Barrier(workers, timeout=10)
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(
+        *(loop.run_in_executor(asgi.REQUEST_THREADS, barrier.wait) for _ in range(workers))
+    )
+
+
 @pytest.fixture
 def signal_threads() -> Iterator[list[tuple[str, str]]]:
     sent: list[tuple[str, str]] = []
@@ -149,6 +161,7 @@ async def test_a_request_is_freed_with_its_response_without_the_garbage_collecto
         requests.clear()
         for _ in range(3):
             assert await get("/healthz") == 200
+        await request_threads_idle()
         assert [ref() for ref in requests] == [None, None, None]
     finally:
         gc.enable()
