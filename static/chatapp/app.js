@@ -575,11 +575,42 @@
   // The settings panel autosaves on any change, so its requests come from the panel, not
   // from a field: name the field that changed (HX-Trigger-Name), so that a new Model
   // re-renders the options it accepts, while other fields only get their errors swapped.
+  //
+  // The trigger's delay folds changes made close together into one request, and a request
+  // whose answer was not drawn (below) passes its changes on: of the fields changed since the
+  // last request, the one that redraws the most is named (a Model, then Functions).
+  let panelChanged = new Set(); // fields changed since the panel's last request went out
+  let panelSent = new Set(); // the fields that request carried
+  document.addEventListener(
+    "change",
+    function (evt) {
+      const field = evt.target;
+      if (!field.name || !field.closest) return;
+      if (field.closest(".settings-panel") || field.id === "id_model") panelChanged.add(field.name);
+    },
+    true,
+  );
+
   document.addEventListener("htmx:configRequest", function (evt) {
     const panel = evt.detail.elt;
     if (!panel || !panel.classList || !panel.classList.contains("settings-panel")) return;
     const changed = evt.detail.triggeringEvent && evt.detail.triggeringEvent.target;
-    if (changed && changed.name) evt.detail.headers["HX-Trigger-Name"] = changed.name;
+    if (changed && changed.name) panelChanged.add(changed.name);
+    panelSent = panelChanged;
+    panelChanged = new Set();
+    const name = ["model", "functions"].find((n) => panelSent.has(n)) || (changed && changed.name);
+    if (name) evt.detail.headers["HX-Trigger-Name"] = name;
+  });
+
+  // An answer that redraws the options section (a new Model, new Functions) drew what that
+  // request saved. A change made since, still waiting out the trigger's delay, is in the
+  // section: drawing the answer over it would put the saved list back, and the function just
+  // added would go with the next request. The newer request draws the section instead.
+  document.addEventListener("htmx:oobBeforeSwap", function (evt) {
+    const id = evt.detail.target && evt.detail.target.id;
+    if ((id !== "settings-options" && id !== "model-route") || !panelChanged.size) return;
+    evt.detail.shouldSwap = false;
+    panelSent.forEach((n) => panelChanged.add(n));
   });
 
   // --- Images ------------------------------------------------------------------------

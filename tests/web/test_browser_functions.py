@@ -97,6 +97,40 @@ def test_functions_are_declared_removed_and_refused_by_name_in_the_panel(page: P
     )
 
 
+def test_a_function_saved_while_an_earlier_autosave_answers_is_kept(page: Page, aimlapi):
+    """An autosave that changes the functions is answered with the options section drawn
+    again. An answer arriving after a newer change (while that change waits out the panel's
+    trigger delay) must not draw the list it saved over the newer one: the function just
+    added would be gone, and the next autosave would send the list without it."""
+    log_in(page)
+    open_settings(page)
+    declare(page, "get_weather", "The weather in a city", CITY)
+    held: list[Any] = []
+
+    def hold_first_post(route: Any) -> None:
+        if route.request.method == "POST" and not held:
+            held.append((route, route.fetch()))  # answered by the server, not yet by the page
+        else:
+            route.continue_()
+
+    page.route("**/settings/**", hold_first_post)
+    page.get_by_text("Import or export as JSON").click()
+    box = page.get_by_role("textbox", name="Functions as JSON")
+    with page.expect_request(lambda r: r.method == "POST" and "/settings/" in r.url):
+        box.fill(box.input_value() + "\n")  # the same list: an autosave of the functions
+        box.press("Tab")
+    page.get_by_role("button", name="Add function").click()
+    page.get_by_role("textbox", name="Function name").fill("get_time")
+    with settings_saved(page):
+        page.get_by_role("button", name="Save function").click()
+        route, response = held[0]
+        route.fulfill(response=response)  # within the newer change's 150 ms delay
+    declared = page.get_by_role("list", name="Declared functions")
+    expect(declared.get_by_role("listitem")).to_have_count(2)
+    expect(declared).to_contain_text("get_time")
+    assert [f["name"] for f in json.loads(box.input_value())] == ["get_weather", "get_time"]
+
+
 def test_a_two_round_parallel_function_call_on_ai_ml_api(page: Page, aimlapi):
     log_in(page)
     open_settings(page)
