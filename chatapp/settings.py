@@ -194,7 +194,7 @@ TEMPLATES = [
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
         "OPTIONS": {
-            # The project's templates without their lines of only control tags
+            # The project's templates without indentation or lines of only control tags
             # (chatapp/web/template_loader.py); Django's own (the admin's) as they are.
             "loaders": [
                 (

@@ -29,8 +29,6 @@ _SILENT_TAGS = (
 )
 _SILENT = rf"\{{%\s*(?:{_SILENT_TAGS})\b(?:[^%]|%(?!\}}))*%\}}|\{{#.*?#\}}"
 _SILENT_LINE = re.compile(rf"^[ \t]*(?:(?:{_SILENT})[ \t]*)+\n", re.MULTILINE)
-
-
 _INDENT = re.compile(r"^[ \t]+", re.MULTILINE)
 
 
