@@ -113,14 +113,14 @@ class SyncChainASGIHandler(ASGIHandler):
             if task.done():
                 # Looked at, not raised: raising the listener's RequestAborted here would add
                 # this frame to its traceback, which the task keeps: a cycle through `tasks`
-                # holding the request and its response until the garbage collector ran. With the two other cycles gone (the request's, the consumer's
-                # heartbeat), a turn leaves ~70 objects for the collector, not ~220 (bench.ab,
-                # CPU per short turn: B/A 0.968 median, 0.984 of the sums, 40 rounds).
+                # holding the request and its response until the garbage collector ran. With
+                # the two other cycles gone (the request's, the consumer's heartbeat), a turn
+                # leaves ~70 objects for the collector, not ~220 (bench.ab, CPU per short
+                # turn: B/A 0.968 median, 0.984 of the sums, 40 rounds).
                 error = task.exception()  # CancelledError if cancelled, as result() did
-                if isinstance(error, AssertionError):
-                    body_file.close()
-                    raise error
                 if error is not None and not isinstance(error, RequestAborted):
+                    if isinstance(error, AssertionError):
+                        body_file.close()
                     raise error
             else:
                 task.cancel()

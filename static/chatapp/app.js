@@ -595,8 +595,7 @@
     const panel = evt.detail.elt;
     if (!panel || !panel.classList || !panel.classList.contains("settings-panel")) return;
     const changed = evt.detail.triggeringEvent && evt.detail.triggeringEvent.target;
-    if (changed && changed.name) panelChanged.add(changed.name);
-    panelSent = panelChanged;
+    panelSent = panelChanged; // the triggering field among them (the capturing listener above)
     panelChanged = new Set();
     const name = ["model", "functions"].find((n) => panelSent.has(n)) || (changed && changed.name);
     if (name) evt.detail.headers["HX-Trigger-Name"] = name;
