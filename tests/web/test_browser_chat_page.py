@@ -339,6 +339,27 @@ def test_defaults_and_presets_are_chosen_explicitly(page, aimlapi):
     expect(page.get_by_label("Start from a preset")).to_have_count(0)
 
 
+def test_a_preset_saved_as_the_panel_autosaves_is_still_confirmed(page, aimlapi):
+    """Clicking "Save as preset" takes focus from a changed field, so the panel's autosave
+    follows 150 ms later. The panel's requests replace one another; a preset's must not be
+    among them, or a save slower than 150 ms is dropped with its confirmation."""
+    log_in(page)
+    open_settings(page)
+    held = []
+
+    def hold(route):
+        held.append((route, route.fetch()))  # answered by the server, not yet by the page
+
+    page.route("**/presets/", hold)
+    page.get_by_label("Preset name").fill("Careful")
+    page.get_by_label("Temperature").fill("0.1")
+    with page.expect_request(lambda r: "/settings/check/" in r.url):
+        page.get_by_role("button", name="Save as preset").click()
+    route, response = held[0]
+    route.fulfill(response=response)
+    expect(page.locator("#preset-status")).to_have_text("Saved the preset “Careful”.")
+
+
 # Records whether the settings panel is ever closed, checked after each batch of DOM changes
 # (a microtask: before the browser can paint or take a click).
 CLOSED_PANEL_WATCH = """() => {
