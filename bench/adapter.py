@@ -2,6 +2,7 @@
 
     python -m bench.adapter                      # 200 streams x 300 chunks, both routes
     python -m bench.adapter --streams 50 --transport httpx
+    python -m bench.adapter --image-mb 3          # also: the loop's longest stall per image turn
 
 No app, no database, no channel layer: the adapter (`provider.stream`) is iterated to the
 end in this process, under uvloop as Uvicorn runs it, and the process's CPU time is divided by
@@ -74,6 +75,53 @@ async def _one_round(route: str, transport: str, streams: int, tokens: int) -> d
     return {"chunks": chunks, "cpu_s": cpu, "wall_s": wall, "us_per_chunk": cpu / chunks * 1e6}
 
 
+async def _image_stall(route: str, megabytes: float, earlier: int = 200) -> float:
+    """The event loop's longest stall, in ms, while a request with an image of `megabytes`
+    and `earlier` messages before it is sent, up to its first event: what every other
+    stream's next chunk waits at most (a probe that wakes every millisecond measures it)."""
+    from chatapp.providers import provider_for
+    from chatapp.providers.http import new_http_client
+    from chatapp.providers.types import ChatMessage, ChatRequest, ImagePart, TextPart
+
+    client = new_http_client()
+    provider = provider_for(route, client=client)
+    history = tuple(
+        ChatMessage.of_text("user" if i % 2 == 0 else "assistant", "An earlier message. " * 25)
+        for i in range(earlier)
+    )
+    image = ImagePart("image/png", os.urandom(int(megabytes * 1_000_000)), 2000, 1500)
+    request = ChatRequest(
+        model=MODELS[route],
+        messages=(
+            *history,
+            ChatMessage(role="user", parts=(TextPart(prompt(1, 50.0, ttft=0.05)), image)),
+        ),
+    )
+    loop = asyncio.get_running_loop()
+    worst = 0.0
+    running = True
+
+    async def probe() -> None:
+        nonlocal worst
+        while running:
+            before = loop.time()
+            await asyncio.sleep(0.001)
+            worst = max(worst, loop.time() - before - 0.001)
+
+    async def first_event() -> None:
+        async for _ in provider.stream(request):
+            return
+
+    watching = asyncio.create_task(probe())
+    await asyncio.sleep(0.05)
+    worst = 0.0
+    await first_event()
+    running = False
+    await watching
+    await client.aclose()
+    return worst * 1000
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench.adapter", description=__doc__)
     parser.add_argument("--streams", type=int, default=200)
@@ -81,6 +129,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--transport", default="aiohttp", choices=("aiohttp", "httpx"))
     parser.add_argument("--routes", default="aimlapi,gemini")
+    parser.add_argument(
+        "--image-mb", type=float, default=0, help="also time the loop's stall per image turn"
+    )
     args = parser.parse_args(argv)
     import uvloop
 
@@ -106,6 +157,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{rounds[0]['chunks']} chunks each)",
                 flush=True,
             )
+            if args.image_mb:
+                stalls = [
+                    uvloop.run(_image_stall(route, args.image_mb)) for _ in range(args.rounds)
+                ]
+                results[route]["image_stall_ms"] = stalls
+                print(
+                    f"{route}: the loop's longest stall while a {args.image_mb:g} MB image "
+                    f"turn starts: {statistics.median(stalls):.1f} ms "
+                    f"(rounds: {', '.join(f'{v:.1f}' for v in stalls)})",
+                    flush=True,
+                )
     finally:
         fake.stop()
         remove_workdir(workdir)

@@ -69,6 +69,7 @@ from .wire import (
     error_object,
     message_text,
     read_limited,
+    request_content,
     retry_after,
     shorten,
     status_code,
@@ -134,9 +135,7 @@ class OpenAICompatProvider(Provider):
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
         client = self.http_client()
-        content = json.dumps(
-            self.build_body(request), ensure_ascii=False, separators=(",", ":")
-        ).encode()
+        content = await request_content(self.build_body, request)
         state = _State()
         state.origin = {"route": self.alias, "model": request.model}
         state.candidates = request.candidates

@@ -28,7 +28,7 @@ import httpx
 from ..base import JSON_BODY_LIMIT, TRANSPORT_ERRORS
 from ..http import body_chunks, upstream_url
 from ..types import ChatRequest, Event
-from ..wire import SSEParser, StrayJSON, error_object, read_limited
+from ..wire import SSEParser, StrayJSON, error_object, read_limited, request_content
 from .wire import (
     ErrorMapper,
     NativeProvider,
@@ -66,7 +66,7 @@ class GeminiProvider(NativeProvider):
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
         client = self.http_client()
-        content = self.encode(self.build_body(request))
+        content = await request_content(self.build_body, request)
         errors = self.error_mapper()
         reader = self.reader(request, errors)
         started = False

@@ -32,7 +32,7 @@ import httpx
 from ..base import ERROR_BODY_LIMIT, JSON_BODY_LIMIT, TRANSPORT_ERRORS
 from ..http import upstream_url
 from ..types import ChatRequest, Event, Status, TextDelta
-from ..wire import read_limited
+from ..wire import read_limited, request_content
 from .wire import (
     NativeProvider,
     option_fields,
@@ -86,7 +86,7 @@ class SegmindProvider(NativeProvider):
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
         self.http_client()
-        content = self.encode(self.build_body(request))
+        content = await request_content(self.build_body, request)
         errors = self.error_mapper()
         reader = self.reader(request, errors)
         loop = asyncio.get_running_loop()

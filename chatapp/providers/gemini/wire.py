@@ -967,11 +967,6 @@ class NativeProvider(Provider):
     def error_mapper(self) -> ErrorMapper:
         return ErrorMapper(self.redact, segmind=self.segmind)
 
-    @staticmethod
-    def encode(body: dict[str, Any]) -> bytes:
-        # ensure_ascii=False and no escaping of "/": signature strings go out byte for byte.
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-
     async def status_error(
         self, response: httpx.Response, errors: ErrorMapper, raw: bytes | None = None
     ) -> ProviderError:
