@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 
 import pytest
@@ -127,7 +128,10 @@ def test_adapter_bench_reads_every_chunk_of_both_streaming_routes(servers):
     # `python -m bench.adapter` measures the upstream read path alone; keep it working.
     _, _, env = servers
     done = subprocess.run(
-        [PYTHON, "-m", "bench.adapter", "--streams", "3", "--tokens", "25", "--rounds", "1"],
+        [
+            *[PYTHON, "-m", "bench.adapter", "--streams", "3", "--tokens", "25", "--rounds", "1"],
+            *["--image-mb", "0.2"],
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -138,6 +142,26 @@ def test_adapter_bench_reads_every_chunk_of_both_streaming_routes(servers):
     for route in ("aimlapi", "gemini"):
         assert result[route]["chunks_per_round"] == 3 * 25
         assert result[route]["us_per_chunk_median"] > 0
+        assert len(result[route]["image_stall_ms"]) == 1
+
+
+def test_where_counts_a_turns_cpu_by_thread_and_by_function():
+    functions = "chatapp.turns.services:turn_start,django.db.backends.utils:CursorWrapper.execute"
+    done = subprocess.run(
+        [PYTHON, "-m", "bench.where", "--turns", "3", "--warm", "1", "--functions", functions],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = done.stdout
+    assert "3 turns of 10 tokens" in report
+    assert "MainThread" in report
+    assert "chat-request" in report
+    # Each turn starts once, and its statements are counted one by one.
+    assert re.search(r"\d+\.\d{3}\s+1\.00\s+chatapp\.turns\.services:turn_start", report)
+    assert "CursorWrapper.execute INSERT INTO" in report
 
 
 def test_the_paired_ab_alternates_blocks_on_both_servers_and_reports_the_ratio():

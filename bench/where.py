@@ -1,0 +1,191 @@
+"""Where a short turn's CPU goes: the CPU of each of the server's threads per turn, and of named
+functions in them, counted exactly rather than sampled (docs/ARCHITECTURE.md, "The cost of a
+turn").
+
+    python -m bench.where                          # the default functions, 200 turns
+    python -m bench.where --turns 400 --tokens 1   # a one-token answer
+    python -m bench.where --functions chatapp.turns.limits:check_rate,chatapp.rendering:render_markdown
+
+A turn is the peers bench's short turn (`bench.targets.short_prompt`: the send POST of a new
+conversation and its stream read to `done`, titles off). The server runs with
+`bench/where_hooks` on its PYTHONPATH, whose `sitecustomize` wraps each named function where
+it is looked up (so name it where its callers find it: `chatapp.turns.services:check_rate`
+is what `turn_start` calls, `chatapp.turns.limits:check_rate` is not) and counts the CPU time
+of the thread running it, inclusive of what it calls; a coroutine or async generator is
+charged only for its own steps. Every SQL statement is counted apart. The wrappers cost a
+little themselves (~1 µs a call), so the threads' totals read a few percent high.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+from .ab import thread_cpu_s
+from .client import Session
+from .procs import ROOT, AppConfig, new_workdir, prepare_app, remove_workdir, start_app, start_fake
+from .targets import prompt
+
+HOOKS = ROOT / "bench" / "where_hooks"
+
+_UVICORN = "uvicorn.protocols.http.httptools_impl"
+# What one turn does, by thread: the send view (a request thread), the run's database work
+# (a database thread), the two requests, the upstream call and the relay (the event loop).
+DEFAULT_FUNCTIONS = [
+    # request thread
+    "chatapp.asgi:SyncChainASGIHandler._get_response_here",
+    "django.contrib.auth:get_user",
+    "django.forms.forms:BaseForm.full_clean",
+    "chatapp.turns.services:turn_start",
+    "chatapp.turns.services:check_rate",
+    "chatapp.turns.services:check_budget",
+    "chatapp.turns.services:_conversation_for_turn",
+    "chatapp.turns.services:_insert_turn",
+    "chatapp.web.views.turns:_articles",
+    "chatapp.web.views.turns:_ensure_running",
+    # database thread
+    "chatapp.turns.run:Run._prepare",
+    "chatapp.turns.run:own_key",
+    "chatapp.turns.run:_save_final",
+    "chatapp.turns.run:message_finish",
+    "chatapp.turns.run:stream_end",
+    "chatapp.rendering:render_markdown",
+    # event loop
+    f"{_UVICORN}:HttpToolsProtocol.data_received",
+    f"{_UVICORN}:RequestResponseCycle.run_asgi",
+    f"{_UVICORN}:RequestResponseCycle.send",
+    "chatapp.turns.consumer:SSEConsumer.__call__",
+    "chatapp.turns.manager:RunManager.launch",
+    "chatapp.turns.run:Run._generate",
+    "chatapp.turns.run:Run._finalise",
+    "chatapp.providers.openai_compat:OpenAICompatProvider.stream",
+    "httpx._client:AsyncClient.send",
+    "chatapp.turns.consumer:MessageStreamConsumer.stream_delta",
+    "chatapp.turns.consumer:MessageStreamConsumer.stream_end",
+    # every statement, wherever it runs
+    "django.db.backends.utils:CursorWrapper.execute",
+]
+
+
+def _threads(pid: int) -> dict[str, tuple[str, int]]:
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            out[task.name] = (name, int((task / "schedstat").read_text().split()[0]))
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that ended meanwhile
+    return out
+
+
+def _written(path: Path) -> bool:
+    return path.exists()
+
+
+def _text(path: Path) -> str:
+    return path.read_text()
+
+
+async def _wait_for(path: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not _written(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the server did not install its timers in {timeout:.0f} s")
+        await asyncio.sleep(0.05)
+
+
+async def measure(pid: int, port: int, out: Path, turns: int, tokens: int, warm: int) -> str:
+    ready = Path(f"{out}.ready")
+    await _wait_for(ready)
+    if problem := _text(ready):
+        raise SystemExit(problem)
+    session = Session("127.0.0.1", port)
+    await session.sign_up(f"where-{uuid.uuid4().hex[:6]}")
+
+    async def turn() -> None:
+        _, path, t0 = await session.send(prompt(tokens, 1000.0, 1, 0.0))
+        result = await session.stream(path, t0)
+        if result.terminal != "done":
+            raise RuntimeError(f"answer ended with {result.terminal or result.error}")
+
+    for _ in range(warm):  # imports, templates, connections
+        await turn()
+    await asyncio.sleep(0.3)
+    os.kill(pid, signal.SIGUSR2)
+    await asyncio.sleep(0.1)
+    before, cpu_before = _threads(pid), thread_cpu_s(pid)
+    for _ in range(turns):
+        await turn()
+    await asyncio.sleep(0.3)  # what follows `done` (closing the stream) settles
+    after, cpu_after = _threads(pid), thread_cpu_s(pid)
+    os.kill(pid, signal.SIGUSR1)
+    await _wait_for(out, timeout=5.0)
+    await asyncio.sleep(0.1)
+
+    names, rows = {}, []
+    for line in _text(out).splitlines():
+        name, value, calls = line.split("\t")
+        if name == "#thread":
+            names[value] = calls
+        else:
+            rows.append((int(value) / 1e6 / turns, int(calls) / turns, name))
+    spent_total = (cpu_after - cpu_before) * 1000 / turns
+    lines = [f"{turns} turns of {tokens} tokens: {spent_total:.3f} ms of CPU a turn"]
+    lines.append("\nthreads (ms of CPU a turn)")
+    for tid, (_, ns) in sorted(
+        after.items(), key=lambda kv: before.get(kv[0], ("", 0))[1] - kv[1][1]
+    ):
+        spent = (ns - before.get(tid, ("", 0))[1]) / 1e6 / turns
+        if spent >= 0.01:
+            lines.append(f"  {spent:7.3f}  {names.get(tid, 'thread ' + tid)}")
+    lines.append("\nfunctions (ms of CPU a turn, calls a turn; inclusive)")
+    for spent, calls, name in sorted(rows, reverse=True):
+        lines.append(f"  {spent:7.3f}  {calls:6.2f}  {name}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.where", description=__doc__)
+    parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--tokens", type=int, default=10, help="tokens an answer streams")
+    parser.add_argument("--warm", type=int, default=30, help="turns before counting")
+    parser.add_argument(
+        "--functions",
+        default=",".join(DEFAULT_FUNCTIONS),
+        help="module:Qualified.name, comma-separated (default: a turn's main parts)",
+    )
+    args = parser.parse_args(argv)
+    workdir = new_workdir()
+    fake = start_fake(workdir)
+    out = workdir / "where.tsv"
+    var_dir = workdir / "app"
+    var_dir.mkdir()
+    config = AppConfig(
+        fake_port=fake.port,
+        extra_env={
+            "CHAT_TITLE_MODEL": "off",
+            "PYTHONPATH": str(HOOKS),
+            "BENCH_WHERE": args.functions,
+            "BENCH_WHERE_OUT": str(out),
+        },
+    )
+    app = None
+    try:
+        env = prepare_app(config, var_dir)
+        app = start_app(config, var_dir, env)
+        print(asyncio.run(measure(app.proc.pid, app.port, out, args.turns, args.tokens, args.warm)))
+    finally:
+        if app is not None:
+            app.stop()
+        fake.stop()
+        remove_workdir(workdir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
