@@ -116,14 +116,24 @@ def test_the_view_follows_the_stream_and_stays_put_at_the_end(browser, live_url,
     expect(page.get_by_role("button", name="Jump to latest")).to_be_hidden()
 
     # A second answer: the sent message and the start of the answer come into view; then the
-    # reader scrolls up, and from there nothing moves their view, not even the end.
+    # reader scrolls up, and from there nothing moves their view, not even the end. The
+    # answer waits for the sent message to be seen: followed to its end, 40 paragraphs on,
+    # the message is out of view again (CI's PostgreSQL pass once looked only then).
     aimlapi.enqueue(
         Reply(
-            [*chunks(paragraphs, size=40), Gate("read"), *chunks(paragraphs, size=40), Gate("fin")]
+            [
+                Gate("sent"),
+                *chunks(paragraphs, size=40),
+                Gate("read"),
+                *chunks(paragraphs, size=40),
+                Gate("fin"),
+            ]
         )
     )
     send(page, "Another long answer")
+    aimlapi.wait_for_gate("sent")
     expect(page.locator("article.msg-user").last).to_be_in_viewport()
+    aimlapi.release("sent")
     aimlapi.wait_for_gate("read")
     page.wait_for_function(AT_BOTTOM)
     thread = page.locator("#thread")
