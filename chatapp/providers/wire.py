@@ -41,9 +41,10 @@ def encode_body(body: dict[str, Any]) -> bytes:
     """A request body as compact UTF-8 JSON: nothing escaped that need not be (not "/", not
     non-ASCII), so a Gemini thought signature goes back byte for byte. orjson writes what
     `json.dumps(ensure_ascii=False, separators=(",", ":"))` writes, but for the spelling of a
-    float's exponent (1e-5 for 1e-05, the same number), ~14x faster: a 3 MB image with 200 earlier messages, 26 ms against 1.8 ms (docs/ARCHITECTURE.md
-    "The cost of a turn"). An integer beyond 64 bits (a person's JSON schema may hold one) is
-    left to the standard library, which writes it as it was given."""
+    float's exponent (1e-5 for 1e-05, the same number), ~14x faster: a 3 MB image after 200
+    messages, 26 ms against 1.8 ms (docs/ARCHITECTURE.md "The cost of a turn"). An integer
+    beyond 64 bits (a person's JSON schema may hold one) is left to the standard library,
+    which writes it as it was given."""
     try:
         return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
     except orjson.JSONEncodeError:
