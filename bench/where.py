@@ -26,7 +26,6 @@ import time
 import uuid
 from pathlib import Path
 
-from .ab import thread_cpu_s
 from .client import Session
 from .procs import ROOT, AppConfig, new_workdir, prepare_app, remove_workdir, start_app, start_fake
 from .targets import prompt
@@ -72,12 +71,12 @@ DEFAULT_FUNCTIONS = [
 ]
 
 
-def _threads(pid: int) -> dict[str, tuple[str, int]]:
+def _threads(pid: int) -> dict[str, int]:
+    """Each thread's CPU so far, in ns, by its id (schedstat, as `bench.ab` reads it)."""
     out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            name = (task / "comm").read_text().strip()
-            out[task.name] = (name, int((task / "schedstat").read_text().split()[0]))
+            out[task.name] = int((task / "schedstat").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             continue  # a thread that ended meanwhile
     return out
@@ -118,14 +117,13 @@ async def measure(pid: int, port: int, out: Path, turns: int, tokens: int, warm:
     await asyncio.sleep(0.3)
     os.kill(pid, signal.SIGUSR2)
     await asyncio.sleep(0.1)
-    before, cpu_before = _threads(pid), thread_cpu_s(pid)
+    before = _threads(pid)
     for _ in range(turns):
         await turn()
     await asyncio.sleep(0.3)  # what follows `done` (closing the stream) settles
-    after, cpu_after = _threads(pid), thread_cpu_s(pid)
+    after = _threads(pid)
     os.kill(pid, signal.SIGUSR1)
     await _wait_for(out, timeout=5.0)
-    await asyncio.sleep(0.1)
 
     names, rows = {}, []
     for line in _text(out).splitlines():
@@ -134,15 +132,12 @@ async def measure(pid: int, port: int, out: Path, turns: int, tokens: int, warm:
             names[value] = calls
         else:
             rows.append((int(value) / 1e6 / turns, int(calls) / turns, name))
-    spent_total = (cpu_after - cpu_before) * 1000 / turns
-    lines = [f"{turns} turns of {tokens} tokens: {spent_total:.3f} ms of CPU a turn"]
+    spent = {tid: (ns - before.get(tid, 0)) / 1e6 / turns for tid, ns in after.items()}
+    lines = [f"{turns} turns of {tokens} tokens: {sum(spent.values()):.3f} ms of CPU a turn"]
     lines.append("\nthreads (ms of CPU a turn)")
-    for tid, (_, ns) in sorted(
-        after.items(), key=lambda kv: before.get(kv[0], ("", 0))[1] - kv[1][1]
-    ):
-        spent = (ns - before.get(tid, ("", 0))[1]) / 1e6 / turns
-        if spent >= 0.01:
-            lines.append(f"  {spent:7.3f}  {names.get(tid, 'thread ' + tid)}")
+    for tid, ms in sorted(spent.items(), key=lambda kv: -kv[1]):
+        if ms >= 0.01:
+            lines.append(f"  {ms:7.3f}  {names.get(tid, 'thread ' + tid)}")
     lines.append("\nfunctions (ms of CPU a turn, calls a turn; inclusive)")
     for spent, calls, name in sorted(rows, reverse=True):
         lines.append(f"  {spent:7.3f}  {calls:6.2f}  {name}")

@@ -132,12 +132,15 @@ def _install(spec: str) -> None:
 
 
 def _dump(*_: Any) -> None:
-    with open(os.environ["BENCH_WHERE_OUT"], "w") as out:
+    # Written whole, then renamed: the driver reads the file as soon as it exists.
+    target = os.environ["BENCH_WHERE_OUT"]
+    with open(f"{target}.part", "w") as out:
         for thread in threading.enumerate():  # the OS shows every thread as "python"
             out.write(f"#thread\t{thread.native_id}\t{thread.name}\n")
         for name, (ns, calls) in sorted(_STATS.items()):
             if calls:
                 out.write(f"{name}\t{ns}\t{calls}\n")
+    os.replace(f"{target}.part", target)
 
 
 def _reset(*_: Any) -> None:

@@ -47,11 +47,11 @@
   // never open a tag). The offsets make it idempotent: text the page already shows is skipped,
   // so a reconnect, a snapshot overlapping live frames or a second tab never repeat anything.
   //
-  // How much of the text the page has is kept here, not in the article's data-offset, until
-  // the text is shown: an attribute write on every event went through the DOM's bindings and
-  // its mutation observers, and was the page's costliest function while streaming (S9
-  // profile, 250 events a second: appendPiece 95-118 ms of self time over a 10 s stream,
-  // 1-3 ms since).
+  // How much of the text the page has is kept here; the article's data-offset is only where
+  // the server's HTML started it. An attribute write on every event went through the DOM's
+  // bindings and its mutation observers, and was the page's costliest function while
+  // streaming (S9 profile, 250 events a second: appendPiece 95-118 ms of self time over a
+  // 10 s stream, 1-3 ms since).
   const received = new WeakMap(); // article -> characters received (shown or waiting)
 
   function offsetOf(article) {
@@ -106,7 +106,6 @@
   function showText(article, text) {
     const box = tailText(article);
     if (box) box.append(text);
-    article.dataset.offset = String(offsetOf(article)); // with a change the page draws anyway
     clearStatus(article);
     scheduleScroll();
   }
@@ -131,7 +130,6 @@
     }
     tail.replaceWith(openBlock(update.t, update.c));
     article.dataset.block = String(update.e);
-    article.dataset.offset = String(update.n);
     received.set(article, update.n);
     clearStatus(article);
     scheduleScroll();
