@@ -392,6 +392,7 @@ async def start_turn(
     system_prompt: str = "",
     conversation_id: uuid.UUID | None = None,
     launch: bool = True,
+    frame_interval: float = 0.0,
 ) -> Any:
     """Save a turn through the service and launch its run on this loop, as the view does."""
     from chatapp.conversations.chat_settings import chat_settings_validate
@@ -423,6 +424,7 @@ async def start_turn(
             message_id=turn.assistant_message.id,
             route=turn.assistant_message.route,
             request=request,
+            frame_interval=frame_interval,
         )
     return turn
 

@@ -150,12 +150,15 @@ class RunManager:
         prefix: str = "",
         message: Message | None = None,
         owner_id: int | None = None,
+        frame_interval: float = 0.0,
     ) -> Run:
         """Start the generation for a pending assistant message saved by `turns.services`
         (`turn_start`, `turn_retry`, or `turn_continue`: then `prefix` is the text it already
         has, and what the upstream sends is appended to it, offsets and all).
 
         Returns once the run can receive Stop, so a Stop pressed right after Send is not lost.
+        `frame_interval`: what the page that started it asks for between frames
+        (`pacing.asked_interval`), if longer than the run's floor.
         """
         await self.start()
         if message_id in self.runs:
@@ -172,6 +175,7 @@ class RunManager:
             message=message,
             pacing=self.pacing,
             owner_id=owner_id,
+            frame_interval=frame_interval,
         )
         self.runs[message_id] = run
         await self.layer.group_add(control_group(message_id), self.control_channel)
@@ -332,10 +336,12 @@ def launch(
     request: ChatRequest | Callable[[], ChatRequest],
     prefix: str = "",
     owner_id: int | None = None,
+    frame_interval: float = 0.0,
 ) -> None:
     """Start the run of a pending answer; returns once it can receive Stop. `request` may be
     the function that builds it, which the run calls on a database thread. `owner_id`: whose
-    turn it is (their own key for the route is used, if they have one)."""
+    turn it is (their own key for the route is used, if they have one); `frame_interval`:
+    what the page asks for between frames (`RunManager.launch`)."""
     _on_loop(
         lambda runs: runs.launch(
             message_id=message.id,
@@ -344,6 +350,7 @@ def launch(
             prefix=prefix,
             message=message,
             owner_id=owner_id,
+            frame_interval=frame_interval,
         ),
         wait=True,
     )

@@ -193,6 +193,7 @@ class Run:
         message: Message | None = None,
         pacing: Pacing | None = None,
         owner_id: int | None = None,
+        frame_interval: float = 0.0,
     ) -> None:
         self.layer = layer
         # Whose turn it is: their own key for the route, if they have one, is used in
@@ -232,8 +233,10 @@ class Run:
         self._status_text = ""
         self._status_published = ""
         self._dirty = asyncio.Event()  # wakes the publisher task
-        # About a display refresh between a stream's frames (turns/pacing.py, FrameBudget).
-        self._frames = FrameBudget(interval=config["min_frame_interval"])
+        # About a display refresh between a stream's frames (turns/pacing.py, FrameBudget), or
+        # what the page that started it asked for (`asked_interval`), if longer.
+        self.frame_interval = max(config["min_frame_interval"], frame_interval)
+        self._frames = FrameBudget(interval=self.frame_interval)
         self._changed = False  # the event just handled changed what watchers see
         self._publish_lock = asyncio.Lock()
 

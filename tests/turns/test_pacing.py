@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatapp.turns.pacing import FrameBudget, Pacing
+from chatapp.turns.pacing import FrameBudget, Pacing, asked_interval
 
 
 class Clock:
@@ -89,3 +89,30 @@ def test_a_fast_stream_gets_one_frame_per_interval_on_average():
             frames.spend()
             sent += 1
     assert 600 <= sent <= 603
+
+
+@pytest.mark.parametrize(("asked", "interval"), [("30", 1 / 30), ("1", 1.0), ("999", 1 / 999)])
+def test_a_page_asks_for_its_frames_a_second_as_a_whole_number(asked: str, interval: float):
+    assert asked_interval(asked) == pytest.approx(interval)
+
+
+@pytest.mark.parametrize(
+    "asked",
+    [
+        "",
+        "0",
+        "000",
+        "-30",
+        "30.5",
+        "1e3",
+        "1000",
+        "nan",
+        "inf",
+        "\u0663\u0660",
+        " 30",
+        "30 ",
+        "0x1e",
+    ],
+)
+def test_anything_else_a_page_sends_asks_for_nothing(asked: str):
+    assert asked_interval(asked) == 0.0

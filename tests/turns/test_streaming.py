@@ -531,6 +531,32 @@ async def test_an_idle_stream_sends_at_most_one_frame_per_display_refresh(
     assert frames <= 3 + (last - first) / floor + 5
 
 
+async def test_a_stream_started_by_a_page_sends_no_more_frames_than_the_page_asked_for(
+    aimlapi, run_manager, user, cookie
+):
+    # A page pays for every event it receives, shown or not (S9), and asks for fewer.
+    pieces = [step for i in range(200) for step in (Text(f"w{i} "), Delay(0.001))]
+    aimlapi.enqueue(Reply([Gate("start"), *pieces]))
+    turn = await start_turn(user, "Hello", frame_interval=1 / 30)
+    stream = open_stream(turn.assistant_message.id, cookie=cookie)
+    await stream.start()
+    await stream.attached()
+    aimlapi.release("start")
+    frames, text, first, last = 0, "", None, None
+    while (event := await stream.next_event()) is not None and event.event == "delta":
+        now = asyncio.get_running_loop().time()
+        first = first if first is not None else now
+        last = now
+        frames += 1
+        text += json.loads(event.data)["t"]
+    await wait_for_run(turn.assistant_message.id)
+    assert text == "".join(f"w{i} " for i in range(200))
+    assert first is not None
+    assert last is not None
+    # A burst of three, then one every 33 ms (at 60 a second: about twice as many).
+    assert frames <= 3 + (last - first) * 30 + 3
+
+
 # --- Runs that died -----------------------------------------------------------------------------
 
 

@@ -113,6 +113,17 @@ def test_stop_keeps_the_partial_answer_and_closes_the_upstream(page, aimlapi):
     assert aimlapi.wait_closed(0).client_disconnected
 
 
+def test_a_send_asks_for_no_more_frames_a_second_than_the_page_shows(page, aimlapi):
+    # Every event costs the page's main thread, shown or not: its answer's stream is paced
+    # to the page (turns/pacing.py, `asked_interval`; app.js FRAMES_ASKED).
+    log_in(page)
+    aimlapi.enqueue(Reply([Text("Paced for the page")]))
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/messages/")) as sent:
+        send(page, "How often?")
+    assert sent.value.headers.get("x-chat-frames") == "20"
+    expect(answer(page).locator(".msg-body")).to_have_text("Paced for the page")
+
+
 def test_settings_arrive_in_the_request_exactly(page, aimlapi):
     log_in(page)
     open_settings(page)

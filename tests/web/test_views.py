@@ -55,6 +55,27 @@ async def test_first_message_creates_the_conversation_and_goes_to_its_page(
 
 
 @pytest.mark.parametrize(
+    ("asked", "interval"),
+    [("30", 1 / 30), (None, 1 / 60), ("120", 1 / 60), ("thirty", 1 / 60), ("99999", 1 / 60)],
+)
+async def test_a_send_from_the_page_paces_its_answer_at_the_frames_the_page_asks_for(
+    aimlapi, run_manager, async_client, asked, interval
+):
+    # app.js asks for as many frames a second as it shows (turns/pacing.py); a run never goes
+    # faster than one a display refresh, and what is not a frame rate asks for nothing.
+    aimlapi.enqueue(Reply([Gate("hold"), Text("ok")]))
+    headers = {"HX-Request": "true"} | ({"X-Chat-Frames": asked} if asked else {})
+    response = await async_client.post(
+        reverse("turn-create", args=[uuid.uuid4()]), send_form(), headers=headers
+    )
+    assert response.status_code == 200
+    answer = await Message.objects.aget(role="assistant")
+    assert run_manager.runs[answer.id].frame_interval == pytest.approx(interval)
+    aimlapi.release("hold")
+    await wait_for_run(answer.id)
+
+
+@pytest.mark.parametrize(
     ("first_message", "title"),
     [
         ("Explain **markdown** with some `code`.", "Explain markdown with some code."),

@@ -22,6 +22,7 @@ from chatapp.core.errors import InvalidSettings, ServiceError
 from chatapp.providers import catalog
 from chatapp.providers.types import ChatRequest
 from chatapp.turns import live, manager, services
+from chatapp.turns.pacing import asked_interval
 from chatapp.turns.requests import continuation_request, first_turn_request, turn_request
 from chatapp.turns.selectors import active_message
 from chatapp.turns.workers import WORKER_ID
@@ -86,6 +87,9 @@ def turn_create(request: AuthenticatedRequest, conversation_id: uuid.UUID) -> Ht
 
 
 TAB_HEADER = "X-Chat-Tab"
+# The frames a second the page's script asks a stream it starts for (turns/pacing.py,
+# `asked_interval`): it pays for every event it gets, shown or not.
+FRAMES_HEADER = "X-Chat-Frames"
 
 
 def _articles(request: AuthenticatedRequest, messages: list[Message]) -> str:
@@ -280,5 +284,9 @@ def _ensure_running(
     begins, so the response does not wait for that."""
     if message.status == Message.Status.PENDING and message.worker_id == WORKER_ID:
         manager.launch(
-            message=message, request=build_request, prefix=prefix, owner_id=request.user.pk
+            message=message,
+            request=build_request,
+            prefix=prefix,
+            owner_id=request.user.pk,
+            frame_interval=asked_interval(request.headers.get(FRAMES_HEADER, "")),
         )
