@@ -4,6 +4,7 @@ turn").
 
     python -m bench.where                          # the default functions, 200 turns
     python -m bench.where --turns 400 --tokens 1   # a one-token answer
+    python -m bench.where --env CHAT_STREAM_PEAK_FRAMES_PER_SECOND=30  # an app setting
     python -m bench.where --functions chatapp.turns.limits:check_rate,chatapp.rendering:render_markdown
 
 A turn is the peers bench's short turn (`bench.targets.short_prompt`: the send POST of a new
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(DEFAULT_FUNCTIONS),
         help="module:Qualified.name, comma-separated (default: a turn's main parts)",
     )
+    parser.add_argument("--env", action="append", default=[], help="extra app setting, NAME=VALUE")
     args = parser.parse_args(argv)
     workdir = new_workdir()
     fake = start_fake(workdir)
@@ -163,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     config = AppConfig(
         fake_port=fake.port,
         extra_env={
+            **dict(item.split("=", 1) for item in args.env),
             "CHAT_TITLE_MODEL": "off",
             "PYTHONPATH": str(HOOKS),
             "BENCH_WHERE": args.functions,
