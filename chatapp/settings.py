@@ -89,7 +89,7 @@ CHAT_SENDS_PER_MINUTE = int(_env_number("CHAT_SENDS_PER_MINUTE", 30))
 CHAT_MAX_ACTIVE_TURNS_PER_USER = int(_env_number("CHAT_MAX_ACTIVE_TURNS_PER_USER", 4))
 CHAT_WORKER_HEARTBEAT_SECONDS = _env_number("CHAT_WORKER_HEARTBEAT_SECONDS", 10)
 CHAT_STREAM_FRAMES_PER_SECOND = _env_number("CHAT_STREAM_FRAMES_PER_SECOND", 20)
-CHAT_STREAM_PEAK_FRAMES_PER_SECOND = _env_number("CHAT_STREAM_PEAK_FRAMES_PER_SECOND", 60)
+CHAT_STREAM_PEAK_FRAMES_PER_SECOND = _env_number("CHAT_STREAM_PEAK_FRAMES_PER_SECOND", 0)
 CHAT_REQUEST_CONCURRENCY = int(_env_number("CHAT_REQUEST_CONCURRENCY", 2))
 CHAT_STREAM_UNPACED_CHUNKS_PER_SECOND = _env_number("CHAT_STREAM_UNPACED_CHUNKS_PER_SECOND", 5000)
 CHAT_CHECKPOINT_SECONDS = _env_number("CHAT_CHECKPOINT_SECONDS", 1)
@@ -462,9 +462,11 @@ CHAT_RUN = {
     # coalesced, up to one per `max_frame_interval` at twice that rate (turns/pacing.py).
     "unpaced_chunks_per_second": CHAT_STREAM_UNPACED_CHUNKS_PER_SECOND,
     "max_frame_interval": 1.0 / CHAT_STREAM_FRAMES_PER_SECOND,
-    # However idle the process, a stream sends about one frame per display refresh at most:
-    # tokens arriving faster go together, after a burst of three (turns/pacing.py).
-    "min_frame_interval": 1.0 / CHAT_STREAM_PEAK_FRAMES_PER_SECOND,
+    # However idle the process, no stream sends more frames a second than this, after a burst
+    # of three (turns/pacing.py, FrameBudget); 0: no such cap. A page asks for its own rate.
+    "min_frame_interval": (
+        1.0 / CHAT_STREAM_PEAK_FRAMES_PER_SECOND if CHAT_STREAM_PEAK_FRAMES_PER_SECOND > 0 else 0.0
+    ),
     # Partial text is checkpointed to the database at most once per interval: without Redis,
     # what a process that dies can lose (with Redis, nothing shown: turns.published).
     "checkpoint_interval": CHAT_CHECKPOINT_SECONDS,

@@ -158,7 +158,7 @@ class RunManager:
 
         Returns once the run can receive Stop, so a Stop pressed right after Send is not lost.
         `frame_interval`: what the page that started it asks for between frames
-        (`pacing.asked_interval`), if longer than the run's floor.
+        (`pacing.asked_interval`), if longer than the server's cap.
         """
         await self.start()
         if message_id in self.runs:

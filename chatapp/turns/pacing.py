@@ -61,7 +61,7 @@ def asked_interval(asked: str) -> float:
     (a whole number, 1-999): a page pays for every event it receives, whether or not a frame
     shows it, so app.js asks for 20 (S9: 0.52-0.64 ms of main thread per token, 0.70-0.74 at
     30). Anything else asks for nothing, 0 (a hint: ignoring it loses nothing). A run never
-    goes faster than its own floor."""
+    goes faster than the server's cap, if it has one."""
     if not (asked.isascii() and asked.isdigit()) or len(asked) > 3 or int(asked) == 0:
         return 0.0
     return 1.0 / int(asked)
@@ -69,12 +69,13 @@ def asked_interval(asked: str) -> float:
 
 class FrameBudget:
     """One stream's frames: at most one per `interval` on average, however idle the process,
-    with up to `burst` at once. A browser pays for every event it receives (S9: ~0.3 ms of
-    its main thread each) and renders at most once a display refresh, so a stream of 250
-    one-token chunks a second goes in ~60 frames; the burst lets two tokens that happen to
-    arrive close together (a late read, 50 tokens a second) go at once rather than one
-    waiting out the interval (the peers bench's chunk p99 at one stream: 0.6–1.5 ms with a
-    plain minimum gap)."""
+    with up to `burst` at once (`interval` 0: every frame at once). The interval is what the
+    page that started the stream asked for (`asked_interval`: a browser pays for every event
+    it receives, S9, ~0.3 ms of its main thread each), or the server's cap if longer
+    (`CHAT_STREAM_PEAK_FRAMES_PER_SECOND`, none by default); the burst lets two tokens that
+    happen to arrive close together (a late read) go at once rather than one waiting out the
+    interval (the peers bench's chunk p99 at one stream: 0.6–1.5 ms with a plain minimum
+    gap)."""
 
     def __init__(
         self, *, interval: float, burst: int = 3, clock: Callable[[], float] = time.monotonic

@@ -233,8 +233,8 @@ class Run:
         self._status_text = ""
         self._status_published = ""
         self._dirty = asyncio.Event()  # wakes the publisher task
-        # About a display refresh between a stream's frames (turns/pacing.py, FrameBudget), or
-        # what the page that started it asked for (`asked_interval`), if longer.
+        # What the page that started it asked for between frames (turns/pacing.py,
+        # `asked_interval`), or the server's cap if longer; 0: every frame at once.
         self.frame_interval = max(config["min_frame_interval"], frame_interval)
         self._frames = FrameBudget(interval=self.frame_interval)
         self._changed = False  # the event just handled changed what watchers see

@@ -499,16 +499,37 @@ async def test_when_the_process_is_idle_each_piece_goes_out_as_it_arrives(
     assert frames >= 25
 
 
-async def test_an_idle_stream_sends_at_most_one_frame_per_display_refresh(
-    aimlapi, run_manager, user, cookie, settings
+async def test_an_idle_stream_asked_for_no_frame_rate_sends_every_piece_as_it_comes(
+    aimlapi, run_manager, user, cookie
 ):
-    # 200 pieces 1 ms apart: a frame each would be 1,000 events a second for the browser to
-    # take (S9: ~0.3 ms of its main thread per event, whatever the event carries).
-    floor = settings.CHAT_RUN["min_frame_interval"]
-    assert floor == pytest.approx(1 / 60)
+    # 200 pieces 1 ms apart, below the load at which frames are paced: a client that asked
+    # for no frame rate (the bench's) gets each as it comes.
     pieces = [step for i in range(200) for step in (Text(f"w{i} "), Delay(0.001))]
     aimlapi.enqueue(Reply([Gate("start"), *pieces]))
     turn = await start_turn(user, "Hello")
+    stream = open_stream(turn.assistant_message.id, cookie=cookie)
+    await stream.start()
+    await stream.attached()
+    aimlapi.release("start")
+    frames, text = 0, ""
+    while (event := await stream.next_event()) is not None and event.event == "delta":
+        frames += 1
+        text += json.loads(event.data)["t"]
+    await wait_for_run(turn.assistant_message.id)
+    assert run_manager.pacing.current() == 0
+    assert text == "".join(f"w{i} " for i in range(200))
+    # One a piece, but for pieces a busy test machine reads together (held to a display
+    # refresh, 60 a second, it was under 100).
+    assert frames > 120
+
+
+async def test_the_servers_cap_holds_a_stream_to_its_frames_a_second(
+    aimlapi, run_manager, user, cookie, settings
+):
+    settings.CHAT_RUN = {**settings.CHAT_RUN, "min_frame_interval": 1 / 60}
+    pieces = [step for i in range(200) for step in (Text(f"w{i} "), Delay(0.001))]
+    aimlapi.enqueue(Reply([Gate("start"), *pieces]))
+    turn = await start_turn(user, "Hello", frame_interval=1 / 1000)  # asks for more: capped
     stream = open_stream(turn.assistant_message.id, cookie=cookie)
     await stream.start()
     await stream.attached()
@@ -521,14 +542,12 @@ async def test_an_idle_stream_sends_at_most_one_frame_per_display_refresh(
         frames += 1
         text += json.loads(event.data)["t"]
     await wait_for_run(turn.assistant_message.id)
-    assert run_manager.pacing.current() == 0
     assert text == "".join(f"w{i} " for i in range(200))
     assert first is not None
     assert last is not None
-    # Without the budget each piece is its own frame (200). With it, a burst of three and
-    # then one a refresh; a reader held up reads a few frames at once, hence the slack.
+    # A burst of three and then one a refresh; a reader held up reads a few frames at once.
     assert frames < 100
-    assert frames <= 3 + (last - first) / floor + 5
+    assert frames <= 3 + (last - first) * 60 + 5
 
 
 async def test_a_stream_started_by_a_page_sends_no_more_frames_than_the_page_asked_for(

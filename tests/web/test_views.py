@@ -56,13 +56,13 @@ async def test_first_message_creates_the_conversation_and_goes_to_its_page(
 
 @pytest.mark.parametrize(
     ("asked", "interval"),
-    [("30", 1 / 30), (None, 1 / 60), ("120", 1 / 60), ("thirty", 1 / 60), ("99999", 1 / 60)],
+    [("30", 1 / 30), ("120", 1 / 120), (None, 0.0), ("thirty", 0.0), ("99999", 0.0)],
 )
 async def test_a_send_from_the_page_paces_its_answer_at_the_frames_the_page_asks_for(
     aimlapi, run_manager, async_client, asked, interval
 ):
-    # app.js asks for as many frames a second as it shows (turns/pacing.py); a run never goes
-    # faster than one a display refresh, and what is not a frame rate asks for nothing.
+    # app.js asks for as many frames a second as it can take (turns/pacing.py); what is not
+    # a frame rate asks for nothing, and a run asked nothing sends every frame at once.
     aimlapi.enqueue(Reply([Gate("hold"), Text("ok")]))
     headers = {"HX-Request": "true"} | ({"X-Chat-Frames": asked} if asked else {})
     response = await async_client.post(
