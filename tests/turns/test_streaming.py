@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -460,43 +462,59 @@ async def test_a_paused_stream_is_checkpointed_within_the_interval(
     assert (await reload_message(message_id)).content == "first second end"
 
 
+@dataclass
+class Deltas:
+    frames: int  # delta events
+    text: str  # what they carried, joined
+    span: float  # seconds from the first to the last
+
+
+async def read_deltas(aimlapi, user, cookie, steps: list, **turn: Any) -> Deltas:
+    """Stream `steps` as an answer (held until the stream is attached) and read its deltas to
+    the end of the run."""
+    aimlapi.enqueue(Reply([Gate("start"), *steps]))
+    started = await start_turn(user, "Hello", **turn)
+    stream = open_stream(started.assistant_message.id, cookie=cookie)
+    await stream.start()
+    await stream.attached()
+    aimlapi.release("start")
+    frames, text, first, last = 0, "", 0.0, 0.0
+    while (event := await stream.next_event()) is not None and event.event == "delta":
+        last = asyncio.get_running_loop().time()
+        first = first or last
+        frames += 1
+        text += json.loads(event.data)["t"]
+    await wait_for_run(started.assistant_message.id)
+    return Deltas(frames, text, last - first)
+
+
+def words(count: int, gap: float) -> list:
+    return [step for i in range(count) for step in (Text(f"w{i} "), Delay(gap))]
+
+
+def said(count: int) -> str:
+    return "".join(f"w{i} " for i in range(count))
+
+
 async def test_when_the_process_is_busy_frames_are_coalesced(aimlapi, run_manager, user, cookie):
     # A process past its unpaced rate (turns/pacing.py): 400 one-character chunks with no
     # delay go out in far fewer frames than chunks.
     run_manager.pacing = Pacing(free_rate=1, max_interval=0.05)
     run_manager.pacing.rate = 1_000.0
     run_manager.pacing.interval = 0.05
-    aimlapi.enqueue(Reply([Gate("start"), *(Text("x") for _ in range(400))]))
-    turn = await start_turn(user, "Hello")
-    stream = open_stream(turn.assistant_message.id, cookie=cookie)
-    await stream.start()
-    await stream.attached()
-    aimlapi.release("start")
-    frames = 0
-    while (event := await stream.next_event()) is not None and event.event == "delta":
-        frames += 1
-    await wait_for_run(turn.assistant_message.id)
-    assert frames < 100
+    deltas = await read_deltas(aimlapi, user, cookie, [Text("x") for _ in range(400)])
+    assert deltas.text == "x" * 400
+    assert deltas.frames < 100
 
 
 async def test_when_the_process_is_idle_each_piece_goes_out_as_it_arrives(
     aimlapi, run_manager, user, cookie
 ):
-    pieces = [step for i in range(30) for step in (Text(f"w{i} "), Delay(0.025))]
-    aimlapi.enqueue(Reply([Gate("start"), *pieces]))
-    turn = await start_turn(user, "Hello")
-    stream = open_stream(turn.assistant_message.id, cookie=cookie)
-    await stream.start()
-    await stream.attached()
-    aimlapi.release("start")
-    frames = 0
-    while (event := await stream.next_event()) is not None and event.event == "delta":
-        frames += 1
-    await wait_for_run(turn.assistant_message.id)
+    deltas = await read_deltas(aimlapi, user, cookie, words(30, 0.025))
     assert run_manager.pacing.current() == 0
     # One per piece, 25 ms apart, but for pieces a busy test machine reads together (a fixed
     # 20 frames a second made ~17).
-    assert frames >= 25
+    assert deltas.frames >= 25
 
 
 async def test_an_idle_stream_asked_for_no_frame_rate_sends_every_piece_as_it_comes(
@@ -504,76 +522,34 @@ async def test_an_idle_stream_asked_for_no_frame_rate_sends_every_piece_as_it_co
 ):
     # 200 pieces 1 ms apart, below the load at which frames are paced: a client that asked
     # for no frame rate (the bench's) gets each as it comes.
-    pieces = [step for i in range(200) for step in (Text(f"w{i} "), Delay(0.001))]
-    aimlapi.enqueue(Reply([Gate("start"), *pieces]))
-    turn = await start_turn(user, "Hello")
-    stream = open_stream(turn.assistant_message.id, cookie=cookie)
-    await stream.start()
-    await stream.attached()
-    aimlapi.release("start")
-    frames, text = 0, ""
-    while (event := await stream.next_event()) is not None and event.event == "delta":
-        frames += 1
-        text += json.loads(event.data)["t"]
-    await wait_for_run(turn.assistant_message.id)
+    deltas = await read_deltas(aimlapi, user, cookie, words(200, 0.001))
     assert run_manager.pacing.current() == 0
-    assert text == "".join(f"w{i} " for i in range(200))
+    assert deltas.text == said(200)
     # One a piece, but for pieces a busy test machine reads together (held to a display
     # refresh, 60 a second, it was under 100).
-    assert frames > 120
+    assert deltas.frames > 120
 
 
 async def test_the_servers_cap_holds_a_stream_to_its_frames_a_second(
     aimlapi, run_manager, user, cookie, settings
 ):
     settings.CHAT_RUN = {**settings.CHAT_RUN, "min_frame_interval": 1 / 60}
-    pieces = [step for i in range(200) for step in (Text(f"w{i} "), Delay(0.001))]
-    aimlapi.enqueue(Reply([Gate("start"), *pieces]))
-    turn = await start_turn(user, "Hello", frame_interval=1 / 1000)  # asks for more: capped
-    stream = open_stream(turn.assistant_message.id, cookie=cookie)
-    await stream.start()
-    await stream.attached()
-    aimlapi.release("start")
-    frames, text, first, last = 0, "", None, None
-    while (event := await stream.next_event()) is not None and event.event == "delta":
-        now = asyncio.get_running_loop().time()
-        first = first if first is not None else now
-        last = now
-        frames += 1
-        text += json.loads(event.data)["t"]
-    await wait_for_run(turn.assistant_message.id)
-    assert text == "".join(f"w{i} " for i in range(200))
-    assert first is not None
-    assert last is not None
+    # The run asks for more than the cap, and is capped.
+    deltas = await read_deltas(aimlapi, user, cookie, words(200, 0.001), frame_interval=1 / 1000)
+    assert deltas.text == said(200)
     # A burst of three and then one a refresh; a reader held up reads a few frames at once.
-    assert frames < 100
-    assert frames <= 3 + (last - first) * 60 + 5
+    assert deltas.frames < 100
+    assert deltas.frames <= 3 + deltas.span * 60 + 5
 
 
 async def test_a_stream_started_by_a_page_sends_no_more_frames_than_the_page_asked_for(
     aimlapi, run_manager, user, cookie
 ):
     # A page pays for every event it receives, shown or not (S9), and asks for fewer.
-    pieces = [step for i in range(200) for step in (Text(f"w{i} "), Delay(0.001))]
-    aimlapi.enqueue(Reply([Gate("start"), *pieces]))
-    turn = await start_turn(user, "Hello", frame_interval=1 / 30)
-    stream = open_stream(turn.assistant_message.id, cookie=cookie)
-    await stream.start()
-    await stream.attached()
-    aimlapi.release("start")
-    frames, text, first, last = 0, "", None, None
-    while (event := await stream.next_event()) is not None and event.event == "delta":
-        now = asyncio.get_running_loop().time()
-        first = first if first is not None else now
-        last = now
-        frames += 1
-        text += json.loads(event.data)["t"]
-    await wait_for_run(turn.assistant_message.id)
-    assert text == "".join(f"w{i} " for i in range(200))
-    assert first is not None
-    assert last is not None
+    deltas = await read_deltas(aimlapi, user, cookie, words(200, 0.001), frame_interval=1 / 30)
+    assert deltas.text == said(200)
     # A burst of three, then one every 33 ms (at 60 a second: about twice as many).
-    assert frames <= 3 + (last - first) * 30 + 3
+    assert deltas.frames <= 3 + deltas.span * 30 + 3
 
 
 # --- Runs that died -----------------------------------------------------------------------------
