@@ -158,6 +158,24 @@ def test_a_later_turn_follows_the_branch_shown_and_saves_the_settings(user):
     assert second.assistant_message.model == "gemini-1.5-pro"
 
 
+def test_a_later_turn_reads_no_title_from_its_text_unless_the_conversation_has_none(
+    user, monkeypatch
+):
+    first = start(user, "First question")
+    finish(first.assistant_message)
+    read: list[str] = []
+    monkeypatch.setattr(
+        "chatapp.turns.services.title_from_text", lambda text: read.append(text) or text
+    )
+    second = start(user, "Second question", conversation_id=first.conversation.pk)
+    finish(second.assistant_message)
+    assert read == []  # titled already: the text is not parsed for one
+    Conversation.objects.filter(pk=first.conversation.pk).update(title="")
+    start(user, "Third question", conversation_id=first.conversation.pk)
+    assert read == ["Third question"]
+    assert Conversation.objects.get(pk=first.conversation.pk).title == "Third question"
+
+
 def test_attachments_are_linked_in_the_order_given_once_each(user):
     a, b = attachment_row(user), attachment_row(user)
     turn = start(user, "Compare these", attachment_ids=[b.id, a.id, b.id])
