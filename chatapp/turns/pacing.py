@@ -62,9 +62,8 @@ def asked_interval(asked: str) -> float:
     shows it, so app.js asks for 20 (S9: 0.52-0.64 ms of main thread per token, 0.70-0.74 at
     30). Anything else asks for nothing, 0 (a hint: ignoring it loses nothing). A run never
     goes faster than the server's cap, if it has one."""
-    if not (asked.isascii() and asked.isdigit()) or len(asked) > 3 or int(asked) == 0:
-        return 0.0
-    return 1.0 / int(asked)
+    frames = int(asked) if asked.isascii() and asked.isdigit() and len(asked) <= 3 else 0
+    return 1.0 / frames if frames else 0.0
 
 
 class FrameBudget:

@@ -235,8 +235,7 @@ class Run:
         self._dirty = asyncio.Event()  # wakes the publisher task
         # What the page that started it asked for between frames (turns/pacing.py,
         # `asked_interval`), or the server's cap if longer; 0: every frame at once.
-        self.frame_interval = max(config["min_frame_interval"], frame_interval)
-        self._frames = FrameBudget(interval=self.frame_interval)
+        self._frames = FrameBudget(interval=max(config["min_frame_interval"], frame_interval))
         self._changed = False  # the event just handled changed what watchers see
         self._publish_lock = asyncio.Lock()
 
@@ -265,6 +264,11 @@ class Run:
         # Set when the final save is under way: the last frame must not schedule a checkpoint
         # (it ran a second after every answer, an UPDATE that matched no active row).
         self._finishing = False
+
+    @property
+    def frame_interval(self) -> float:
+        """The seconds its frame budget keeps between frames (0: none)."""
+        return self._frames.interval
 
     # -- control --
 
