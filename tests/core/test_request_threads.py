@@ -77,7 +77,10 @@ async def test_a_request_sends_its_signals_on_the_request_thread_and_starts_no_t
     monkeypatch.setattr(threading.Thread, "start", counting_start)
     for _ in range(5):
         assert await _get("/healthz") == 200
-    assert started == []
+    # None per request: only the pool may still grow (a request that finds its one thread
+    # not yet idle again starts a second, as the PostgreSQL pass saw once).
+    assert [name for name in started if not name.startswith("chat-request")] == []
+    assert len(started) <= 1
     assert [kind for kind, _ in signal_threads] == ["started", "finished"] * 5
     assert all(name.startswith("chat-request") for _, name in signal_threads)
 
