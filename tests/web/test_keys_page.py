@@ -206,17 +206,18 @@ async def test_an_error_with_the_servers_key_is_the_routes_last_error(
 async def test_a_key_removed_after_the_send_fails_the_answer_saying_so(
     google_by_own_key, run_manager, user, monkeypatch
 ):
-    from chatapp.turns.run import Run
+    from chatapp.turns import run
 
     await sync_to_async(services.key_save)(owner_id=user.pk, route="gemini", api_key=OWN_KEY)
-    # The run reads the key as it begins (on a database thread): remove it just before.
-    prepare = Run._prepare
+    # The key is read as the run is launched (by the view, or by the run on a database
+    # thread): remove it just before.
+    read = run.own_key
 
-    def removed_first(self):
+    def removed_first(**kwargs):
         services.key_remove(owner_id=user.pk, route="gemini")
-        prepare(self)
+        return read(**kwargs)
 
-    monkeypatch.setattr(Run, "_prepare", removed_first)
+    monkeypatch.setattr(run, "own_key", removed_first)
     message = await _send(await _client(user), "gemini:gemini-2.5-flash")
     assert message.status == "failed"
     assert "There is no Google API key to send this with any more" in message.error_message

@@ -13,7 +13,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from chatapp.conversations.titles import title_from_text
 from chatapp.models import Conversation, Message
-from tests.conftest import add_message, add_path, wait_for_run
+from tests.conftest import add_message, add_path, attachment_row, wait_for_run
 from tests.fakes.upstream import Gate, Reply, Text
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -73,6 +73,46 @@ async def test_a_send_from_the_page_paces_its_answer_at_the_frames_the_page_asks
     assert run_manager.runs[answer.id].frame_interval == pytest.approx(interval)
     aimlapi.release("hold")
     await wait_for_run(answer.id)
+
+
+async def test_a_new_chats_first_turn_goes_to_the_upstream_with_no_database_hop_first(
+    aimlapi, run_manager, async_client, user, monkeypatch
+):
+    # Its request is built from the rows just saved, and the person's key read, by the view
+    # (manager.launch); a later turn's request reads the thread, and a first turn's images
+    # are read and scaled, on a database thread as the run begins (Run._prepare).
+    from chatapp.turns.run import Run
+
+    prepared: list[uuid.UUID] = []
+    prepare = Run._prepare
+
+    def counted(self):
+        prepared.append(self.message_id)
+        prepare(self)
+
+    monkeypatch.setattr(Run, "_prepare", counted)
+    aimlapi.enqueue(Reply([Text("one")]), Reply([Text("two")]), Reply([Text("three")]))
+    conversation_id = uuid.uuid4()
+
+    async def send(conversation: uuid.UUID, **fields) -> Message:
+        response = await async_client.post(
+            reverse("turn-create", args=[conversation]), {**send_form("Hello"), **fields}
+        )
+        assert response.status_code == 200, response.content
+        answer = await Message.objects.filter(
+            conversation_id=conversation, role="assistant"
+        ).alatest("created_at")
+        await wait_for_run(answer.id)
+        return answer
+
+    first = await send(conversation_id)
+    assert prepared == []
+    later = await send(conversation_id, parent=str(first.id))
+    image = await sync_to_async(attachment_row)(user)
+    with_image = await send(uuid.uuid4(), attachments=str(image.id))
+    assert prepared == [later.id, with_image.id]
+    sent = [[m["role"] for m in r.json["messages"]] for r in aimlapi.requests]
+    assert sent == [["user"], ["user", "assistant", "user"], ["user"]]
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from chatapp.providers import catalog
 from chatapp.providers.types import ChatRequest
 from chatapp.turns import live, manager, services
 from chatapp.turns.pacing import asked_interval
-from chatapp.turns.requests import continuation_request, first_turn_request, turn_request
+from chatapp.turns.requests import continuation_request, first_turn_source, turn_request
 from chatapp.turns.selectors import active_message
 from chatapp.turns.workers import WORKER_ID
 
@@ -60,7 +60,7 @@ def turn_create(request: AuthenticatedRequest, conversation_id: uuid.UUID) -> Ht
         return composer_error(exc.message, exc.status)
     answer = turn.assistant_message
     if turn.new_conversation:
-        _ensure_running(request, answer, lambda: first_turn_request(turn=turn))
+        _ensure_running(request, answer, first_turn_source(turn=turn))
     else:
         _ensure_running(request, answer, lambda: turn_request(message=answer))
     if request.POST.get("page") == "new":
@@ -275,13 +275,13 @@ def _edit_error(message: Message, text: str, status: int) -> HttpResponse:
 def _ensure_running(
     request: AuthenticatedRequest,
     message: Message,
-    build_request: Callable[[], ChatRequest],
+    build_request: ChatRequest | Callable[[], ChatRequest],
     prefix: str = "",
 ) -> None:
     """Launch the run for a pending message of this process - also when a replayed submit
     finds one saved but never started (the process failed between commit and launch); a run
-    already going is left alone. The run builds its request (reading the thread) as it
-    begins, so the response does not wait for that."""
+    already going is left alone. Given as a function, the request is built by the run as it
+    begins (reading the thread), so the response does not wait for that."""
     if message.status == Message.Status.PENDING and message.worker_id == WORKER_ID:
         manager.launch(
             message=message,
