@@ -217,8 +217,7 @@ class Run:
         # preference to the server's (chatapp/credentials): read as the run begins, unless
         # the view that launched it read it (`key`).
         self.owner_id = owner_id
-        self.own_key: OwnKey | None = key.key if key is not None else None
-        self._key_read = key is not None
+        self._key = key
         self.pacing = pacing or Pacing(
             free_rate=config["unpaced_chunks_per_second"],
             max_interval=config["max_frame_interval"],
@@ -285,6 +284,11 @@ class Run:
         self._finishing = False
 
     @property
+    def own_key(self) -> OwnKey | None:
+        """The person's own key the run sends with (None: the server's), once read."""
+        return self._key.key if self._key is not None else None
+
+    @property
     def frame_interval(self) -> float:
         """The seconds its frame budget keeps between frames (0: none)."""
         return self._frames.interval
@@ -318,7 +322,7 @@ class Run:
     async def main(self) -> None:
         with contextlib.ExitStack() as in_use:
             try:
-                if self.request is None or not self._key_read:
+                if self.request is None or self._key is None:
                     await db(self._prepare)
                 if self.own_key is not None:
                     # Redacted from every log line while this run holds it (core.logging).
@@ -339,9 +343,8 @@ class Run:
         if self.request is None:
             assert self._build_request is not None
             self.request = self._build_request()
-        if not self._key_read:
-            self.own_key = read_key(owner_id=self.owner_id, route=self.route).key
-            self._key_read = True
+        if self._key is None:
+            self._key = read_key(owner_id=self.owner_id, route=self.route)
 
     async def _execute(self) -> Outcome:
         key = self.own_key.api_key if self.own_key is not None else None
