@@ -724,8 +724,15 @@ def test_bench_replies_are_paced_and_stamped(fake_upstream):
     stamps = [int(s) for s in STAMP.findall(response.text)]
     assert len(stamps) == 3
     assert before < stamps[0] < stamps[1] < stamps[2] < time.time_ns()
-    assert (stamps[2] - stamps[0]) / 1e9 >= 0.08 - 0.005  # paced from the head, not drifting
     log = httpx.get(f"{fake_upstream.base_url}/_fake/requests").json()
+    # Paced from the head: no chunk before its time after the request came (it may be later
+    # on a loaded machine: three chunks late by 130 ms went out together in one CI run).
+    received_ns = log[-1]["received_at"] * 1e9
+    early = [
+        (stamp - received_ns) / 1e9 < pace - 0.001
+        for stamp, pace in zip(stamps, paces, strict=True)
+    ]
+    assert early == [False, False, False]
     assert log[-1]["path"] == "/v1/chat/completions"
     assert log[-1]["closed_at"] is not None
 
