@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.contrib.auth.signals import user_logged_out
 from django.dispatch import receiver
 from django.http import HttpRequest
 
+from . import manager
 from .protocol import SessionEnded, session_group
 
 log = logging.getLogger(__name__)
@@ -22,10 +21,10 @@ def end_session_streams(sender: Any, request: HttpRequest | None, **kwargs: Any)
     session_key = getattr(session, "session_key", None)
     if not session_key:
         return
-    layer = get_channel_layer()
     ended: SessionEnded = {"type": "session.ended"}
     try:
-        async_to_sync(layer.group_send)(session_group(session_key), ended)
+        # On the server's event loop, where the streams are (`manager.group_send`).
+        manager.group_send(session_group(session_key), ended)
     except Exception:
         # Logging out must work even if the channel layer is down; streams then end when
         # their answer does.

@@ -571,7 +571,31 @@ def test_long_conversations_page_by_keyset(user_client, user, aimlapi):
     assert len(seen) == THREAD_PAGE_SIZE * 2 + 5
 
 
-async def test_logging_out_ends_that_sessions_streams(aimlapi, run_manager, user):
+async def _log_out_through_the_server(cookie: bytes) -> None:
+    """A log-out POST as the browser makes it, through the server's own ASGI application
+    (chatapp.asgi: its request threads), CSRF token and all."""
+    from asgiref.testing import ApplicationCommunicator
+
+    from chatapp.asgi import application
+    from tests.conftest import http_scope
+
+    token = "a" * 32
+    headers = [
+        (b"host", b"testserver"),
+        (b"cookie", cookie + f"; csrftoken={token}".encode()),
+        (b"x-csrftoken", token.encode()),
+    ]
+    scope = {**http_scope("/accounts/logout/", headers=headers), "method": "POST"}
+    request = ApplicationCommunicator(application, scope)
+    await request.send_input({"type": "http.request", "body": b"", "more_body": False})
+    start = await request.receive_output(10)
+    assert start["status"] in (200, 302), start
+    while (await request.receive_output(10)).get("more_body"):
+        pass
+
+
+@pytest.mark.parametrize("through", ["test client", "server"])
+async def test_logging_out_ends_that_sessions_streams(aimlapi, run_manager, user, through):
     """docs/SECURITY.md rule 11: a stream open in a session ends when that session logs out."""
     from tests.conftest import open_stream, session_cookie, start_turn
 
@@ -582,7 +606,10 @@ async def test_logging_out_ends_that_sessions_streams(aimlapi, run_manager, user
     stream = open_stream(turn.assistant_message.id, cookie=session_cookie(client))
     await stream.start()
     await stream.attached()
-    await sync_to_async(client.post)("/accounts/logout/")
+    if through == "server":
+        await _log_out_through_the_server(session_cookie(client))
+    else:
+        await sync_to_async(client.post)("/accounts/logout/")
     while await stream.next_event() is not None:
         pass
     assert stream.ended  # the response finished without a terminal event
