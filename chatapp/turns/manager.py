@@ -347,8 +347,9 @@ def launch(
     what the page asks for between frames (`RunManager.launch`).
 
     Given the request itself, the person's key is read here too, on the view's thread: the
-    run then starts with no hop to a database thread and back, ~4% of a short turn's CPU
-    (bench.ab, B/A 0.968 median, 0.972 of the sums, 40 rounds). If it cannot be read here, the run reads it."""
+    run then starts with no hop to a database thread and back, 3-6% of a short turn's CPU
+    (bench.ab, three runs: B/A 0.94-0.968 median, 0.969-0.972 of the sums). If it cannot be
+    read here, the run reads it."""
     key = None
     if not callable(request):
         try:
