@@ -146,9 +146,12 @@ class SyncChainASGIHandler(ASGIHandler):
                 self._get_response_here, thread_sensitive=False, executor=UPLOAD_THREADS
             )(request)
         async with _request_slots():
-            return await sync_to_async(
-                self._get_response_here, thread_sensitive=False, executor=REQUEST_THREADS
-            )(request)
+            # The runs a view starts are started here, on the loop (turns.manager.launch).
+            return await manager.launches_after(
+                lambda: sync_to_async(
+                    self._get_response_here, thread_sensitive=False, executor=REQUEST_THREADS
+                )(request)
+            )
 
     def _get_response_here(self, request: HttpRequest) -> HttpResponseBase:
         # Django's request_started and request_finished, in the thread that uses the

@@ -51,6 +51,23 @@ def message_checkpoint(*, message_id: uuid.UUID, content_tail: str, reasoning_ta
         )
 
 
+NOT_STARTED = (
+    "This server could not start writing the answer. Nothing was sent; press Retry to ask again."
+)
+
+
+def message_not_started(*, message_id: uuid.UUID) -> None:
+    """Mark a pending answer whose run could not be started failed, saying so, so that it is
+    not left pending (its page, its stream and the conversation's next send all wait on it).
+    Its text, if a continuation's, is kept."""
+    Message.objects.filter(pk=message_id, status__in=Message.ACTIVE_STATUSES).update(
+        status=Message.Status.FAILED,
+        error_code="internal",
+        error_message=NOT_STARTED,
+        finished_at=timezone.now(),
+    )
+
+
 @dataclass(slots=True)
 class Outcome:
     """Everything the run knows when it ends; saved in one UPDATE. `content_html` is the

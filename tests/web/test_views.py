@@ -115,6 +115,131 @@ async def test_a_new_chats_first_turn_goes_to_the_upstream_with_no_database_hop_
     assert sent == [["user"], ["user", "assistant", "user"], ["user"]]
 
 
+async def _send_through_the_server(
+    cookie: bytes, conversation_id: uuid.UUID, form: dict, *, at_head=None
+) -> int:
+    """A send POST as the page makes it, through the server's own ASGI application (its
+    request threads and handler), CSRF token and all; `at_head` is called as the response's
+    head arrives, before its body is read."""
+    from urllib.parse import urlencode
+
+    from asgiref.testing import ApplicationCommunicator
+
+    from chatapp.asgi import application
+    from tests.conftest import http_scope
+
+    token = "a" * 32
+    headers = [
+        (b"host", b"testserver"),
+        (b"cookie", cookie + f"; csrftoken={token}".encode()),
+        (b"x-csrftoken", token.encode()),
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"hx-request", b"true"),
+    ]
+    path = reverse("turn-create", args=[conversation_id])
+    scope = {**http_scope(path, headers=headers), "method": "POST"}
+    request = ApplicationCommunicator(application, scope)
+    await request.send_input(
+        {"type": "http.request", "body": urlencode(form).encode(), "more_body": False}
+    )
+    start = await request.receive_output(10)
+    if at_head is not None:
+        await at_head()
+    while (await request.receive_output(10)).get("more_body"):
+        pass
+    return start["status"]
+
+
+async def test_a_send_through_the_server_starts_its_run_on_the_loop_before_the_response(
+    aimlapi, run_manager, user, monkeypatch
+):
+    # The view hands the run to the server's handler (manager.launches_after), which starts
+    # it once the view returns: the view's thread makes no hop to the loop (manager._on_loop)
+    # and back, yet the run can be stopped as soon as the page has the response.
+    from chatapp.turns import manager as turns_manager
+    from tests.conftest import session_cookie
+
+    hops: list[object] = []
+    on_loop = turns_manager._on_loop
+    monkeypatch.setattr(
+        turns_manager,
+        "_on_loop",
+        lambda step, *, wait: (hops.append(step), on_loop(step, wait=wait)),
+    )
+    client = Client()
+    await sync_to_async(client.force_login)(user)
+    aimlapi.enqueue(Reply([Gate("hold"), Text("Hi there")]))
+    conversation_id = uuid.uuid4()
+    running_at_head: list[bool] = []
+
+    async def at_head() -> None:
+        answer = await Message.objects.aget(conversation_id=conversation_id, role="assistant")
+        running_at_head.append(run_manager.running(answer.id) is not None)
+
+    status = await _send_through_the_server(
+        session_cookie(client), conversation_id, send_form("Hello"), at_head=at_head
+    )
+    assert status == 200
+    assert running_at_head == [True]
+    assert hops == []
+    answer = await Message.objects.aget(conversation_id=conversation_id, role="assistant")
+    aimlapi.release("hold")
+    await wait_for_run(answer.id)
+    assert (await Message.objects.aget(pk=answer.id)).content == "Hi there"
+
+
+@pytest.mark.parametrize("through", ["test client", "server"])
+@pytest.mark.parametrize("failing", ["the run", "its control group"])
+async def test_an_answer_whose_run_cannot_start_is_saved_failed_saying_so_not_left_pending(
+    aimlapi, run_manager, user, monkeypatch, through, failing
+):
+    # Left pending, it would hold its page's stream, and the conversation's next send, until
+    # the reaper found this worker gone; a 500 would leave the page not knowing of it at all.
+    from chatapp.turns.persistence import NOT_STARTED
+    from chatapp.turns.run import Run
+    from tests.conftest import session_cookie
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("cannot start")
+
+    if failing == "the run":
+        monkeypatch.setattr(Run, "__init__", broken)
+    else:
+        monkeypatch.setattr(run_manager.layer, "group_add", broken)
+    client = Client()
+    await sync_to_async(client.force_login)(user)
+    conversation_id = uuid.uuid4()
+    if through == "server":
+        status = await _send_through_the_server(
+            session_cookie(client), conversation_id, send_form("Hello")
+        )
+    else:
+        response = await sync_to_async(client.post)(
+            reverse("turn-create", args=[conversation_id]), send_form("Hello")
+        )
+        status = response.status_code
+    assert status == 200
+    answer = await Message.objects.aget(conversation_id=conversation_id, role="assistant")
+    assert (answer.status, answer.error_code, answer.error_message) == (
+        "failed",
+        "internal",
+        NOT_STARTED,
+    )
+    assert answer.id not in run_manager.runs
+    assert run_manager.running(answer.id) is None
+    assert aimlapi.requests == []
+    monkeypatch.undo()
+    aimlapi.enqueue(Reply([Text("Hi there")]))
+    response = await sync_to_async(client.post)(
+        reverse("turn-create", args=[conversation_id]),
+        send_form("Hello again", parent=str(answer.id)),
+    )
+    assert response.status_code == 200  # the conversation takes the next send (not a 409)
+    latest = await Message.objects.filter(role="assistant").alatest("created_at")
+    await wait_for_run(latest.id)
+    assert (await Message.objects.aget(pk=latest.id)).content == "Hi there"
+
+
 @pytest.mark.parametrize(
     ("first_message", "title"),
     [
