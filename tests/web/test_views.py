@@ -197,7 +197,7 @@ async def test_an_answer_whose_run_cannot_start_is_saved_failed_saying_so_not_le
     # the reaper found this worker gone; a 500 would leave the page not knowing of it at all.
     from chatapp.turns.persistence import NOT_STARTED
     from chatapp.turns.run import Run
-    from tests.conftest import session_cookie
+    from tests.conftest import open_stream, session_cookie
 
     def broken(*args, **kwargs):
         raise RuntimeError("cannot start")
@@ -228,6 +228,11 @@ async def test_an_answer_whose_run_cannot_start_is_saved_failed_saying_so_not_le
     assert answer.id not in run_manager.runs
     assert run_manager.running(answer.id) is None
     assert aimlapi.requests == []
+    stream = open_stream(answer.id, cookie=session_cookie(client))  # what the page then opens
+    await stream.start()
+    _, end = await stream.read_until_terminal()
+    assert end.event == "error"
+    assert NOT_STARTED in end.data
     monkeypatch.undo()
     aimlapi.enqueue(Reply([Text("Hi there")]))
     response = await sync_to_async(client.post)(
