@@ -115,12 +115,12 @@ async def test_a_new_chats_first_turn_goes_to_the_upstream_with_no_database_hop_
     assert sent == [["user"], ["user", "assistant", "user"], ["user"]]
 
 
-async def _send_through_the_server(
-    cookie: bytes, conversation_id: uuid.UUID, form: dict, *, at_head=None
+async def _post_through_the_server(
+    cookie: bytes, path: str, form: dict | None = None, *, at_head=None
 ) -> int:
-    """A send POST as the page makes it, through the server's own ASGI application (its
-    request threads and handler), CSRF token and all; `at_head` is called as the response's
-    head arrives, before its body is read."""
+    """A POST as the page makes it, through the server's own ASGI application (its request
+    threads and handler), CSRF token and all; `at_head` is called as the response's head
+    arrives, before its body is read. The response's status."""
     from urllib.parse import urlencode
 
     from asgiref.testing import ApplicationCommunicator
@@ -136,12 +136,10 @@ async def _send_through_the_server(
         (b"content-type", b"application/x-www-form-urlencoded"),
         (b"hx-request", b"true"),
     ]
-    path = reverse("turn-create", args=[conversation_id])
     scope = {**http_scope(path, headers=headers), "method": "POST"}
     request = ApplicationCommunicator(application, scope)
-    await request.send_input(
-        {"type": "http.request", "body": urlencode(form).encode(), "more_body": False}
-    )
+    body = urlencode(form or {}).encode()
+    await request.send_input({"type": "http.request", "body": body, "more_body": False})
     start = await request.receive_output(10)
     if at_head is not None:
         await at_head()
@@ -176,8 +174,11 @@ async def test_a_send_through_the_server_starts_its_run_on_the_loop_before_the_r
         answer = await Message.objects.aget(conversation_id=conversation_id, role="assistant")
         running_at_head.append(run_manager.running(answer.id) is not None)
 
-    status = await _send_through_the_server(
-        session_cookie(client), conversation_id, send_form("Hello"), at_head=at_head
+    status = await _post_through_the_server(
+        session_cookie(client),
+        reverse("turn-create", args=[conversation_id]),
+        send_form("Hello"),
+        at_head=at_head,
     )
     assert status == 200
     assert running_at_head == [True]
@@ -210,8 +211,8 @@ async def test_an_answer_whose_run_cannot_start_is_saved_failed_saying_so_not_le
     await sync_to_async(client.force_login)(user)
     conversation_id = uuid.uuid4()
     if through == "server":
-        status = await _send_through_the_server(
-            session_cookie(client), conversation_id, send_form("Hello")
+        status = await _post_through_the_server(
+            session_cookie(client), reverse("turn-create", args=[conversation_id]), send_form()
         )
     else:
         response = await sync_to_async(client.post)(
@@ -701,29 +702,6 @@ def test_long_conversations_page_by_keyset(user_client, user, aimlapi):
     assert len(seen) == THREAD_PAGE_SIZE * 2 + 5
 
 
-async def _log_out_through_the_server(cookie: bytes) -> None:
-    """A log-out POST as the browser makes it, through the server's own ASGI application
-    (chatapp.asgi: its request threads), CSRF token and all."""
-    from asgiref.testing import ApplicationCommunicator
-
-    from chatapp.asgi import application
-    from tests.conftest import http_scope
-
-    token = "a" * 32
-    headers = [
-        (b"host", b"testserver"),
-        (b"cookie", cookie + f"; csrftoken={token}".encode()),
-        (b"x-csrftoken", token.encode()),
-    ]
-    scope = {**http_scope("/accounts/logout/", headers=headers), "method": "POST"}
-    request = ApplicationCommunicator(application, scope)
-    await request.send_input({"type": "http.request", "body": b"", "more_body": False})
-    start = await request.receive_output(10)
-    assert start["status"] in (200, 302), start
-    while (await request.receive_output(10)).get("more_body"):
-        pass
-
-
 @pytest.mark.parametrize("through", ["test client", "server"])
 async def test_logging_out_ends_that_sessions_streams(aimlapi, run_manager, user, through):
     """docs/SECURITY.md rule 11: a stream open in a session ends when that session logs out."""
@@ -737,7 +715,8 @@ async def test_logging_out_ends_that_sessions_streams(aimlapi, run_manager, user
     await stream.start()
     await stream.attached()
     if through == "server":
-        await _log_out_through_the_server(session_cookie(client))
+        status = await _post_through_the_server(session_cookie(client), "/accounts/logout/")
+        assert status in (200, 302)
     else:
         await sync_to_async(client.post)("/accounts/logout/")
     while await stream.next_event() is not None:
