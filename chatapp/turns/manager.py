@@ -362,9 +362,9 @@ def launch(
     event loop once the view returns, before its response goes out: the view's thread does
     not wait for a hop to the loop and back (~2.5% of a short turn's CPU: bench.ab B/A
     median 0.961-0.979 in five runs of 40 rounds, against itself 1.008). Elsewhere (a test's
-    client) it is started from
-    here, and this returns once it can receive Stop. Either way a Stop pressed right after
-    Send is not lost: the page learns of the answer from the response.
+    client) it is started from here, and this returns once it can receive Stop. Either way a
+    Stop pressed right after Send is not lost: the page learns of the answer from the
+    response.
 
     Given the request itself, the person's key is read here too, on the view's thread: the
     run then starts with no hop to a database thread and back, 3-6% of a short turn's CPU
