@@ -6,7 +6,7 @@ and 18.8 ms a turn in runs a minute apart), two runs one after the other cannot 
 change. Here two servers run at once on one fake upstream, A and B, each from its own source
 tree and settings, and the turns alternate between them in blocks (B first in every other
 round), so what the machine does in the meantime falls on both alike. Each block's CPU is its
-server's, from every thread's /proc schedstat (nanoseconds, not clock ticks). The figure to
+server's, from its CPU clock (`procs.cpu_s`: nanoseconds, not clock ticks). The figure to
 read is the ratio B/A: its median and quartiles over the rounds, and the ratio of the sums.
 Run A against itself first to see the noise: on the 2-core VM this was written on, 0.98-1.00.
 
@@ -33,6 +33,7 @@ from .procs import (
     ROOT,
     AppConfig,
     Process,
+    cpu_s,
     new_workdir,
     prepare_app,
     remove_workdir,
@@ -40,18 +41,6 @@ from .procs import (
     start_fake,
 )
 from .targets import short_prompt
-
-
-def thread_cpu_s(pid: int) -> float:
-    """The CPU time of every thread of a process, from schedstat (ns resolution; the clock
-    ticks of /proc/<pid>/stat are 10 ms, a third of a block of turns)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue  # a thread that ended meanwhile
-    return total / 1e9
 
 
 @dataclass
@@ -75,11 +64,11 @@ class Side:
         # `done` comes after the final save; what follows it (closing the stream, the
         # connections) settles in these pauses, so each block counts its own turns' tails.
         await asyncio.sleep(0.15)
-        before = thread_cpu_s(self.process.proc.pid)
+        before = cpu_s(self.process.proc.pid)
         for _ in range(turns):
             await self.turn()
         await asyncio.sleep(0.15)
-        self.blocks.append((thread_cpu_s(self.process.proc.pid) - before) * 1000 / turns)
+        self.blocks.append((cpu_s(self.process.proc.pid) - before) * 1000 / turns)
 
 
 def _pairs(values: list[str]) -> dict[str, str]:

@@ -44,10 +44,26 @@ class Usage:
     rss_kb: int
 
 
+# CPUCLOCK_SCHED, the kernel's per-process CPU clock (what clock_getcpuclockid(3) gives).
+_SCHED_CLOCK = 2
+
+
+def cpu_s(pid: int, stat_fields: list[str] | None = None) -> float:
+    """The CPU time a process has used, every thread of it, those that ended too, to the
+    nanosecond: its CPU clock. /proc/<pid>/stat counts clock ticks (10 ms here: a quarter of
+    a millisecond over the peers bench's 40 turns), and summing each live thread's schedstat
+    loses the threads that ended (a thread that ran 0.5 s and ended read 0.05 s). Falls back
+    on the ticks if the clock cannot be read."""
+    try:
+        return time.clock_gettime_ns(((~pid) << 3) | _SCHED_CLOCK) / 1e9
+    except OSError:
+        fields = stat_fields or Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
+
+
 def usage_of(pid: int) -> Usage:
-    """CPU time (user + system) and resident memory of a process and its children's threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / TICKS
+    """CPU time (user + system, `cpu_s`) and resident memory of a process."""
+    cpu = cpu_s(pid)
     rss = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

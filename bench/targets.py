@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from .client import StreamResult
-from .procs import TICKS, Process, Usage, wait_for_port
+from .procs import TICKS, Process, Usage, cpu_s, wait_for_port
 from .streams import prompt
 
 MODEL = "google/gemini-2.5-flash"
@@ -70,7 +70,8 @@ def tree_usage(pid: int) -> Usage:
             status = Path(f"/proc/{member}/status").read_text()
         except OSError:
             continue
-        cpu += sum(int(value) for value in fields[11:15]) / TICKS
+        # Its own CPU to the nanosecond, and its finished children's in clock ticks.
+        cpu += cpu_s(member, fields) + (int(fields[13]) + int(fields[14])) / TICKS
         for line in status.splitlines():
             if line.startswith("VmRSS:"):
                 rss += int(line.split()[1])

@@ -180,3 +180,35 @@ def test_the_paired_ab_alternates_blocks_on_both_servers_and_reports_the_ratio()
     # A against itself: the same work on both sides, whatever the machine's speed.
     assert 0.5 < result["ratio_of_sums"] < 2
     assert result["ratio_q1"] <= result["ratio_median"] <= result["ratio_q3"]
+
+
+def test_a_process_cpu_counts_its_ended_threads_to_the_nanosecond():
+    # Summing each live thread's schedstat lost a thread that had ended; /proc's stat counts
+    # 10 ms ticks, a quarter of a millisecond over the peers bench's 40 turns.
+    from bench.procs import cpu_s
+
+    child = subprocess.Popen(
+        [
+            PYTHON,
+            "-c",
+            "import sys, threading, time\n"
+            "spent = []\n"
+            "def spin():\n"
+            "    while time.thread_time() < 0.2: pass\n"
+            "    spent.append(time.thread_time())\n"
+            "thread = threading.Thread(target=spin); thread.start(); thread.join()\n"
+            "print(spent[0], flush=True)\n"
+            "sys.stdin.read()\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        spent_by_ended_thread = float(child.stdout.readline())
+        total = cpu_s(child.pid)
+        assert total >= spent_by_ended_thread >= 0.2
+        assert round(total * 1e9) % 1_000_000 != 0  # not whole ticks, nor whole milliseconds
+    finally:
+        child.communicate("", timeout=10)
