@@ -168,3 +168,25 @@ async def test_a_request_is_freed_with_its_response_without_the_garbage_collecto
         assert [ref() for ref in requests] == [None, None, None]
     finally:
         gc.enable()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_servers_startup_freezes_what_it_made_for_the_collector_once(monkeypatch):
+    """A full collection walked every object the process had made starting up, a pause of
+    every stream; frozen, it walks only what came since. A second server in the process (the
+    tests' live servers) freezes nothing more: what lived since is not kept from collection."""
+    monkeypatch.setattr(asgi, "_FROZEN", False)
+    gc.unfreeze()
+
+    async def start_and_stop() -> None:
+        server = ApplicationCommunicator(asgi.application, {"type": "lifespan"})
+        await server.send_input({"type": "lifespan.startup"})
+        assert (await server.receive_output(10))["type"] == "lifespan.startup.complete"
+        await server.send_input({"type": "lifespan.shutdown"})
+        assert (await server.receive_output(10))["type"] == "lifespan.shutdown.complete"
+
+    await start_and_stop()
+    frozen = gc.get_freeze_count()
+    assert frozen > 10_000  # Django, its apps, the modules
+    await start_and_stop()
+    assert gc.get_freeze_count() <= frozen  # frozen objects freed since leave it
