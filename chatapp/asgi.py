@@ -188,6 +188,7 @@ from chatapp.web.middleware import RequestBodyLimit  # noqa: E402
 log = logging.getLogger(__name__)
 
 
+@functools.cache  # once a process
 def _freeze_what_startup_made() -> None:
     # What is alive once the server has started (Django, its apps, the modules: ~83,000
     # objects) lives as long as the process: the collector need not walk it. Unfrozen, each
@@ -195,14 +196,8 @@ def _freeze_what_startup_made() -> None:
     # bench's burst took 51 and 66 ms of CPU (gc.callbacks), 13 and 17 ms frozen, a stall of
     # every stream. The garbage startup left is collected first, not kept. Once a process: a
     # server started again in it (the tests' live servers) would freeze what has lived since.
-    global _FROZEN
-    if not _FROZEN:
-        _FROZEN = True
-        gc.collect()
-        gc.freeze()
-
-
-_FROZEN = False
+    gc.collect()
+    gc.freeze()
 
 
 async def lifespan(scope: Scope, receive: Receive, send: Send) -> None:

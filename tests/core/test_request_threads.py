@@ -175,7 +175,7 @@ async def test_the_servers_startup_freezes_what_it_made_for_the_collector_once(m
     """A full collection walked every object the process had made starting up, a pause of
     every stream; frozen, it walks only what came since. A second server in the process (the
     tests' live servers) freezes nothing more: what lived since is not kept from collection."""
-    monkeypatch.setattr(asgi, "_FROZEN", False)
+    asgi._freeze_what_startup_made.cache_clear()  # as in a process that never started one
     gc.unfreeze()
 
     async def start_and_stop() -> None:
