@@ -34,10 +34,11 @@ from .targets import prompt
 HOOKS = ROOT / "bench" / "where_hooks"
 
 _UVICORN = "uvicorn.protocols.http.httptools_impl"
-# What one turn does, by thread: the send view (a request thread), the run's database work
-# (a database thread), the two requests, the upstream call and the relay (the event loop).
+# What one turn does, by thread: the send view and the run's database work (a pooled thread,
+# one for both when idle: core.threads), the two requests, the upstream call and the relay
+# (the event loop).
 DEFAULT_FUNCTIONS = [
-    # request thread
+    # the send's view (a pooled thread)
     "chatapp.asgi:SyncChainASGIHandler._get_response_here",
     "django.contrib.auth:get_user",
     "django.forms.forms:BaseForm.full_clean",
@@ -48,7 +49,7 @@ DEFAULT_FUNCTIONS = [
     "chatapp.turns.services:_insert_turn",
     "chatapp.web.views.turns:_articles",
     "chatapp.web.views.turns:_ensure_running",
-    # database thread
+    # the run's database work (a pooled thread)
     "chatapp.turns.run:Run._prepare",
     "chatapp.turns.run:own_key",
     "chatapp.turns.run:_save_final",

@@ -24,6 +24,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.urls import set_script_prefix
 
 from chatapp.core.asgi_types import Receive, Scope, Send
+from chatapp.core.threads import SYNC_THREADS
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatapp.settings")
 django.setup(set_prefix=False)
@@ -33,16 +34,18 @@ django.setup(set_prefix=False)
 sys.setswitchinterval(0.0005)
 
 
-# Requests run on a fixed pool of threads, so each thread's database connection is reused
-# across requests (Django's per-request thread under ASGI opens one every time: on SQLite that
-# is a connect, four PRAGMAs and ~30 SQL functions registered).
-REQUEST_THREADS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="chat-request")
+# Requests run on the pooled threads that runs' database work uses too (`SYNC_THREADS`), so
+# each thread's database connection is reused across requests (Django's per-request thread
+# under ASGI opens one every time: on SQLite that is a connect, four PRAGMAs and ~30 SQL
+# functions registered), and one warm thread serves a whole turn at low load.
 # Image uploads run on threads of their own: decoding one can take seconds, and 16 parallel
 # uploads of a 49-megapixel PNG on the request threads kept another person's /healthz waiting
 # 6.2 s. Three: two decode (attachments.images decodes two at a time) while the third turns
 # away a person's uploads past their two at once, so nobody queues behind one person's burst.
 UPLOAD_THREADS = ThreadPoolExecutor(max_workers=3, thread_name_prefix="chat-upload")
 UPLOAD_PATH = "/attachments/"
+# asgiref types its executor as a ThreadPoolExecutor; it only hands it to run_in_executor.
+_SYNC_EXECUTOR = cast(ThreadPoolExecutor, SYNC_THREADS)
 
 
 _SLOTS: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
@@ -138,7 +141,7 @@ class SyncChainASGIHandler(ASGIHandler):
 
     async def _on_request_thread(self, call: Callable[..., object], **kwargs: Any) -> None:
         await asyncio.get_running_loop().run_in_executor(
-            REQUEST_THREADS, functools.partial(call, **kwargs)
+            SYNC_THREADS, functools.partial(call, **kwargs)
         )
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
@@ -150,7 +153,7 @@ class SyncChainASGIHandler(ASGIHandler):
             # The runs a view starts are started here, on the loop (turns.manager.launch).
             return await manager.launches_after(
                 lambda: sync_to_async(
-                    self._get_response_here, thread_sensitive=False, executor=REQUEST_THREADS
+                    self._get_response_here, thread_sensitive=False, executor=_SYNC_EXECUTOR
                 )(request)
             )
 

@@ -158,7 +158,7 @@ def test_where_counts_a_turns_cpu_by_thread_and_by_function():
     report = done.stdout
     assert "3 turns of 10 tokens" in report
     assert "MainThread" in report
-    assert "chat-request" in report
+    assert "chat-sync" in report
     # Each turn starts once, and its statements are counted one by one.
     assert re.search(r"\d+\.\d{3}\s+1\.00\s+chatapp\.turns\.services:turn_start", report)
     assert "CursorWrapper.execute INSERT INTO" in report

@@ -1,26 +1,27 @@
 """Database calls from async code: the generation runs' writes and the SSE consumers' reads.
 
-They run on a small pool of dedicated threads that keep their connections open. Channels'
-`database_sync_to_async` closes and reopens the connection around every call when
-CONN_MAX_AGE is 0 (on SQLite that also replays the PRAGMAs): at 150 streams that was 17% of
-the server's CPU for one-row checkpoint UPDATEs (bench/, profiled). One thread for SQLite, which
-serialises writers anyway; a few for PostgreSQL, each holding one pooled connection.
+They run on the process's pooled threads (`core.threads`, shared with request views), which
+keep their connections open. Channels' `database_sync_to_async` closes and reopens the
+connection around every call when CONN_MAX_AGE is 0 (on SQLite that also replays the PRAGMAs):
+at 150 streams that was 17% of the server's CPU for one-row checkpoint UPDATEs (bench/,
+profiled). One call at a time for SQLite, which serialises writers anyway; a few for
+PostgreSQL, each holding one pooled connection (the database lane).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from django.db import InterfaceError, OperationalError, connections
 
+from .threads import SYNC_THREADS, Lane
+
 T = TypeVar("T")
 
-_executor: ThreadPoolExecutor | None = None
+_lane: Lane | None = None
 _lock = threading.Lock()
 
 
@@ -28,12 +29,16 @@ def _threads() -> int:
     return 1 if connections["default"].vendor == "sqlite" else 4
 
 
-def executor() -> ThreadPoolExecutor:
-    global _executor
+def lane() -> Lane:
+    """The bound on database calls running at once (`_threads`), set on first use: the
+    database's vendor is known only once settings are."""
+    global _lane
+    if _lane is not None:
+        return _lane
     with _lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="chat-db")
-        return _executor
+        if _lane is None:
+            _lane = Lane(_threads())
+        return _lane
 
 
 def _call(fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
@@ -48,14 +53,14 @@ def _call(fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
 
 async def db(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """Run a synchronous ORM function on a database thread and await its result."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(executor(), functools.partial(_call, fn, args, kwargs))
+    future = SYNC_THREADS.submit_in(lane(), _call, fn, args, kwargs)
+    return await asyncio.wrap_future(future)
 
 
 def on_every_thread(fn: Callable[[], Any]) -> None:
-    """Run `fn` once on each database thread (tests: install query logging, close connections
-    before the test database is dropped)."""
-    pool = executor()
+    """Run `fn` once on each pooled thread, starting them all (tests: install query logging,
+    close connections before the test database is dropped)."""
+    pool = SYNC_THREADS
     count = pool._max_workers
     barrier = threading.Barrier(count)
 

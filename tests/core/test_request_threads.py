@@ -18,6 +18,7 @@ from django.core import signals
 from django.http import HttpRequest, HttpResponseBase
 
 from chatapp import asgi
+from chatapp.core.threads import SYNC_THREADS
 from chatapp.web.responses import ThreadedStreamingHttpResponse
 from tests.conftest import http_scope
 
@@ -35,11 +36,11 @@ async def request_threads_idle() -> None:
     """Every request thread has let go of the job it ran last. A pool thread reports a job's
     result (which wakes the loop) before it drops the job, and with it the job's arguments,
     the request among them: a barrier that all the threads must reach is past that."""
-    workers = asgi.REQUEST_THREADS._max_workers
+    workers = SYNC_THREADS._max_workers
     barrier = threading.Barrier(workers, timeout=10)
     loop = asyncio.get_running_loop()
     await asyncio.gather(
-        *(loop.run_in_executor(asgi.REQUEST_THREADS, barrier.wait) for _ in range(workers))
+        *(loop.run_in_executor(SYNC_THREADS, barrier.wait) for _ in range(workers))
     )
 
 
@@ -79,10 +80,10 @@ async def test_a_request_sends_its_signals_on_the_request_thread_and_starts_no_t
         assert await _get("/healthz") == 200
     # None per request: only the pool may still grow (a request that finds its one thread
     # not yet idle again starts a second, as the PostgreSQL pass saw once).
-    assert [name for name in started if not name.startswith("chat-request")] == []
+    assert [name for name in started if not name.startswith("chat-sync")] == []
     assert len(started) <= 1
     assert [kind for kind, _ in signal_threads] == ["started", "finished"] * 5
-    assert all(name.startswith("chat-request") for _, name in signal_threads)
+    assert all(name.startswith("chat-sync") for _, name in signal_threads)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -115,7 +116,7 @@ async def test_a_client_that_goes_away_stops_a_streamed_response(signal_threads,
     assert made == at_close
     # The response was closed: request_finished, on a request thread.
     assert ("finished", signal_threads[-1][1]) == signal_threads[-1]
-    assert signal_threads[-1][1].startswith("chat-request")
+    assert signal_threads[-1][1].startswith("chat-sync")
 
 
 @pytest.mark.django_db(transaction=True)
