@@ -4,10 +4,10 @@ hands each job to the thread that went idle last (docs/ARCHITECTURE.md, "The cos
 
 Two pools of their own (a request pool and a database pool) ran each turn on two threads: the
 send on one, the run's final save on the other. One warm thread doing both costs less: on the
-peers bench's short turn, B/A 0.958, 0.958 and 0.950 (`bench.ab`, 40 rounds each), ~0.5 ms a
-turn. A thread pool that wakes its longest-idle thread (the standard library's takes turns
-among its idle threads) would lose that once a burst had started more than one thread, hence
-"last idle first".
+peers bench's short turn, B/A 0.963, 0.956 and 0.964 of CPU (`bench.ab`, 40 rounds each), ~0.4
+ms a turn. The standard library's pool hands jobs round its idle threads in turn (seen here:
+one job at a time, after three threads were started, alternated between two of them), which
+would lose that once a burst had started more than one thread, hence "last idle first".
 
 A lane bounds how many of its jobs run at once, without holding a thread: a job over the
 bound waits in the lane, and the thread that finishes one of the lane's jobs runs the next at
