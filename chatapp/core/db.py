@@ -25,19 +25,19 @@ _lane: Lane | None = None
 _lock = threading.Lock()
 
 
-def _threads() -> int:
+def _calls_at_once() -> int:
     return 1 if connections["default"].vendor == "sqlite" else 4
 
 
 def lane() -> Lane:
-    """The bound on database calls running at once (`_threads`), set on first use: the
+    """The bound on database calls running at once (`_calls_at_once`), set on first use: the
     database's vendor is known only once settings are."""
     global _lane
     if _lane is not None:
         return _lane
     with _lock:
         if _lane is None:
-            _lane = Lane(_threads())
+            _lane = Lane(_calls_at_once())
         return _lane
 
 

@@ -27,9 +27,11 @@ _Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "
 
 
 class Lane:
-    """At most `limit` of its jobs run at once (0: no bound); the others wait, in order."""
+    """At most `limit` of its jobs run at once; the others wait, in order."""
 
-    def __init__(self, limit: int = 0) -> None:
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"a lane runs at least one job at a time, not {limit}")
         self.limit = limit
         self.running = 0
         self.waiting: deque[_Job] = deque()
@@ -71,7 +73,7 @@ class WarmThreads(Executor):
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new jobs after shutdown")
-            if lane is not None and lane.limit:
+            if lane is not None:
                 if lane.running >= lane.limit:
                     lane.waiting.append(job)
                     return future
@@ -113,7 +115,7 @@ class WarmThreads(Executor):
             # response, tests/core/test_request_threads.py).
             del future, fn, args, kwargs
             with self._lock:
-                if lane is not None and lane.limit:
+                if lane is not None:
                     if lane.waiting:
                         job = lane.waiting.popleft()  # its slot passes to the next
                     else:

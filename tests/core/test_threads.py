@@ -147,3 +147,8 @@ def test_after_shutdown_its_threads_end_and_it_takes_no_more_jobs():
     assert not any(thread.is_alive() for thread in pool._threads)
     with pytest.raises(RuntimeError, match="after shutdown"):
         pool.submit(lambda: None)
+
+
+def test_a_lane_that_would_run_no_job_is_refused():
+    with pytest.raises(ValueError, match="at least one job at a time, not 0"):
+        Lane(0)
