@@ -35,13 +35,8 @@ async def _get(path: str) -> int:
 async def request_threads_idle() -> None:
     """Every request thread has let go of the job it ran last. A pool thread reports a job's
     result (which wakes the loop) before it drops the job, and with it the job's arguments,
-    the request among them: a barrier that all the threads must reach is past that."""
-    workers = SYNC_THREADS._max_workers
-    barrier = threading.Barrier(workers, timeout=10)
-    loop = asyncio.get_running_loop()
-    await asyncio.gather(
-        *(loop.run_in_executor(SYNC_THREADS, barrier.wait) for _ in range(workers))
-    )
+    the request among them: an idle thread is past that (`WarmThreads.wait_idle`)."""
+    assert SYNC_THREADS.wait_idle(len(SYNC_THREADS._threads), timeout=10)
 
 
 @pytest.fixture
