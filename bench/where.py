@@ -6,6 +6,7 @@ turn").
     python -m bench.where --turns 400 --tokens 1   # a one-token answer
     python -m bench.where --env CHAT_STREAM_PEAK_FRAMES_PER_SECOND=30  # an app setting
     python -m bench.where --functions chatapp.turns.limits:check_rate,chatapp.rendering:render_markdown
+    python -m bench.where --calls 40               # also every call a turn makes, counted
 
 A turn is the peers bench's short turn (`bench.targets.short_prompt`: the send POST of a new
 conversation and its stream read to `done`, titles off). The server runs with
@@ -100,7 +101,46 @@ async def _wait_for(path: Path, timeout: float = 30.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def measure(pid: int, port: int, out: Path, turns: int, tokens: int, warm: int) -> str:
+def _where(filename: str) -> str:
+    """A function's file as a short name: its path in the project or under site-packages."""
+    if not filename:
+        return "(builtin)"
+    for anchor in ("/site-packages/", f"{ROOT}/"):
+        if anchor in filename:
+            return filename.split(anchor, 1)[1]
+    return "stdlib/" + Path(filename).name if "/lib/python" in filename else filename
+
+
+def _package(where: str) -> str:
+    """What calls are summed by: django's and chatapp's subpackages, any other top level."""
+    parts = where.split("/")
+    return "/".join(parts[:2]) if parts[0] in ("django", "chatapp", "stdlib") else parts[0]
+
+
+def calls_report(path: Path, turns: int, top: int) -> str:
+    """The calls a turn makes (`--calls`): in all, by package, and the most frequent."""
+    rows = []
+    for line in _text(path).splitlines():
+        count, filename, name = line.split("\t")
+        rows.append((int(count) / turns, _where(filename), name))
+    python = sum(count for count, where, _ in rows if where != "(builtin)")
+    builtin = sum(count for count, where, _ in rows if where == "(builtin)")
+    lines = [f"\ncalls a turn: {python:,.0f} of Python functions, {builtin:,.0f} of builtins"]
+    packages: dict[str, float] = {}
+    for count, where, _ in rows:
+        packages[_package(where)] = packages.get(_package(where), 0.0) + count
+    lines.append("\nby package (calls a turn)")
+    for name, count in sorted(packages.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {count:9,.1f}  {name}")
+    lines.append("\nfunctions (calls a turn)")
+    for count, where, name in sorted(rows, reverse=True)[:top]:
+        lines.append(f"  {count:9,.1f}  {where}:{name}")
+    return "\n".join(lines)
+
+
+async def measure(
+    pid: int, port: int, out: Path, turns: int, tokens: int, warm: int, top_calls: int = 0
+) -> str:
     ready = Path(f"{out}.ready")
     await _wait_for(ready)
     if problem := _text(ready):
@@ -141,8 +181,10 @@ async def measure(pid: int, port: int, out: Path, turns: int, tokens: int, warm:
         if ms >= 0.01:
             lines.append(f"  {ms:7.3f}  {names.get(tid, 'thread ' + tid)}")
     lines.append("\nfunctions (ms of CPU a turn, calls a turn; inclusive)")
-    for spent, calls, name in sorted(rows, reverse=True):
-        lines.append(f"  {spent:7.3f}  {calls:6.2f}  {name}")
+    for spent, count, name in sorted(rows, reverse=True):
+        lines.append(f"  {spent:7.3f}  {count:6.2f}  {name}")
+    if top_calls:
+        lines.append(calls_report(Path(f"{out}.calls"), turns, top_calls))
     return "\n".join(lines)
 
 
@@ -157,6 +199,14 @@ def main(argv: list[str] | None = None) -> int:
         help="module:Qualified.name, comma-separated (default: a turn's main parts)",
     )
     parser.add_argument("--env", action="append", default=[], help="extra app setting, NAME=VALUE")
+    parser.add_argument(
+        "--calls",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also count every call a turn makes and show the N most frequent (exact, but the "
+        "counting slows the server: its CPU figures then compare only with each other)",
+    )
     args = parser.parse_args(argv)
     workdir = new_workdir()
     fake = start_fake(workdir)
@@ -171,13 +221,18 @@ def main(argv: list[str] | None = None) -> int:
             "PYTHONPATH": str(HOOKS),
             "BENCH_WHERE": args.functions,
             "BENCH_WHERE_OUT": str(out),
+            **({"BENCH_WHERE_CALLS": "1"} if args.calls else {}),
         },
     )
     app = None
     try:
         env = prepare_app(config, var_dir)
         app = start_app(config, var_dir, env)
-        print(asyncio.run(measure(app.proc.pid, app.port, out, args.turns, args.tokens, args.warm)))
+        print(
+            asyncio.run(
+                measure(app.proc.pid, app.port, out, args.turns, args.tokens, args.warm, args.calls)
+            )
+        )
     finally:
         if app is not None:
             app.stop()

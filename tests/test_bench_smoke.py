@@ -145,10 +145,22 @@ def test_adapter_bench_reads_every_chunk_of_both_streaming_routes(servers):
         assert len(result[route]["image_stall_ms"]) == 1
 
 
-def test_where_counts_a_turns_cpu_by_thread_and_by_function():
+def test_where_counts_a_turns_cpu_by_thread_and_by_function_and_its_calls():
     functions = "chatapp.turns.services:turn_start,django.db.backends.utils:CursorWrapper.execute"
     done = subprocess.run(
-        [PYTHON, "-m", "bench.where", "--turns", "3", "--warm", "1", "--functions", functions],
+        [
+            PYTHON,
+            "-m",
+            "bench.where",
+            "--turns",
+            "3",
+            "--warm",
+            "1",
+            "--functions",
+            functions,
+            "--calls",
+            "40",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -162,6 +174,11 @@ def test_where_counts_a_turns_cpu_by_thread_and_by_function():
     # Each turn starts once, and its statements are counted one by one.
     assert re.search(r"\d+\.\d{3}\s+1\.00\s+chatapp\.turns\.services:turn_start", report)
     assert "CursorWrapper.execute INSERT INTO" in report
+    # Every call counted, by package and by function: the send's own service among them.
+    assert re.search(r"calls a turn: [\d,]+ of Python functions, [\d,]+ of builtins", report)
+    by_package = report.split("by package")[1].split("functions (calls a turn)")[0]
+    assert "django/db" in by_package
+    assert "chatapp/turns" in by_package
 
 
 def test_the_paired_ab_alternates_blocks_on_both_servers_and_reports_the_ratio():
