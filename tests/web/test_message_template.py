@@ -12,6 +12,7 @@ import pytest
 from django.template.loader import render_to_string
 from google.genai import types
 
+from chatapp.conversations.models import Versions
 from chatapp.models import Message
 from chatapp.providers import endings
 from chatapp.providers.gemini.safety import BLOCK_REASONS
@@ -316,3 +317,38 @@ def test_token_probabilities_are_a_closed_disclosure_of_escaped_tokens():
 
 def test_an_answer_without_token_probabilities_has_no_such_section():
     assert "msg-logprobs" not in render(answer(content="x", finish_reason="stop")).by_class
+
+
+def test_the_line_under_an_answer_is_a_span_per_figure_with_the_upstreams_words_escaped():
+    message = answer(
+        content="A",
+        model_reported='gemini<script>alert(1)</script>&"x"',
+        prompt_tokens=1200,
+        completion_tokens=30,
+        ttft_ms=250,
+        duration_ms=1500,
+        finish_reason="stop",
+    )
+    html = render_to_string("chatapp/_message.html", {"message": message, "is_last": True})
+    meta = html.split('<p class="msg-meta">')[1].split("</p>")[0]
+    assert meta == (
+        '<span class="meta-model">Google · '
+        "gemini&lt;script&gt;alert(1)&lt;/script&gt;&amp;&quot;x&quot;</span>"
+        '<span class="meta-tokens">1,200 in / 30 out tokens</span>'
+        '<span class="meta-ttft">first token 0.25 s</span>'
+        '<span class="meta-duration">1.50 s</span>'
+        '<span class="meta-finish">finished</span>'
+    )
+
+
+def test_versions_are_shown_only_for_a_message_that_has_siblings():
+    alone = answer(content="A")
+    alone.versions = None
+    assert "versions" not in render_to_string(
+        "chatapp/_message.html", {"message": alone, "is_last": True}
+    )
+    second = answer(content="B")
+    second.versions = Versions(2, 3, uuid.uuid4(), None)
+    parsed = render(second)
+    assert parsed.text("version-count") == "2 / 3"
+    assert ("button", "disabled") in [(tag, name) for tag, attrs in parsed.tags for name in attrs]

@@ -10,6 +10,7 @@ else (string arguments, keyword arguments, `as var`, a namespaced name) goes to 
 
 from __future__ import annotations
 
+import html
 import uuid
 from typing import Any
 
@@ -19,7 +20,6 @@ from django.template.context import Context
 from django.template.defaulttags import URLNode
 from django.template.defaulttags import url as django_url
 from django.urls import get_script_prefix, reverse
-from django.utils.html import conditional_escape
 
 register = template.Library()
 
@@ -81,7 +81,9 @@ class FastURLNode(URLNode):
         link = fast_reverse(name, [arg.resolve(context) for arg in self.args])
         if link is None:
             return str(super().render(context))
-        return str(conditional_escape(link)) if context.autoescape else link
+        # What `conditional_escape` makes of a str (Django's `escape` is `html.escape`),
+        # without its lazy-string checks: a link is never safe-marked here.
+        return html.escape(link) if context.autoescape else link
 
 
 @register.tag
