@@ -4,7 +4,6 @@ each upstream's vocabulary."""
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -199,14 +198,7 @@ def message_meta(message: Message) -> SafeString:
     first token, duration, why it ended. Missing figures are left out. Written here, not by
     a loop in the template: the loop was ~a quarter of an answer's render (a context pushed
     and two variables resolved per figure), on every turn's end and every answer of a page."""
-    # The labels are this module's own words; a value is escaped as Django's `escape` does
-    # (`html.escape`), without `format_html`'s lazy-string checks on every argument.
-    return SafeString(
-        "".join(
-            f'<span class="meta-{key}">{html.escape(value)}</span>'
-            for key, value in _meta_items(message)
-        )
-    )
+    return rendering.render_spans(_meta_items(message), "meta-")
 
 
 def _meta_items(message: Message) -> list[tuple[str, str]]:
