@@ -195,9 +195,10 @@ def _amount(value: Decimal) -> str:
 @register.simple_tag
 def message_meta(message: Message) -> SafeString:
     """The line under an answer, a span per figure: model reported, tokens, credits, time to
-    first token, duration, why it ended. Missing figures are left out. Written here, not by
-    a loop in the template: the loop was ~a quarter of an answer's render (a context pushed
-    and two variables resolved per figure), on every turn's end and every answer of a page."""
+    first token, duration, why it ended. Missing figures are left out. One string from the
+    renderer, not a loop in the template: the loop was ~a quarter of an answer's render (a
+    context pushed and two variables resolved per figure), on every turn's end and every
+    answer of a page."""
     return rendering.render_spans(_meta_items(message), "meta-")
 
 
