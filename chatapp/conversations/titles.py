@@ -19,6 +19,10 @@ def plain_title(text: str) -> str:
     """A title as plain visible text: no control or format characters, so a bidirectional
     override (U+202E) cannot reverse the sidebar, the page title or the admin around it. The
     zero-width joiner stays: emoji sequences need it."""
+    if text.isprintable():
+        # No control or format character at all (nor any other kind `isprintable` refuses):
+        # nothing to drop, and no call per character (a new chat's first title).
+        return " ".join(text.split())
     return " ".join(
         "".join(
             ch for ch in text if ch == "\u200d" or unicodedata.category(ch) not in ("Cc", "Cf")

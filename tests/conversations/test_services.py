@@ -6,12 +6,15 @@ title edge cases tests/web/test_views.py does not cover."""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chatapp.attachments.services import attachment_create
 from chatapp.conversations.chat_settings import (
@@ -24,7 +27,7 @@ from chatapp.conversations.services import (
     conversation_pin,
     conversation_settings_update,
 )
-from chatapp.conversations.titles import title_from_text
+from chatapp.conversations.titles import plain_title, title_from_text
 from chatapp.core.errors import InvalidSettings, TurnConflict
 from chatapp.models import Attachment, Conversation, Message, MessageAttachment
 from chatapp.providers import catalog
@@ -321,3 +324,11 @@ def test_a_thematic_break_is_not_a_title(rule):
 )
 def test_titles_keep_only_visible_text(text, title):
     assert title_from_text(text) == title
+
+
+@given(st.text())
+def test_a_plain_title_drops_every_control_and_format_character_but_the_joiner(text):
+    kept = "".join(
+        ch for ch in text if ch == "\u200d" or unicodedata.category(ch) not in ("Cc", "Cf")
+    )
+    assert plain_title(text) == " ".join(kept.split())
